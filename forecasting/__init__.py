@@ -1,0 +1,1 @@
+"""Daily ambulance demand: synthetic world, data, models, backtests, metrics and pipelines."""

@@ -1,0 +1,81 @@
+"""Rolling-origin (expanding-window) backtests: refit at each origin, forecast, compare with truth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from sklearn.base import clone
+from tqdm.auto import tqdm
+
+from forecasting.metrics import seasonal_naive_scale
+from forecasting.models.base import DEFAULT_LEVELS, Forecaster
+from mlops.errors import ConfigError
+
+MIN_TRAIN_DAYS = 28
+
+
+def backtest_cutoffs(
+    last_date: pd.Timestamp, horizon: int, n_origins: int, step: int
+) -> list[pd.Timestamp]:
+    """Origins (last training day of each fold), oldest first, the newest ``horizon`` days before the end."""
+    for name, value in {"horizon": horizon, "n_origins": n_origins, "step": step}.items():
+        if int(value) < 1:
+            raise ConfigError(f"backtest.{name} must be at least 1, got {value}")
+    newest = pd.Timestamp(last_date) - pd.Timedelta(days=horizon)
+    return [newest - pd.Timedelta(days=step * k) for k in reversed(range(n_origins))]
+
+
+def rolling_origin_backtest(
+    forecaster: Forecaster,
+    df: pd.DataFrame,
+    horizon: int,
+    n_origins: int,
+    step: int = 7,
+    level: Sequence[int] = DEFAULT_LEVELS,
+    season_length: int = 7,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Refit a fresh copy of ``forecaster`` at each origin and forecast ``horizon`` days.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long-format history ``unique_id, ds, y`` (other columns, e.g. ``y_expected``, are carried
+        into the result beside the actuals).
+    horizon, n_origins, step : int
+        Days forecast from each origin, number of origins, and days between origins. The newest
+        origin leaves exactly ``horizon`` days of test data.
+    season_length : int
+        Period of the seasonal naive forecast that scales MASE.
+    progress : bool, optional
+        Show a progress bar; by default only for more than a few origins.
+
+    Returns
+    -------
+    DataFrame
+        One row per series, origin and forecast day: ``unique_id, cutoff, ds, h`` (days ahead, 1 =
+        the day after the origin), the actual ``y`` and extra columns, the forecast columns, and
+        ``scale``, the in-sample MAE of the seasonal naive forecast up to that origin (MASE's
+        denominator).
+    """
+    cutoffs = backtest_cutoffs(df["ds"].max(), horizon, n_origins, step)
+    first_day = df["ds"].min()
+    if (cutoffs[0] - first_day).days + 1 < MIN_TRAIN_DAYS:
+        raise ConfigError(
+            f"the oldest backtest origin {cutoffs[0]:%Y-%m-%d} leaves under {MIN_TRAIN_DAYS} days of "
+            "training data: lower backtest.n_origins, backtest.step or backtest.horizon"
+        )
+    show = progress if progress is not None else n_origins > 4
+    folds = []
+    for cutoff in tqdm(cutoffs, desc="backtest origins", disable=not show, leave=False):
+        train = df[df["ds"] <= cutoff]
+        test = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + pd.Timedelta(days=horizon))]
+        forecast = clone(forecaster).fit(train).predict(horizon, level)
+        fold = test.merge(forecast, on=["unique_id", "ds"], how="inner", validate="one_to_one")
+        scale = train.groupby("unique_id")["y"].apply(lambda y: seasonal_naive_scale(y, season_length))
+        fold.insert(1, "cutoff", cutoff)
+        fold.insert(3, "h", (fold["ds"] - cutoff).dt.days)
+        fold["scale"] = fold["unique_id"].map(scale)
+        folds.append(fold)
+    return pd.concat(folds, ignore_index=True)

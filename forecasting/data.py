@@ -1,0 +1,149 @@
+"""Daily counts in long format (``unique_id, ds, y``): loading, column mapping and validation.
+
+Every problem a user's file can have is reported as one :class:`DataValidationError` that names
+the problem, shows an example row and says what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecasting.io import read_table
+from mlops.errors import DataValidationError
+
+REQUIRED_COLUMNS = ("unique_id", "ds", "y")
+_EXAMPLES = 3
+
+
+def _file_rows(index: pd.Index) -> str:
+    """Describe rows by their line number in a CSV with a header (index 0 is line 2)."""
+    lines = [str(i + 2) for i in index[:_EXAMPLES]]
+    more = f" and {len(index) - _EXAMPLES} more" if len(index) > _EXAMPLES else ""
+    return f"line(s) {', '.join(lines)}{more}"
+
+
+def load_daily_counts(
+    path: str | os.PathLike,
+    columns: Mapping[str, str] | None = None,
+    keep: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Read a file of daily counts and return a validated long-format frame.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV or Parquet file.
+    columns : mapping, optional
+        Names in the file for ``unique_id``, ``ds`` and ``y``, e.g. ``{"ds": "Actual_dt"}``.
+    keep : sequence of str
+        Further columns to carry along (e.g. ``y_expected`` of the synthetic world).
+    """
+    raw = read_table(path)
+    return validate_daily_counts(raw, columns=columns, keep=keep, source=str(path))
+
+
+def validate_daily_counts(
+    raw: pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    keep: Sequence[str] = (),
+    source: str = "data",
+) -> pd.DataFrame:
+    """Map columns, parse and check a table of daily counts.
+
+    Checks, each failing with its own message: required columns present, dates parse, counts are
+    non-negative numbers, one row per series and day, and no day missing inside a series.
+
+    Returns
+    -------
+    DataFrame
+        ``unique_id`` (str), ``ds`` (datetime64), ``y`` (float) and the ``keep`` columns, sorted by
+        ``unique_id`` and ``ds``.
+    """
+    mapping = {name: (columns or {}).get(name, name) for name in REQUIRED_COLUMNS}
+    wanted = list(mapping.values()) + list(keep)
+    missing = [name for name in wanted if name not in raw.columns]
+    if missing:
+        hints = [f"data.columns.{k}=<column>" for k, v in mapping.items() if v in missing]
+        raise DataValidationError(
+            f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. "
+            + (f"Map yours with {' '.join(hints)}." if hints else "Add them or drop them from the config.")
+        )
+    frame = raw[wanted].rename(columns={v: k for k, v in mapping.items()})
+    frame["unique_id"] = frame["unique_id"].astype(str)
+
+    dates = pd.to_datetime(frame["ds"], errors="coerce", format="mixed")
+    bad = frame.index[dates.isna()]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: {len(bad)} value(s) in date column {mapping['ds']!r} are not dates, e.g. "
+            f"{frame.loc[bad[0], 'ds']!r} at {_file_rows(bad)}. Use ISO dates (YYYY-MM-DD)."
+        )
+    if (dates != dates.dt.normalize()).any():
+        raise DataValidationError(
+            f"{source}: column {mapping['ds']!r} holds times of day; daily counts need one row per "
+            "day (aggregate call records to daily counts first)."
+        )
+    frame["ds"] = dates
+
+    counts = pd.to_numeric(frame["y"], errors="coerce")
+    bad = frame.index[counts.isna()]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: {len(bad)} value(s) in count column {mapping['y']!r} are missing or not "
+            f"numbers, e.g. {frame.loc[bad[0], 'y']!r} at {_file_rows(bad)}. Counts must be numbers >= 0."
+        )
+    bad = frame.index[counts < 0]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: {len(bad)} negative count(s) in column {mapping['y']!r}, e.g. "
+            f"{counts[bad[0]]:g} at {_file_rows(bad)}. Counts must be >= 0."
+        )
+    frame["y"] = counts.astype(float)
+
+    duplicated = frame.index[frame.duplicated(["unique_id", "ds"], keep=False)]
+    if len(duplicated):
+        first = frame.loc[duplicated[0]]
+        raise DataValidationError(
+            f"{source}: {len(duplicated)} rows share a (series, date) with another row, e.g. "
+            f"{first['unique_id']!r} on {first['ds']:%Y-%m-%d} at {_file_rows(duplicated)}. "
+            "Keep one count per series and day (sum or remove the duplicates)."
+        )
+
+    frame = frame.sort_values(["unique_id", "ds"], ignore_index=True)
+    _check_no_missing_days(frame, source)
+    return frame
+
+
+def _check_no_missing_days(frame: pd.DataFrame, source: str) -> None:
+    gaps = frame.groupby("unique_id", sort=False)["ds"].diff().dt.days
+    bad = frame.index[gaps > 1]
+    if len(bad):
+        first = bad[0]
+        missing_days = int((gaps[bad] - 1).sum())
+        after = frame.loc[first - 1, "ds"] + pd.Timedelta(days=1)
+        raise DataValidationError(
+            f"{source}: {missing_days} day(s) missing inside series, e.g. {frame.loc[first, 'unique_id']!r} "
+            f"has no row for {after:%Y-%m-%d}. Add the missing days (with 0 if there were no calls)."
+        )
+
+
+def series_end_dates(frame: pd.DataFrame) -> pd.Series:
+    """Last observed date of each series."""
+    return frame.groupby("unique_id")["ds"].max()
+
+
+def future_dates(last_dates: pd.Series, horizon: int) -> pd.DataFrame:
+    """Rows ``unique_id, ds`` for the ``horizon`` days after each series' last date."""
+    if horizon < 1:
+        raise ValueError("horizon must be at least 1 day")
+    steps = np.arange(1, horizon + 1)
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat(last_dates.index.to_numpy(), horizon),
+            "ds": (last_dates.to_numpy()[:, None] + steps * np.timedelta64(1, "D")).ravel(),
+        }
+    )

@@ -1,0 +1,7 @@
+"""Daily-demand forecasters sharing one interface: ``fit(df)`` then ``predict(h, level)``."""
+
+from forecasting.models.base import DEFAULT_LEVELS, Forecaster, interval_columns
+from forecasting.models.lightgbm_global import GlobalLightGBM
+from forecasting.models.seasonal_naive import SeasonalNaive
+
+__all__ = ["DEFAULT_LEVELS", "Forecaster", "GlobalLightGBM", "SeasonalNaive", "interval_columns"]

@@ -1,0 +1,216 @@
+"""One LightGBM model across all series, on top of an explicit per-series level and trend.
+
+Trees cannot extrapolate, so each series' level and trend come from a Poisson regression on time
+(with weekday and annual terms so the seasons do not bias the slope); LightGBM then learns the
+calendar's multiplicative effect on that baseline, shared across series, with a Poisson objective
+whose starting score is the log baseline. Every feature is known in advance, so any horizon is
+valid without recursive lags.
+
+Intervals are split-conformal: the model is first fitted without the last ``calibration_days`` of
+each series, its Pearson residuals (y - mu) / sqrt(mu) on those days are kept per series, and
+their empirical quantiles around the final model's mean give the bounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import PoissonRegressor
+
+from forecasting.calendar import calendar_features, fourier_terms
+from forecasting.data import future_dates
+from forecasting.models.base import Forecaster
+
+_EPOCH = np.datetime64("2000-01-01", "D")
+
+
+def _years_since_epoch(ds: pd.Series) -> np.ndarray:
+    return (ds.to_numpy().astype("datetime64[D]") - _EPOCH).astype(float) / 365.25
+
+
+def _trend_design(ds: pd.Series) -> np.ndarray:
+    """Time plus weekday and annual terms; only the time column is kept as the baseline."""
+    dates = pd.DatetimeIndex(ds)
+    weekday = np.eye(7)[dates.day_of_week][:, 1:]
+    return np.column_stack([_years_since_epoch(ds), weekday, fourier_terms(dates, 365.25, 3)])
+
+
+@dataclass
+class _SeriesTrend:
+    intercept: float
+    slope: float
+    centre: float
+
+    def log_level(self, ds: pd.Series) -> np.ndarray:
+        return self.intercept + self.slope * (_years_since_epoch(ds) - self.centre)
+
+
+def _fit_trend(ds: pd.Series, y: np.ndarray) -> _SeriesTrend:
+    if y.sum() <= 0:
+        return _SeriesTrend(np.log(1e-3), 0.0, 0.0)
+    design = _trend_design(ds)
+    centre = design[:, 0].mean()
+    design[:, 0] -= centre
+    glm = PoissonRegressor(alpha=1e-8, solver="newton-cholesky", max_iter=100).fit(design, y)
+    # The intercept absorbs the average calendar effect, so exp(log_level) is the typical day.
+    calendar_mean = np.log(np.mean(np.exp(design[:, 1:] @ glm.coef_[1:])))
+    return _SeriesTrend(glm.intercept_ + calendar_mean, glm.coef_[0], centre)
+
+
+def _features(frame: pd.DataFrame, series: pd.CategoricalDtype, nation: str, order: int) -> pd.DataFrame:
+    features = calendar_features(frame["ds"], nation, order)
+    features.insert(0, "series", pd.Categorical(frame["unique_id"].to_numpy(), dtype=series))
+    return features
+
+
+def _log_baseline(frame: pd.DataFrame, trends: dict[str, _SeriesTrend]) -> np.ndarray:
+    out = np.empty(len(frame))
+    for uid, rows in frame.groupby("unique_id", sort=False).indices.items():
+        out[rows] = trends[uid].log_level(frame["ds"].iloc[rows])
+    return out
+
+
+@dataclass
+class _MeanModel:
+    """Fitted pieces that map (series, date) to an expected count."""
+
+    trends: dict[str, _SeriesTrend]
+    booster: lgb.Booster
+    series: pd.CategoricalDtype
+    nation: str
+    annual_order: int
+
+    def mean(self, frame: pd.DataFrame) -> np.ndarray:
+        features = _features(frame, self.series, self.nation, self.annual_order)
+        raw = self.booster.predict(features, raw_score=True)
+        return np.exp(raw + _log_baseline(frame, self.trends))
+
+
+class GlobalLightGBM(Forecaster):
+    """LightGBM across series with explicit trend and conformal intervals.
+
+    Parameters
+    ----------
+    n_estimators, learning_rate, num_leaves, min_child_samples, feature_fraction, lambda_l2
+        LightGBM hyperparameters.
+    annual_order : int
+        Number of Fourier pairs for the yearly cycle given to the trees.
+    trend_window_days : int
+        History used to estimate each series' level and trend (recent years matter most).
+    calibration_days : int
+        Days held out at the end of each series to measure residuals for the intervals.
+    nation : str
+        UK nation whose bank holidays are features.
+    n_jobs : int
+        Threads for LightGBM.
+    random_state : int
+        Seed, for reproducible fits.
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 50,
+        feature_fraction: float = 0.9,
+        lambda_l2: float = 1.0,
+        annual_order: int = 4,
+        trend_window_days: int = 1095,
+        calibration_days: int = 182,
+        nation: str = "england",
+        n_jobs: int = 2,
+        random_state: int = 0,
+    ):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.feature_fraction = feature_fraction
+        self.lambda_l2 = lambda_l2
+        self.annual_order = annual_order
+        self.trend_window_days = trend_window_days
+        self.calibration_days = calibration_days
+        self.nation = nation
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, df: pd.DataFrame) -> GlobalLightGBM:
+        """Fit on long-format history; needs more than ``2 * calibration_days`` days per series."""
+        lengths = df.groupby("unique_id").size()
+        needed = 2 * self.calibration_days + 28
+        if (short := lengths[lengths < needed]).size:
+            raise ValueError(
+                f"LightGBM needs at least {needed} days per series (2 x calibration_days + 28); "
+                f"{short.index[0]!r} has {short.iloc[0]}. Lower model.calibration_days or add history."
+            )
+        self._remember_history(df)
+        df = df[["unique_id", "ds", "y"]].reset_index(drop=True)
+        cut = df["unique_id"].map(self.last_dates_) - pd.Timedelta(days=self.calibration_days)
+        holdout = df["ds"] > cut
+        inner = self._fit_mean_model(df[~holdout])
+        held = df[holdout].reset_index(drop=True)
+        mu = inner.mean(held)
+        pearson = (held["y"].to_numpy() - mu) / np.sqrt(np.maximum(mu, 1e-6))
+        self.calibration_residuals_ = {
+            uid: np.sort(pearson[rows]) for uid, rows in held.groupby("unique_id").indices.items()
+        }
+        self.mean_model_ = self._fit_mean_model(df)
+        return self
+
+    def _fit_mean_model(self, df: pd.DataFrame) -> _MeanModel:
+        trends = {}
+        for uid, rows in df.groupby("unique_id"):
+            recent = rows[rows["ds"] > rows["ds"].max() - pd.Timedelta(days=self.trend_window_days)]
+            trends[uid] = _fit_trend(recent["ds"], recent["y"].to_numpy())
+        series = pd.CategoricalDtype(self.series_)
+        data = lgb.Dataset(
+            _features(df, series, self.nation, self.annual_order),
+            label=df["y"].to_numpy(),
+            init_score=_log_baseline(df, trends),
+            categorical_feature=["series"],
+        )
+        params = {
+            "objective": "poisson",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "lambda_l2": self.lambda_l2,
+            "num_threads": self.n_jobs,
+            "seed": self.random_state,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+        booster = lgb.train(params, data, num_boost_round=self.n_estimators)
+        return _MeanModel(trends, booster, series, self.nation, self.annual_order)
+
+    def _predict(self, h: int, level: list[int]) -> pd.DataFrame:
+        frame = future_dates(self.last_dates_, h)
+        mean = self.mean_model_.mean(frame)
+        frame["mean"] = mean
+        root = np.sqrt(mean)
+        for lv in level:
+            tail = (1 - lv / 100) / 2
+            bounds = {
+                uid: (_conformal_quantile(z, tail), _conformal_quantile(z, 1 - tail))
+                for uid, z in self.calibration_residuals_.items()
+            }
+            lo, hi = np.array([bounds[uid] for uid in frame["unique_id"]]).T
+            frame[f"lo_{lv}"] = np.maximum(mean + lo * root, 0.0)
+            frame[f"hi_{lv}"] = mean + hi * root
+        return frame
+
+
+def _conformal_quantile(sorted_residuals: np.ndarray, q: float) -> float:
+    """Split-conformal quantile with the finite-sample correction ((n + 1) q / n)."""
+    n = len(sorted_residuals)
+    if q >= 0.5:
+        rank = min(int(np.ceil((n + 1) * q)), n)
+    else:
+        rank = max(int(np.floor((n + 1) * q)), 1)
+    return float(sorted_residuals[rank - 1])

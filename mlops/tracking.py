@@ -1,0 +1,88 @@
+"""Where runs and models are stored: an embedded SQLite file by default, a team server on demand."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from mlops.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TrackingStore:
+    """Resolved location of an MLflow tracking store.
+
+    Attributes
+    ----------
+    tracking_uri : str
+        Where runs and registered models live (``sqlite:///...`` or ``http://...``).
+    artifact_root : str or None
+        Where new experiments keep their artifacts; None lets a tracking server decide.
+    """
+
+    tracking_uri: str
+    artifact_root: str | None
+
+    @property
+    def ui_command(self) -> str:
+        """The one command that opens the MLflow UI on this store."""
+        if self.tracking_uri.startswith("sqlite:"):
+            return f"mlflow ui --backend-store-uri {self.tracking_uri} --port 5000"
+        return f"open {self.tracking_uri} in a browser"
+
+
+def resolve_store(tracking_cfg) -> TrackingStore:
+    """Turn the ``tracking`` config group into an absolute store location.
+
+    The SQLite file and artifact folder are resolved against the current directory once, here,
+    so that nothing later depends on where the process happens to be.
+    """
+    if tracking_cfg.get("uri"):
+        return TrackingStore(str(tracking_cfg.uri), tracking_cfg.get("artifact_root"))
+    store_dir = tracking_cfg.get("store_dir")
+    if not store_dir:
+        raise ConfigError("tracking needs either `uri` or `store_dir`; set tracking.store_dir=mlruns")
+    store_dir = Path(str(store_dir)).expanduser().resolve()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    return TrackingStore(
+        tracking_uri=f"sqlite:///{store_dir / 'mlflow.db'}",
+        artifact_root=(store_dir / "artifacts").as_uri(),
+    )
+
+
+def prepare_experiment(store: TrackingStore, experiment_name: str, retries: int = 5) -> str:
+    """Point MLflow at the store, create the schema and the experiment if needed, return its id.
+
+    Parallel workers of a multirun may race to create the SQLite schema or the experiment; the
+    loser retries and then finds what the winner created.
+    """
+    mlflow.set_tracking_uri(store.tracking_uri)
+    client = MlflowClient(store.tracking_uri)
+    for attempt in range(retries):
+        try:
+            experiment = client.get_experiment_by_name(experiment_name)
+            if experiment is not None:
+                return experiment.experiment_id
+            return client.create_experiment(experiment_name, artifact_location=store.artifact_root)
+        except Exception:  # noqa: BLE001 - a lost race shows up as various database errors
+            if attempt == retries - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def dataset_fingerprint(frame: pd.DataFrame) -> str:
+    """A short content hash of a table, so runs on the same data can be recognised.
+
+    Logged instead of the rows themselves: it identifies data without copying it.
+    """
+    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    digest = hashlib.sha256(row_hashes.tobytes())
+    digest.update(",".join(map(str, frame.columns)).encode())
+    return digest.hexdigest()[:16]
