@@ -15,9 +15,7 @@ from mlops.errors import ConfigError
 MIN_TRAIN_DAYS = 28
 
 
-def backtest_cutoffs(
-    last_date: pd.Timestamp, horizon: int, n_origins: int, step: int
-) -> list[pd.Timestamp]:
+def backtest_cutoffs(last_date: pd.Timestamp, horizon: int, n_origins: int, step: int) -> list[pd.Timestamp]:
     """Origins (last training day of each fold), oldest first, the newest ``horizon`` days before the end."""
     for name, value in {"horizon": horizon, "n_origins": n_origins, "step": step}.items():
         if int(value) < 1:

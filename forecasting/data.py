@@ -30,6 +30,7 @@ def load_daily_counts(
     path: str | os.PathLike,
     columns: Mapping[str, str] | None = None,
     keep: Sequence[str] = (),
+    exclude_series: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read a file of daily counts and return a validated long-format frame.
 
@@ -41,15 +42,20 @@ def load_daily_counts(
         Names in the file for ``unique_id``, ``ds`` and ``y``, e.g. ``{"ds": "Actual_dt"}``.
     keep : sequence of str
         Further columns to carry along (e.g. ``y_expected`` of the synthetic world).
+    exclude_series : sequence of str
+        Series to leave out (e.g. a trust total or an out-of-area code).
     """
     raw = read_table(path)
-    return validate_daily_counts(raw, columns=columns, keep=keep, source=str(path))
+    return validate_daily_counts(
+        raw, columns=columns, keep=keep, exclude_series=exclude_series, source=str(path)
+    )
 
 
 def validate_daily_counts(
     raw: pd.DataFrame,
     columns: Mapping[str, str] | None = None,
     keep: Sequence[str] = (),
+    exclude_series: Sequence[str] = (),
     source: str = "data",
 ) -> pd.DataFrame:
     """Map columns, parse and check a table of daily counts.
@@ -74,6 +80,10 @@ def validate_daily_counts(
         )
     frame = raw[wanted].rename(columns={v: k for k, v in mapping.items()})
     frame["unique_id"] = frame["unique_id"].astype(str)
+    if exclude_series:
+        frame = frame[~frame["unique_id"].isin([str(s) for s in exclude_series])]
+    if frame.empty:
+        raise DataValidationError(f"{source}: no rows left to forecast (is every series excluded?)")
 
     dates = pd.to_datetime(frame["ds"], errors="coerce", format="mixed")
     bad = frame.index[dates.isna()]

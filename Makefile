@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine (Python 3.11+, pip and make):
+#   make demo   generate the synthetic world, backtest + fit + register the default forecaster
+#   make test   run the test suite (what CI runs)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test lint ui clean
+
+# The environment is rebuilt only when the declared or pinned dependencies change.
+$(INSTALLED): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+demo: $(INSTALLED)
+	$(BIN)/python -m forecasting.generate
+	$(BIN)/python -m forecasting.train
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+ui: $(INSTALLED)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlruns)/mlflow.db --port 5000
+
+clean:
+	rm -rf $(VENV) outputs multirun mlruns .pytest_cache

@@ -1,0 +1,75 @@
+"""The daily forecast as an MLflow pyfunc: other services send ``unique_id, ds`` rows."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+import forecasting
+import mlops
+from forecasting.models.base import Forecaster
+from forecasting.requests import ForecastRequestError, forecast_for_requests
+
+
+class DailyForecastModel(mlflow.pyfunc.PythonModel):
+    """Loads a fitted forecaster and answers requests for days after its training data.
+
+    State lives in two artifacts (the pickled forecaster and ``serving.json`` with the maximum
+    horizon and interval levels), so this class itself carries nothing when pickled.
+    """
+
+    def load_context(self, context):
+        self.forecaster: Forecaster = joblib.load(context.artifacts["forecaster"])
+        settings = json.loads(Path(context.artifacts["serving"]).read_text())
+        self.max_horizon = int(settings["max_horizon"])
+        self.levels = [int(lv) for lv in settings["levels"]]
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        try:
+            return forecast_for_requests(self.forecaster, model_input, self.max_horizon, self.levels)
+        except ForecastRequestError as error:
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
+
+
+def log_forecast_model(
+    forecaster: Forecaster, max_horizon: int, levels: list[int], work_dir: Path
+) -> mlflow.models.model.ModelInfo:
+    """Log ``forecaster`` as a pyfunc named ``model`` in the active run, with signature and example."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    forecaster_path = work_dir / "forecaster.joblib"
+    joblib.dump(forecaster, forecaster_path)
+    serving_path = work_dir / "serving.json"
+    serving_path.write_text(json.dumps({"max_horizon": max_horizon, "levels": levels}))
+    example = forecaster.predict(2, levels).head(4)
+    request = example[["unique_id", "ds"]]
+    signature = infer_signature(request, forecast_for_requests(forecaster, request, max_horizon, levels))
+    with warnings.catch_warnings():
+        # Validation comes from the explicit signature, not from type hints on `predict`.
+        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            # Models from code: the wrapper is imported from this file, not unpickled.
+            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
+            artifacts={"forecaster": str(forecaster_path), "serving": str(serving_path)},
+            signature=signature,
+            input_example=request,
+            pip_requirements=_requirements(),
+            # Ship the toolkit's code with the model so a consumer needs only the pinned packages.
+            code_paths=[str(Path(forecasting.__file__).parent), str(Path(mlops.__file__).parent)],
+        )
+
+
+def _requirements() -> list[str]:
+    """Pinned versions of what loading the model needs, read from this environment."""
+    from importlib.metadata import version
+
+    packages = ["mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "scipy", "holidays", "joblib"]
+    return [f"{name}=={version(name)}" for name in packages]

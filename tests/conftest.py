@@ -1,0 +1,56 @@
+"""Shared fixtures: the project's config tree, the committed synthetic world, small data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SYNTHETIC_COUNTS = ROOT / "data" / "synthetic" / "daily_counts.csv"
+# A handful of series of different sizes keeps model fits quick but realistic.
+SMALL_SERIES = ["city/C2", "coast/C3", "moor/C1", "moor/C4"]
+
+
+@pytest.fixture(scope="session")
+def synthetic_counts() -> pd.DataFrame:
+    """The committed synthetic world (28 series, 2018-2023), dates parsed."""
+    return pd.read_csv(SYNTHETIC_COUNTS, parse_dates=["ds"])
+
+
+@pytest.fixture(scope="session")
+def small_counts(synthetic_counts) -> pd.DataFrame:
+    """Four series of the synthetic world in long format with the oracle column."""
+    frame = synthetic_counts[synthetic_counts["unique_id"].isin(SMALL_SERIES)]
+    return frame[["unique_id", "ds", "y", "y_expected"]].reset_index(drop=True)
+
+
+@pytest.fixture
+def small_counts_csv(tmp_path, small_counts) -> Path:
+    path = tmp_path / "counts.csv"
+    small_counts.to_csv(path, index=False)
+    return path
+
+
+def compose_config(name: str, overrides: list[str]):
+    """Compose a primary config from the project's tree, as the entry point would."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def fast_forecast_overrides(data_path: Path, store_dir: Path, model: str = "lightgbm") -> list[str]:
+    """Overrides that keep a full forecasting run to a few seconds."""
+    speed = ["model.n_estimators=60"] if model == "lightgbm" else []
+    return [
+        f"model={model}",
+        *speed,
+        f"data.path={data_path}",
+        f"tracking.store_dir={store_dir}",
+        "backtest.n_origins=2",
+        "backtest.horizon=14",
+        "backtest.step=7",
+        "plot.n_series=2",
+    ]

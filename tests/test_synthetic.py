@@ -1,0 +1,122 @@
+"""The synthetic world is reproducible and shows the calendar and mix it was configured with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from forecasting.io import read_population
+from forecasting.synthetic import World, area_population, simulate_daily_counts
+from mlops.errors import ConfigError
+from tests.conftest import CONF_DIR, ROOT
+
+
+@pytest.fixture(scope="module")
+def world_spec() -> dict:
+    cfg = OmegaConf.load(CONF_DIR / "generate.yaml")
+    spec = OmegaConf.to_container(cfg.world, resolve=True)
+    spec["areas"] = spec["areas"][:2]
+    spec["end"] = "2020-12-31"
+    return spec
+
+
+@pytest.fixture(scope="module")
+def national():
+    return read_population(ROOT / "data/external/ons_population/england_npp2018_principal_5yr.csv")
+
+
+@pytest.fixture(scope="module")
+def counts(world_spec, national) -> pd.DataFrame:
+    return simulate_daily_counts(World.from_dict(world_spec), national)
+
+
+def test_same_seed_same_world_other_seed_other_noise(world_spec, national, counts):
+    again = simulate_daily_counts(World.from_dict(world_spec), national)
+    pd.testing.assert_frame_equal(counts, again)
+    other = simulate_daily_counts(World.from_dict({**world_spec, "seed": 1}), national)
+    np.testing.assert_allclose(other["y_expected"], counts["y_expected"])
+    assert (other["y"] != counts["y"]).mean() > 0.5
+
+
+def test_long_format_with_truth(counts):
+    assert list(counts.columns) == ["unique_id", "area", "category", "ds", "y", "y_expected"]
+    assert counts["unique_id"].nunique() == 2 * 4
+    assert counts.groupby("unique_id").size().nunique() == 1
+    assert (counts["y"] >= 0).all() and (counts["y_expected"] > 0).all()
+
+
+def test_category_mix_matches_config(counts, world_spec):
+    share = counts.groupby("category")["y"].sum() / counts["y"].sum()
+    for category, expected in world_spec["category_mix"].items():
+        assert share[category] == pytest.approx(expected, abs=0.004)
+
+
+def test_saturday_busiest_and_december_peak(counts, world_spec):
+    daily = counts.groupby("ds")["y"].sum()
+    by_weekday = daily.groupby(daily.index.day_of_week).mean()
+    assert by_weekday.idxmax() == 5  # Saturday
+    factors = world_spec["weekday_factor"]
+    assert by_weekday[5] / by_weekday[2] == pytest.approx(factors["Sat"] / factors["Wed"], rel=0.02)
+    by_month = daily.groupby(daily.index.month).mean()
+    assert by_month.idxmax() == 12
+    december_over_summer = by_month[12] / by_month[[6, 7, 8]].mean() - 1
+    assert 0.06 < december_over_summer < 0.11  # AmbSYS: ~8-9 % (DOMAIN.md)
+
+
+def test_new_years_day_is_the_peak_day_of_the_year(counts):
+    expected = counts.groupby("ds")["y_expected"].sum()
+    for year in (2019, 2020):
+        in_year = expected[expected.index.year == year]
+        assert in_year.idxmax() == pd.Timestamp(f"{year}-01-01")
+
+
+def test_demand_grows_with_ageing_and_trend(counts):
+    expected = counts.groupby("ds")["y_expected"].sum()
+    yearly = expected.groupby(expected.index.year).mean()
+    growth = yearly.pct_change().dropna()
+    assert ((growth > 0.005) & (growth < 0.03)).all()
+
+
+def test_older_areas_call_more_per_head(world_spec, national):
+    spec = {
+        **world_spec,
+        "areas": [
+            {"name": "young", "population": 5e5, "older_tilt": 0.7},
+            {"name": "old", "population": 5e5, "older_tilt": 1.5},
+        ],
+    }
+    counts = simulate_daily_counts(World.from_dict(spec), national)
+    per_area = counts.groupby("area")["y_expected"].sum()
+    assert per_area["old"] > 1.2 * per_area["young"]
+    population = area_population(World.from_dict(spec), national)
+    first_year = population[population["year"] == 2018].groupby("area")["population"].sum()
+    assert first_year.to_dict() == pytest.approx({"young": 5e5, "old": 5e5})
+
+
+def test_counts_are_overdispersed(counts):
+    area_day = counts.groupby(["area", "ds"])[["y", "y_expected"]].sum()
+    pearson = (area_day["y"] - area_day["y_expected"]) / np.sqrt(area_day["y_expected"])
+    assert pearson.var() > 1.2  # Poisson would give 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"category_mix": {"C1": 0.5, "C2": 0.5, "C3": 0.5, "C4": 0.0}}, "sum to 1"),
+        ({"end": "2017-01-01"}, "must be after"),
+        ({"dispersion_shape": 0}, "dispersion_shape"),
+    ],
+)
+def test_impossible_world_is_rejected(world_spec, change, message):
+    with pytest.raises(ConfigError, match=message):
+        World.from_dict({**world_spec, **change})
+
+
+def test_committed_world_matches_its_config(synthetic_counts):
+    """data/synthetic holds exactly what conf/generate.yaml makes (regenerate if this fails)."""
+    saved = OmegaConf.load(ROOT / "data/synthetic/world.yaml")
+    current = OmegaConf.load(CONF_DIR / "generate.yaml")
+    assert OmegaConf.to_container(saved.world) == OmegaConf.to_container(current.world)
+    assert synthetic_counts["unique_id"].nunique() == 28
