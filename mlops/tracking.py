@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ class TrackingStore:
     def ui_command(self) -> str:
         """The one command that opens the MLflow UI on this store."""
         if self.tracking_uri.startswith("sqlite:"):
-            return f"mlflow ui --backend-store-uri {self.tracking_uri} --port 5000"
+            mlflow_cli = Path(sys.executable).with_name("mlflow")  # the one in this environment
+            return f"{mlflow_cli} ui --backend-store-uri {self.tracking_uri} --port 5000"
         return f"open {self.tracking_uri} in a browser"
 
 
