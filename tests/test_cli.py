@@ -57,3 +57,25 @@ def test_console_script_is_installed():
     script = Path(sys.executable).with_name("forecast-train")
     assert script.is_file(), "reinstall with `make test` (pip install -e .)"
     assert (ROOT / "conf" / "forecast.yaml").is_file()
+
+
+def test_multirun_sweep_records_every_run(tmp_path, small_counts_csv):
+    overrides = fast_forecast_overrides(small_counts_csv, tmp_path / "store", "seasonal_naive")
+    command = [
+        sys.executable,
+        "-m",
+        "forecasting.train",
+        "-m",
+        *overrides,
+        "model.season_length=7,14",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    versions = client.search_model_versions("name='daily-demand-synthetic'")
+    assert len(versions) == 2
+    experiment = client.get_experiment_by_name("daily-demand-forecast")
+    runs = client.search_runs([experiment.experiment_id])
+    seasons = {run.data.params["model.season_length"] for run in runs}
+    assert seasons == {"7", "14"}
