@@ -17,7 +17,7 @@ def test_defaults_compose_to_lightgbm_on_synthetic_with_sqlite():
     assert cfg.data.name == "synthetic" and cfg.tracking.uri is None
     assert cfg.registry.model_name == "daily-demand-synthetic"
     model = build_forecaster(cfg.model)
-    assert isinstance(model, GlobalLightGBM) and model.n_estimators == 300
+    assert isinstance(model, GlobalLightGBM) and model.n_estimators == 200
 
 
 def test_group_and_value_overrides():

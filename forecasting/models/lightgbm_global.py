@@ -4,7 +4,9 @@ Trees cannot extrapolate, so each series' level and trend come from a Poisson re
 (with weekday and annual terms so the seasons do not bias the slope); LightGBM then learns the
 calendar's multiplicative effect on that baseline, shared across series, with a Poisson objective
 whose starting score is the log baseline. Every feature is known in advance, so any horizon is
-valid without recursive lags.
+valid without recursive lags. Real series shift level (a new contract, a changed boundary), so a
+final per-series factor rescales the model to the ratio of actual to fitted calls over the most
+recent ``level_window_days``: the local level that differenced models such as ARIMA track.
 
 Intervals are split-conformal: the model is first fitted without the last ``calibration_days`` of
 each series, its Pearson residuals (y - mu) / sqrt(mu) on those days are kept per series, and
@@ -82,11 +84,15 @@ class _MeanModel:
     series: pd.CategoricalDtype
     nation: str
     annual_order: int
+    recent_level: dict[str, float] | None = None
 
     def mean(self, frame: pd.DataFrame) -> np.ndarray:
         features = _features(frame, self.series, self.nation, self.annual_order)
         raw = self.booster.predict(features, raw_score=True)
-        return np.exp(raw + _log_baseline(frame, self.trends))
+        mean = np.exp(raw + _log_baseline(frame, self.trends))
+        if self.recent_level:
+            mean *= frame["unique_id"].map(self.recent_level).to_numpy()
+        return mean
 
 
 class GlobalLightGBM(Forecaster):
@@ -100,6 +106,8 @@ class GlobalLightGBM(Forecaster):
         Number of Fourier pairs for the yearly cycle given to the trees.
     trend_window_days : int
         History used to estimate each series' level and trend (recent years matter most).
+    level_window_days : int
+        Recent days whose actual-to-fitted ratio rescales each series (0 turns this off).
     calibration_days : int
         Days held out at the end of each series to measure residuals for the intervals.
     nation : str
@@ -112,14 +120,15 @@ class GlobalLightGBM(Forecaster):
 
     def __init__(
         self,
-        n_estimators: int = 300,
+        n_estimators: int = 200,
         learning_rate: float = 0.05,
-        num_leaves: int = 15,
+        num_leaves: int = 7,
         min_child_samples: int = 50,
         feature_fraction: float = 0.9,
         lambda_l2: float = 1.0,
         annual_order: int = 4,
         trend_window_days: int = 1095,
+        level_window_days: int = 91,
         calibration_days: int = 182,
         nation: str = "england",
         n_jobs: int = 2,
@@ -133,6 +142,7 @@ class GlobalLightGBM(Forecaster):
         self.lambda_l2 = lambda_l2
         self.annual_order = annual_order
         self.trend_window_days = trend_window_days
+        self.level_window_days = level_window_days
         self.calibration_days = calibration_days
         self.nation = nation
         self.n_jobs = n_jobs
@@ -187,7 +197,16 @@ class GlobalLightGBM(Forecaster):
             "verbosity": -1,
         }
         booster = lgb.train(params, data, num_boost_round=self.n_estimators)
-        return _MeanModel(trends, booster, series, self.nation, self.annual_order)
+        model = _MeanModel(trends, booster, series, self.nation, self.annual_order)
+        if self.level_window_days > 0:
+            recent = df[
+                df["ds"]
+                > df["unique_id"].map(df.groupby("unique_id")["ds"].max())
+                - pd.Timedelta(days=self.level_window_days)
+            ].reset_index(drop=True)
+            fitted = recent.assign(fitted=model.mean(recent)).groupby("unique_id")[["y", "fitted"]].sum()
+            model.recent_level = (fitted["y"] / fitted["fitted"].clip(lower=1e-9)).to_dict()
+        return model
 
     def _predict(self, h: int, level: list[int]) -> pd.DataFrame:
         frame = future_dates(self.last_dates_, h)
