@@ -41,14 +41,63 @@ def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
     return float(np.mean((y >= np.asarray(lo)) & (y <= np.asarray(hi))))
 
 
+def smape(y: np.ndarray, y_hat: np.ndarray) -> float:
+    """Symmetric MAPE in %, 200 |y - y_hat| / (|y| + |y_hat|), with 0/0 counted as 0."""
+    y, y_hat = np.asarray(y, dtype=float), np.asarray(y_hat, dtype=float)
+    denominator = np.abs(y) + np.abs(y_hat)
+    ratio = np.divide(2 * np.abs(y - y_hat), denominator, out=np.zeros_like(y), where=denominator > 0)
+    return float(100 * np.mean(ratio))
+
+
+def pinball(y: np.ndarray, q_hat: np.ndarray, q: float) -> float:
+    """Mean pinball (quantile) loss of ``q_hat`` as the ``q`` quantile."""
+    diff = np.asarray(y, dtype=float) - np.asarray(q_hat, dtype=float)
+    return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+
+
+def winkler(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -> float:
+    """Mean interval (Winkler) score: width plus 2/alpha times any miss (Gneiting & Raftery 2007)."""
+    y, lo, hi = (np.asarray(a, dtype=float) for a in (y, lo, hi))
+    alpha = 1 - level / 100
+    penalty = (2 / alpha) * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))
+    return float(np.mean(hi - lo + penalty))
+
+
+def quantile_columns(level: Sequence[int]) -> dict[float, str]:
+    """Quantile level -> column for the forecast quantiles implied by central intervals and the mean.
+
+    The mean stands in for the median, which is close for counts of tens or more.
+    """
+    columns = {0.5: "mean"}
+    for lv in level:
+        tail = (1 - lv / 100) / 2
+        columns[round(tail, 6)] = f"lo_{lv}"
+        columns[round(1 - tail, 6)] = f"hi_{lv}"
+    return dict(sorted(columns.items()))
+
+
+def crps_from_quantiles(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> float:
+    """CRPS approximated by twice the average pinball loss over the available quantiles.
+
+    With quantiles at levels q_1..q_K this is the discrete form of CRPS = 2 * integral of the
+    pinball loss over q in (0, 1) (Gneiting & Raftery 2007); more quantiles, closer approximation.
+    """
+    return float(2 * np.mean([pinball(y, values, q) for q, values in quantiles.items()]))
+
+
 def _frame_metrics(frame: pd.DataFrame, level: Sequence[int]) -> dict[str, float]:
     out = {
         "mae": mae(frame["y"], frame["mean"]),
         "rmse": rmse(frame["y"], frame["mean"]),
         "mase": mase(frame["y"], frame["mean"], frame["scale"]),
+        "smape": smape(frame["y"], frame["mean"]),
     }
+    quantiles = {q: frame[column].to_numpy() for q, column in quantile_columns(level).items()}
+    out["crps"] = crps_from_quantiles(frame["y"], quantiles)
+    out["pinball"] = float(np.mean([pinball(frame["y"], v, q) for q, v in quantiles.items()]))
     for lv in level:
         out[f"coverage_{lv}"] = coverage(frame["y"], frame[f"lo_{lv}"], frame[f"hi_{lv}"])
+        out[f"winkler_{lv}"] = winkler(frame["y"], frame[f"lo_{lv}"], frame[f"hi_{lv}"], lv)
     if "y_expected" in frame:
         # The oracle knows the true expected value: its MAE is the irreducible noise.
         out["oracle_mae"] = mae(frame["y"], frame["y_expected"])
@@ -65,3 +114,14 @@ def metrics_by_horizon(backtest: pd.DataFrame, level: Sequence[int]) -> pd.DataF
 def summary_metrics(backtest: pd.DataFrame, level: Sequence[int]) -> dict[str, float]:
     """Metrics over every row of a backtest (all horizons, series and origins)."""
     return _frame_metrics(backtest, level)
+
+
+def metrics_within_horizon(
+    backtest: pd.DataFrame, level: Sequence[int], horizons: Sequence[int]
+) -> pd.DataFrame:
+    """Metrics over the first ``h`` days of each forecast, for each ``h`` in ``horizons``.
+
+    This is how Monks et al. (2023) report: the error "at 28 days" is over days 1..28.
+    """
+    rows = {h: _frame_metrics(backtest[backtest["h"] <= h], level) for h in horizons}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("h").reset_index()

@@ -56,3 +56,38 @@ def test_metrics_by_horizon_pool_series_and_origins():
     overall = summary_metrics(backtest, [80])
     assert overall["mae"] == pytest.approx(2.0)
     assert overall["mae_vs_oracle"] == pytest.approx(2.0 / 0.5)
+
+
+def test_interval_and_probabilistic_scores():
+    from forecasting.metrics import crps_from_quantiles, pinball, quantile_columns, smape, winkler
+
+    assert smape([100, 0], [50, 0]) == pytest.approx(100 * (2 * 50 / 150) / 2)
+    # q = 0.9: under-forecast by 10 costs 9, over-forecast by 10 costs 1.
+    assert pinball([10, 10], [0, 20], 0.9) == pytest.approx((9 + 1) / 2)
+    # 80 % interval: alpha = 0.2, a miss by 1 costs 2 / 0.2 = 10 on top of the width 4.
+    assert winkler([5, 11], [2, 2], [6, 6], 80) == pytest.approx((4 + 4 + 5 * 10) / 2)
+    assert list(quantile_columns([80])) == [0.1, 0.5, 0.9]
+    # A perfect point forecast at every quantile has zero CRPS; a wider spread costs more.
+    y = np.array([10.0, 12.0])
+    assert crps_from_quantiles(y, {0.1: y, 0.5: y, 0.9: y}) == 0
+    narrow = crps_from_quantiles(y, {0.1: y - 1, 0.5: y, 0.9: y + 1})
+    wide = crps_from_quantiles(y, {0.1: y - 5, 0.5: y, 0.9: y + 5})
+    assert 0 < narrow < wide
+
+
+def test_metrics_within_horizon_accumulate_days():
+    from forecasting.metrics import metrics_within_horizon
+
+    backtest = pd.DataFrame(
+        {
+            "h": [1, 2, 3],
+            "y": [10.0, 10.0, 10.0],
+            "mean": [10.0, 12.0, 16.0],
+            "lo_80": [9.0] * 3,
+            "hi_80": [11.0] * 3,
+            "scale": [2.0] * 3,
+        }
+    )
+    within = metrics_within_horizon(backtest, [80], [1, 3]).set_index("h")
+    assert within.loc[1, "mae"] == 0 and within.loc[3, "mae"] == pytest.approx(8 / 3)
+    assert within.loc[1, "coverage_80"] == 1 and within.loc[3, "coverage_80"] == pytest.approx(2 / 3)
