@@ -83,8 +83,8 @@ def test_metrics_within_horizon_accumulate_days():
             "h": [1, 2, 3],
             "y": [10.0, 10.0, 10.0],
             "mean": [10.0, 12.0, 16.0],
-            "lo_80": [9.0] * 3,
-            "hi_80": [11.0] * 3,
+            "lo_80": [9.0, 11.0, 9.0],  # the second day falls below its interval
+            "hi_80": [11.0, 13.0, 17.0],
             "scale": [2.0] * 3,
         }
     )
