@@ -15,13 +15,33 @@ from mlops.errors import ConfigError
 MIN_TRAIN_DAYS = 28
 
 
-def backtest_cutoffs(last_date: pd.Timestamp, horizon: int, n_origins: int, step: int) -> list[pd.Timestamp]:
-    """Origins (last training day of each fold), oldest first, the newest ``horizon`` days before the end."""
+def backtest_cutoffs(
+    last_date: pd.Timestamp,
+    horizon: int,
+    n_origins: int,
+    step: int,
+    first_cutoff: str | pd.Timestamp | None = None,
+) -> list[pd.Timestamp]:
+    """Origins (last training day of each fold), oldest first.
+
+    By default the newest origin leaves exactly ``horizon`` days before ``last_date``; with
+    ``first_cutoff`` the origins start there instead (as in a published protocol) and must still
+    leave ``horizon`` days of data after the newest one.
+    """
     for name, value in {"horizon": horizon, "n_origins": n_origins, "step": step}.items():
         if int(value) < 1:
             raise ConfigError(f"backtest.{name} must be at least 1, got {value}")
-    newest = pd.Timestamp(last_date) - pd.Timedelta(days=horizon)
-    return [newest - pd.Timedelta(days=step * k) for k in reversed(range(n_origins))]
+    last_date = pd.Timestamp(last_date)
+    if first_cutoff is None:
+        newest = last_date - pd.Timedelta(days=horizon)
+        return [newest - pd.Timedelta(days=step * k) for k in reversed(range(n_origins))]
+    cutoffs = [pd.Timestamp(first_cutoff) + pd.Timedelta(days=step * k) for k in range(n_origins)]
+    if cutoffs[-1] + pd.Timedelta(days=horizon) > last_date:
+        raise ConfigError(
+            f"backtest: the newest origin {cutoffs[-1]:%Y-%m-%d} plus {horizon} days runs past the data "
+            f"({last_date:%Y-%m-%d}); lower backtest.n_origins or move backtest.first_cutoff earlier"
+        )
+    return cutoffs
 
 
 def rolling_origin_backtest(
@@ -32,6 +52,7 @@ def rolling_origin_backtest(
     step: int = 7,
     level: Sequence[int] = DEFAULT_LEVELS,
     season_length: int = 7,
+    first_cutoff: str | pd.Timestamp | None = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """Refit a fresh copy of ``forecaster`` at each origin and forecast ``horizon`` days.
@@ -46,6 +67,8 @@ def rolling_origin_backtest(
         origin leaves exactly ``horizon`` days of test data.
     season_length : int
         Period of the seasonal naive forecast that scales MASE.
+    first_cutoff : date, optional
+        Oldest origin, for protocols fixed from the start (see :func:`backtest_cutoffs`).
     progress : bool, optional
         Show a progress bar; by default only for more than a few origins.
 
@@ -57,7 +80,7 @@ def rolling_origin_backtest(
         ``scale``, the in-sample MAE of the seasonal naive forecast up to that origin (MASE's
         denominator).
     """
-    cutoffs = backtest_cutoffs(df["ds"].max(), horizon, n_origins, step)
+    cutoffs = backtest_cutoffs(df["ds"].max(), horizon, n_origins, step, first_cutoff)
     first_day = df["ds"].min()
     if (cutoffs[0] - first_day).days + 1 < MIN_TRAIN_DAYS:
         raise ConfigError(
