@@ -1,0 +1,165 @@
+"""Population tables ``area, year, age_band, population``: validation, scaling, ageing scenarios."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from forecasting.projection.bands import bands_in_range, ordered_bands
+from mlops.errors import ConfigError, DataValidationError
+
+POPULATION_COLUMNS = ("area", "year", "age_band", "population")
+
+
+def validate_population(
+    table: pd.DataFrame, years: Iterable[int] = (), source: str = "population"
+) -> pd.DataFrame:
+    """Check a population table and return it clean, sorted by area, year and age.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Columns ``area, year, age_band, population`` (others are ignored).
+    years : iterable of int
+        Years every area must cover (e.g. the history and projection years).
+    source : str
+        Name of the table in error messages (usually its file).
+
+    Raises
+    ------
+    DataValidationError
+        For a missing column, a year or population that is not a number, a negative population,
+        duplicate rows, bands that are unknown, overlap or leave ages out, an area-year lacking a
+        band, or a needed year that is missing.
+    """
+    missing = [column for column in POPULATION_COLUMNS if column not in table.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: missing column(s) {missing}; a population table needs {list(POPULATION_COLUMNS)}"
+        )
+    frame = table[list(POPULATION_COLUMNS)].copy()
+    frame["area"] = frame["area"].astype(str)
+    frame["age_band"] = frame["age_band"].astype(str).str.strip()
+    year = pd.to_numeric(frame["year"], errors="coerce")
+    if year.isna().any() or (year != year.round()).any():
+        bad = frame.loc[year.isna() | (year != year.round()), "year"].iloc[0]
+        raise DataValidationError(f"{source}: `year` must be a whole number, found {bad!r}")
+    frame["year"] = year.astype(int)
+    population = pd.to_numeric(frame["population"], errors="coerce")
+    if population.isna().any():
+        row = frame[population.isna()].iloc[0]
+        raise DataValidationError(
+            f"{source}: population is missing or not a number for "
+            f"{row['area']} {row['year']} {row['age_band']}"
+        )
+    if (population < 0).any():
+        row = frame[population < 0].iloc[0]
+        raise DataValidationError(
+            f"{source}: negative population ({row['population']}) for {row['area']} {row['year']} "
+            f"{row['age_band']}; populations must be >= 0"
+        )
+    frame["population"] = population.astype(float)
+    duplicated = frame.duplicated(["area", "year", "age_band"])
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise DataValidationError(
+            f"{source}: more than one row for {row['area']} {row['year']} {row['age_band']}; "
+            "keep one row per band"
+        )
+    bands = ordered_bands(frame["age_band"], source)
+    counts = frame.groupby(["area", "year"])["age_band"].nunique()
+    if (counts != len(bands)).any():
+        area, yr = counts[counts != len(bands)].index[0]
+        have = set(frame.loc[(frame["area"] == area) & (frame["year"] == yr), "age_band"])
+        raise DataValidationError(
+            f"{source}: {area} {yr} lacks age band(s) {sorted(set(bands) - have)}; every area and year "
+            "needs the same bands"
+        )
+    needed = sorted(set(int(y) for y in years))
+    for area, rows in frame.groupby("area"):
+        absent = sorted(set(needed) - set(rows["year"]))
+        if absent:
+            raise DataValidationError(
+                f"{source}: area {area!r} has no rows for year(s) {_spans(absent)}; the projection needs "
+                f"{needed[0]}-{needed[-1]}"
+            )
+    order = {band: i for i, band in enumerate(bands)}
+    frame = frame.assign(_order=frame["age_band"].map(order))
+    return frame.sort_values(["area", "year", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def scale_to_areas(national: pd.DataFrame, residents: Mapping[str, float] | None, year: int) -> pd.DataFrame:
+    """Give each named area the age structure and change of a single-area table, scaled to its size.
+
+    Parameters
+    ----------
+    national : DataFrame
+        A validated table with one area (e.g. England).
+    residents : mapping of str to float, or None
+        Residents of each area in ``year``; None uses the table as it is.
+    year : int
+        The year the resident counts refer to.
+    """
+    if not residents:
+        return national
+    if national["area"].nunique() != 1:
+        raise ConfigError(
+            "population.areas scales a single-area table (e.g. England) to your areas, but this table has "
+            f"{national['area'].nunique()} areas; set population.areas=null to use them as they are"
+        )
+    base = national.loc[national["year"] == year, "population"].sum()
+    if base <= 0:
+        raise DataValidationError(f"population has no residents in {year} to scale from")
+    frames = []
+    for area, size in residents.items():
+        if not size or float(size) <= 0:
+            raise ConfigError(f"population.areas.{area} must be a positive number of residents, got {size}")
+        frames.append(national.assign(area=str(area), population=national["population"] * float(size) / base))
+    return pd.concat(frames, ignore_index=True)
+
+
+def apply_ageing(population: pd.DataFrame, growth_scale: Mapping[str, float], from_year: int) -> pd.DataFrame:
+    """Scale the projected change of some age ranges after ``from_year``: an ageing scenario.
+
+    For bands inside a range with scale ``s``, ``P'(y) = P(from_year) + s * (P(y) - P(from_year))`` for
+    years after ``from_year``: ``s = 1`` keeps the projection, ``s = 1.5`` makes its growth half as
+    large again (e.g. England's over-85 growth of about 41 % a decade to the South East's 60 %).
+
+    Parameters
+    ----------
+    growth_scale : mapping of str to float
+        Age range (``'85+'``, ``'65-84'``) to scale; ranges must start and end on band edges.
+    """
+    if not growth_scale:
+        return population
+    bands = population["age_band"].unique()
+    scale = pd.Series(1.0, index=bands)
+    for age_range, value in growth_scale.items():
+        if value is None or float(value) < 0:
+            raise ConfigError(f"scenario.ageing[{age_range!r}] must be a growth scale >= 0, got {value}")
+        scale[bands_in_range(bands, str(age_range), source="scenario.ageing")] = float(value)
+    base = population[population["year"] == from_year].set_index(["area", "age_band"])["population"]
+    if base.empty:
+        raise DataValidationError(
+            f"population has no rows for {from_year}, the year ageing scenarios start from"
+        )
+    start = pd.MultiIndex.from_frame(population[["area", "age_band"]]).map(base.to_dict())
+    start = np.asarray(start, dtype=float)
+    later = population["year"].to_numpy() > from_year
+    factor = population["age_band"].map(scale).to_numpy()
+    change = population["population"].to_numpy() - start
+    adjusted = np.where(later, start + factor * change, population["population"].to_numpy())
+    return population.assign(population=np.maximum(adjusted, 0.0))
+
+
+def _spans(years: list[int]) -> str:
+    """``[2030, 2031, 2032, 2040]`` -> ``'2030-2032, 2040'``: short messages for long gaps."""
+    runs = [[years[0], years[0]]]
+    for year in years[1:]:
+        if year == runs[-1][1] + 1:
+            runs[-1][1] = year
+        else:
+            runs.append([year, year])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
