@@ -1,0 +1,75 @@
+"""Daily history for projections: calls per area and day, and annual totals of complete years."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from forecasting.data import validate_daily_counts
+from forecasting.projection.daily_shape import days_in_year
+from mlops.errors import DataValidationError
+
+HISTORY_COLUMNS = ("area", "ds", "y")
+
+
+def daily_history(
+    raw: pd.DataFrame,
+    columns: Mapping[str, str] | None = None,
+    areas: Sequence[str] = (),
+    source: str = "history",
+) -> pd.DataFrame:
+    """Calls per area and day, ``area, ds, y``, summing rows that share an area and day (e.g. categories).
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The user's table.
+    columns : mapping, optional
+        Names in the table for ``area``, ``ds`` and ``y``.
+    areas : sequence of str
+        Areas to keep (empty keeps all), e.g. to leave out a trust total stored beside its areas.
+    """
+    mapping = {name: (columns or {}).get(name, name) for name in HISTORY_COLUMNS}
+    missing = [column for column in mapping.values() if column not in raw.columns]
+    if missing:
+        hints = " ".join(f"history.columns.{k}=<column>" for k, v in mapping.items() if v in missing)
+        raise DataValidationError(
+            f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. Map yours with {hints}"
+        )
+    frame = raw[list(mapping.values())].set_axis(list(mapping), axis=1)
+    frame["area"] = frame["area"].astype(str)
+    if areas:
+        unknown = sorted(set(map(str, areas)) - set(frame["area"]))
+        if unknown:
+            raise DataValidationError(
+                f"{source}: no rows for area(s) {unknown}; it has {sorted(frame['area'].unique())}"
+            )
+        frame = frame[frame["area"].isin([str(a) for a in areas])]
+    counts = pd.to_numeric(frame["y"], errors="coerce")
+    if counts.isna().any() or (counts < 0).any():
+        bad = frame.loc[counts.isna() | (counts < 0), "y"].iloc[0]
+        raise DataValidationError(
+            f"{source}: calls must be numbers >= 0, found {bad!r} in column {mapping['y']!r}"
+        )
+    frame = frame.assign(y=counts).groupby(["area", "ds"], as_index=False)["y"].sum()
+    daily = validate_daily_counts(frame, columns={"unique_id": "area"}, source=source)
+    return daily.rename(columns={"unique_id": "area"})
+
+
+def annual_history(daily: pd.DataFrame) -> pd.DataFrame:
+    """Calls per area and complete calendar year, ``area, year, calls``.
+
+    A year counts only if the area has every one of its days: a part year would look like a fall
+    in demand and bend the trend.
+    """
+    year = daily["ds"].dt.year
+    frame = (
+        daily.assign(year=year)
+        .groupby(["area", "year"], as_index=False)
+        .agg(calls=("y", "sum"), days=("y", "size"))
+    )
+    full = frame["days"] == frame["year"].map(days_in_year)
+    if not full.any():
+        raise DataValidationError("the history has no complete calendar year; the rates need whole years")
+    return frame.loc[full, ["area", "year", "calls"]].reset_index(drop=True)
