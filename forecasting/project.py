@@ -1,0 +1,33 @@
+"""Entry point: ``python -m forecasting.project [overrides]`` (also the ``forecast-project`` script)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from forecasting.projection.pipeline import project
+from mlops.errors import report_user_errors
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="project")
+@report_user_errors
+def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    command = " ".join(["python -m forecasting.project", *hydra_cfg.overrides.task])
+    result = project(cfg, Path(hydra_cfg.runtime.output_dir), command)
+    status = "promoted to champion" if result.promoted else "registered as challenger"
+    print("\n" + "\n".join(result.headlines))
+    print(
+        f"\nreport (open in a browser): {result.report_path}\n"
+        f"tables and charts: {result.output_dir}\n"
+        f"projection model version {result.version} {status}: {result.reason}\n"
+        f"load it with: mlflow.pyfunc.load_model('{result.model_uri}')\n"
+        f"open the MLflow UI: {result.ui_command}"
+    )
+
+
+if __name__ == "__main__":
+    main()

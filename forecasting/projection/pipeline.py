@@ -1,0 +1,329 @@
+"""The projection job: read inputs, fit, project every scenario, write the planner's outputs, log to
+MLflow, register the projection and move ``champion`` only on evidence (pipeline layer)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from forecasting.io import atomic_write, read_table
+from forecasting.projection.backtest import BacktestResult, backtest_on_truth, truth_daily
+from forecasting.projection.daily_shape import DailyShape
+from forecasting.projection.history import annual_history, daily_history
+from forecasting.projection.population import scale_to_areas, validate_population
+from forecasting.projection.projector import Projection, ProjectionSettings, project_scenarios
+from forecasting.projection.pyfunc_model import log_projection_model
+from forecasting.projection.rates import AgeRateModel
+from forecasting.projection.report import ReportContext, build_charts, render_html
+from forecasting.projection.scenario import Scenario
+from mlops.errors import ConfigError
+from mlops.registry import CHAMPION, PromotionDecision, apply_decision, register_version, version_with_alias
+from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
+
+
+@dataclass(frozen=True)
+class ProjectionRun:
+    """What a projection run produced, for the entry point to report."""
+
+    run_id: str
+    model_uri: str
+    version: str
+    promoted: bool
+    reason: str
+    headlines: list[str]
+    report_path: Path
+    output_dir: Path
+    ui_command: str
+
+
+def load_scenarios(cfg: DictConfig) -> list[Scenario]:
+    """The headline scenario first, then the comparison scenarios (the headline replaces its namesake)."""
+    headline = Scenario.from_dict(OmegaConf.to_container(cfg.scenario, resolve=True))
+    compare = cfg.get("compare") or {}
+    others = [Scenario.from_dict(OmegaConf.to_container(spec, resolve=True)) for spec in compare.values()]
+    return [headline, *[sc for sc in others if sc.name != headline.name]]
+
+
+def projection_settings(cfg: DictConfig) -> ProjectionSettings:
+    return ProjectionSettings(
+        base_year=int(cfg.base_year),
+        horizon_years=int(cfg.horizon_years),
+        n_paths=int(cfg.n_paths),
+        quantiles=tuple(float(q) for q in cfg.quantiles),
+        population_sd=float(cfg.population_sd),
+        peak_quantile=float(cfg.peak_quantile),
+        seed=int(cfg.seed),
+    )
+
+
+def fit_history(
+    cfg: DictConfig, projection_population: Callable[[int], pd.DataFrame]
+) -> tuple[AgeRateModel, DailyShape]:
+    """Rates (fitted or from config) and the daily shape, from the configured history."""
+    h = cfg.history
+    daily = daily_history(read_table(h.counts_path), h.columns, list(h.areas), source=str(h.counts_path))
+    annual = annual_history(daily)
+    rate_ratio = {str(k): float(v) for k, v in cfg.rates.rate_ratio.items()}
+    if cfg.rates.source == "fit":
+        population = validate_population(
+            read_table(h.population_path), sorted(annual["year"].unique()), source=str(h.population_path)
+        )
+        rates = AgeRateModel(rate_ratio, bool(cfg.rates.area_effects)).fit(annual, population)
+    elif cfg.rates.source == "config":
+        last = int(annual["year"].max())
+        rates = AgeRateModel.from_config(
+            rate_ratio,
+            float(cfg.rates.calls_per_1000),
+            float(cfg.rates.trend_per_year),
+            projection_population(last),
+            last,
+        )
+    else:
+        raise ConfigError(f"rates.source must be `fit` or `config`, got {cfg.rates.source!r}")
+    if cfg.daily_shape.fit_on == "total":
+        n_areas = daily["area"].nunique()
+        per_day = daily.groupby("ds").agg(y=("y", "sum"), n=("area", "nunique"))
+        daily = per_day[per_day["n"] == n_areas].reset_index().assign(area="total")[["area", "ds", "y"]]
+    elif cfg.daily_shape.fit_on != "areas":
+        raise ConfigError(f"daily_shape.fit_on must be `total` or `areas`, got {cfg.daily_shape.fit_on!r}")
+    shape = DailyShape(str(h.nation), int(cfg.daily_shape.annual_order)).fit(daily)
+    return rates, shape
+
+
+def load_projection_population(cfg: DictConfig, years: range) -> pd.DataFrame:
+    """The projection areas' population, validated for ``years`` and scaled if configured."""
+    p = cfg.population
+    raw = read_table(p.path)
+    columns = {str(v): str(k) for k, v in p.columns.items()}
+    table = validate_population(raw.rename(columns=columns), years, source=str(p.path))
+    areas = OmegaConf.to_container(p.areas, resolve=True) if p.get("areas") else None
+    return scale_to_areas(table, areas, int(cfg.base_year))
+
+
+def run_backtest(cfg: DictConfig, method: dict) -> tuple[BacktestResult, str]:
+    """The method scored on the synthetic world, and a key naming the data and protocol it used."""
+    b = cfg.backtest
+    daily = truth_daily(read_table(b.counts_path))
+    population = validate_population(read_table(b.population_path), source=str(b.population_path))
+    result = backtest_on_truth(daily, population, int(b.fit_through), **method)
+    key = json.dumps({"data": dataset_fingerprint(daily), "fit_through": int(b.fit_through)})
+    return result, key
+
+
+def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionRun:
+    """Run the projection described by ``cfg``, writing tables, charts and the report to ``output_dir``."""
+    settings = projection_settings(cfg)
+    scenarios = load_scenarios(cfg)
+    headline = scenarios[0].name
+    population_cache: dict[int, pd.DataFrame] = {}
+
+    def population_from(first_year: int) -> pd.DataFrame:
+        if first_year not in population_cache:
+            years = range(first_year, settings.final_year + 1)
+            population_cache[first_year] = load_projection_population(cfg, years)
+        return population_cache[first_year]
+
+    rates, shape = fit_history(cfg, population_from)
+    settings.validate(rates.last_year_)
+    population = population_from(rates.last_year_)
+    bands = list(dict.fromkeys(population["age_band"]))
+    for scenario in scenarios:
+        scenario.check_against(bands, settings.base_year, settings.final_year)
+    method = {
+        "rate_ratio": {str(k): float(v) for k, v in cfg.rates.rate_ratio.items()},
+        "area_effects": bool(cfg.rates.area_effects),
+        "nation": str(cfg.history.nation),
+        "annual_order": int(cfg.daily_shape.annual_order),
+    }
+    backtest, backtest_key = run_backtest(cfg, method)
+    projection = project_scenarios(rates, shape, population, scenarios, settings)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    files = _write_tables(projection, backtest, output_dir)
+    charts = build_charts(projection, headline)
+    for name, png in charts.items():
+        atomic_write(output_dir / name, lambda f, png=png: f.write(png), mode="wb")
+    context = ReportContext(
+        title=f"Ambulance demand projection {settings.base_year + 1}-{settings.final_year}",
+        headline=headline,
+        population_note=_population_note(cfg),
+        history_note=_history_note(cfg, rates),
+        rates=rates,
+        shape=shape,
+        backtest_note=(
+            f"Fitted on the synthetic world up to {cfg.backtest.fit_through} and projecting the later years, "
+            f"expected annual calls were {backtest.annual_mape:.1f} % from the truth on average "
+            f"({backtest.daily_mape:.1f} % day by day)."
+        ),
+        command=command,
+        files=[*files, *charts],
+    )
+    report_path = atomic_write(
+        output_dir / "report.html", lambda f: f.write(render_html(projection, context, charts))
+    )
+
+    store = resolve_store(cfg.tracking)
+    experiment_id = prepare_experiment(store, cfg.experiment_name)
+    client = MlflowClient(store.tracking_uri)
+    name = cfg.registry.model_name
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        container = OmegaConf.to_container(cfg, resolve=True)
+        mlflow.log_params(_params(container))
+        metrics = _metrics(projection, rates, backtest)
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags({"headline_scenario": headline, "backtest_key": backtest_key})
+        mlflow.log_artifacts(str(output_dir), artifact_path="results")
+        model_info = log_projection_model(projection, output_dir / "model")
+        version = register_version(
+            model_info.model_uri,
+            name,
+            {
+                "backtest_key": backtest_key,
+                "backtest_annual_mape": backtest.annual_mape,
+                "method": json.dumps(method),
+                "scenarios": ",".join(sc.name for sc in scenarios),
+                "final_year": settings.final_year,
+            },
+        )
+        decision = _promotion_decision(client, name, backtest.annual_mape, backtest_key, cfg)
+        apply_decision(client, version, decision)
+        mlflow.set_tag("promotion", decision.reason)
+
+    return ProjectionRun(
+        run_id=run.info.run_id,
+        model_uri=f"models:/{name}@{CHAMPION}",
+        version=str(version.version),
+        promoted=decision.promoted,
+        reason=decision.reason,
+        headlines=_headlines(projection),
+        report_path=report_path,
+        output_dir=output_dir,
+        ui_command=store.ui_command,
+    )
+
+
+def _promotion_decision(
+    client: MlflowClient, name: str, mape: float, key: str, cfg: DictConfig
+) -> PromotionDecision:
+    """Champion moves when this method's synthetic backtest error is no worse than the champion's.
+
+    "No worse" (not "better") because a projection is refreshed when populations or scenarios are,
+    not only when the method improves: a run that is as accurate should serve the newest inputs.
+    When the champion was scored on other data, its method is re-scored here on the same data.
+    """
+    champion = version_with_alias(client, name, CHAMPION)
+    if champion is None:
+        return PromotionDecision(
+            True, f"first projection: champion with synthetic backtest MAPE {mape:.3f} %"
+        )
+    if champion.tags.get("backtest_key") == key:
+        champion_mape = float(champion.tags["backtest_annual_mape"])
+    else:
+        champion_mape = run_backtest(cfg, json.loads(champion.tags["method"]))[0].annual_mape
+    mlflow.log_metric("champion_backtest_annual_mape_same_data", champion_mape)
+    if mape <= champion_mape + 1e-9:
+        return PromotionDecision(
+            True,
+            f"backtest MAPE {mape:.3f} % is no worse than champion v{champion.version} "
+            f"({champion_mape:.3f} %)",
+        )
+    return PromotionDecision(
+        False,
+        f"backtest MAPE {mape:.3f} % is worse than champion v{champion.version} ({champion_mape:.3f} %)",
+    )
+
+
+def _write_tables(projection: Projection, backtest: BacktestResult, output_dir: Path) -> list[str]:
+    tables = {
+        "projection_by_year.csv": projection.annual,
+        "projection_by_age_band.csv": projection.by_band,
+        "peak_days.csv": projection.peaks,
+        "growth.csv": projection.growth,
+        "daily.csv": projection.daily.assign(ds=projection.daily["ds"].dt.strftime("%Y-%m-%d")),
+        "population_by_scenario.csv": projection.population,
+        "backtest_synthetic.csv": backtest.annual,
+    }
+    for file_name, table in tables.items():
+        atomic_write(output_dir / file_name, lambda f, t=table: t.round(4).to_csv(f, index=False))
+    return list(tables)
+
+
+def _params(container: dict) -> dict[str, str]:
+    """Flat config values as MLflow params; keys like ``ageing.85+`` become ``ageing.85plus`` (MLflow
+    refuses ``+``) and long values are cut to what MLflow stores."""
+    flat = pd.json_normalize(container, sep=".").iloc[0]
+    keys = [re.sub(r"[^\w\-. :/]", "_", key.replace("+", "plus")) for key in flat.index]
+    return {key: str(value)[:6000] for key, value in zip(keys, flat.to_numpy(), strict=True)}
+
+
+def _metrics(projection: Projection, rates: AgeRateModel, backtest: BacktestResult) -> dict[str, float]:
+    final = projection.settings.final_year
+    metrics = {
+        "backtest_annual_mape": backtest.annual_mape,
+        "backtest_daily_mape": backtest.daily_mape,
+        "rate_trend_per_year": math.expm1(rates.trend_),
+        "year_to_year_sd": rates.year_sd_,
+    }
+    for row in projection.growth.itertuples():
+        metrics[f"growth_{row.measure}.{row.area}.{row.scenario}"] = float(row.mean)
+    annual = projection.annual[
+        (projection.annual["year"] == final) & projection.annual["measure"].isin(["calls", "needs_ambulance"])
+    ]
+    for row in annual.itertuples():
+        metrics[f"{row.measure}_{final}.{row.area}.{row.scenario}"] = float(row.mean)
+    return metrics
+
+
+def _headlines(projection: Projection) -> list[str]:
+    s = projection.settings
+    lines = []
+    for row in projection.growth[projection.growth["measure"] == "calls"].itertuples():
+        annual = projection.annual
+        final = annual[
+            (annual["area"] == row.area)
+            & (annual["scenario"] == row.scenario)
+            & (annual["year"] == s.final_year)
+        ].set_index("measure")
+        lo, hi = s.labels[0], s.labels[-1]
+        lines.append(
+            f"{row.area} / {row.scenario}: {final.loc['calls', 'mean']:,.0f} calls in {s.final_year} "
+            f"({lo}-{hi} {final.loc['calls', lo]:,.0f}-{final.loc['calls', hi]:,.0f}), {row.mean:+.1%} on "
+            f"{s.base_year}; {final.loc['needs_ambulance', 'mean']:,.0f} needing an ambulance"
+        )
+    return lines
+
+
+def _population_note(cfg: DictConfig) -> str:
+    p = cfg.population
+    areas = OmegaConf.to_container(p.areas, resolve=True) if p.get("areas") else None
+    scaled = (
+        " Its age structure and change are scaled to "
+        + ", ".join(f"{name} ({int(size):,} residents in {cfg.base_year})" for name, size in areas.items())
+        + "."
+        if areas
+        else ""
+    )
+    return f"{p.get('source') or p.path}.{scaled} {p.get('attribution') or ''}".strip()
+
+
+def _history_note(cfg: DictConfig, rates: AgeRateModel) -> str:
+    h = cfg.history
+    how = (
+        "estimated with a Poisson model of calls on age band and year"
+        if cfg.rates.source == "fit"
+        else f"set in the configuration ({cfg.rates.calls_per_1000} calls per 1,000 residents)"
+    )
+    return (
+        f"Calls per person are {how}, from the {h.name} history {rates.first_year_}-{rates.last_year_} "
+        f"({h.counts_path}); the daily pattern comes from the same history."
+    )
