@@ -1,0 +1,113 @@
+"""Probability calibration of a model's raw score, fitted on calls the model did not learn from.
+
+The calibrator is a function of one number, the model's log-odds, so it is what
+``CalibratedClassifierCV(FrozenEstimator(model))`` would fit, stored as a few numbers in JSON
+rather than a pickle.
+
+- **Isotonic** when the calibration window is large: flexible, needs many calls. Its steps are
+  replaced by straight lines between step centres ("centred isotonic regression", Oron & Flournoy
+  2017) so that distinct scores keep distinct probabilities: a threshold can then fall between any
+  two calls instead of only at the edges of wide steps, and AUC is not lost to ties.
+- **Sigmoid** (Platt scaling) otherwise: two parameters, stable on few calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import expit
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from mlops.errors import ConfigError
+
+METHODS = ("auto", "isotonic", "sigmoid")
+# Probabilities stay inside (EPS, 1 - EPS): a finite sample never shows certainty.
+EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class ScoreCalibrator:
+    """Maps raw log-odds to calibrated probabilities.
+
+    Attributes
+    ----------
+    method : {"isotonic", "sigmoid"}
+    knots_x, knots_y : list of float
+        Isotonic: interpolation knots (raw score, probability).
+    slope, intercept : float
+        Sigmoid: ``p = expit(slope * raw + intercept)``.
+    n_fit : int
+        Calls the calibrator was fitted on.
+    """
+
+    method: str
+    knots_x: list[float] = field(default_factory=list)
+    knots_y: list[float] = field(default_factory=list)
+    slope: float = 1.0
+    intercept: float = 0.0
+    n_fit: int = 0
+
+    def predict(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=float)
+        if self.method == "isotonic":
+            p = np.interp(raw, self.knots_x, self.knots_y)
+        else:
+            p = expit(self.slope * raw + self.intercept)
+        return np.clip(p, EPS, 1 - EPS)
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "knots_x": list(map(float, self.knots_x)),
+            "knots_y": list(map(float, self.knots_y)),
+            "slope": float(self.slope),
+            "intercept": float(self.intercept),
+            "n_fit": int(self.n_fit),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict) -> ScoreCalibrator:
+        return cls(**state)
+
+
+def choose_method(method: str, n_rows: int, isotonic_min_rows: int) -> str:
+    """Resolve ``"auto"``: isotonic from ``isotonic_min_rows`` calls up, sigmoid below."""
+    if method not in METHODS:
+        raise ConfigError(f"calibration.method must be one of {METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    return "isotonic" if n_rows >= isotonic_min_rows else "sigmoid"
+
+
+def fit_calibrator(
+    raw: np.ndarray, y: np.ndarray, method: str = "auto", isotonic_min_rows: int = 10_000
+) -> ScoreCalibrator:
+    """Fit a calibrator of raw scores ``raw`` to binary outcomes ``y`` (1 = safe to close remotely)."""
+    raw = np.asarray(raw, dtype=float)
+    y = np.asarray(y, dtype=float)
+    chosen = choose_method(method, len(raw), isotonic_min_rows)
+    if chosen == "sigmoid":
+        platt = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
+        return ScoreCalibrator(
+            "sigmoid", slope=float(platt.coef_[0, 0]), intercept=float(platt.intercept_[0]), n_fit=len(raw)
+        )
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+    x_knots, y_knots = _centre_steps(iso.X_thresholds_, iso.y_thresholds_)
+    return ScoreCalibrator("isotonic", knots_x=x_knots.tolist(), knots_y=y_knots.tolist(), n_fit=len(raw))
+
+
+def _centre_steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replace each constant step of an isotonic fit by one knot at its middle.
+
+    scikit-learn keeps both ends of every step; consecutive knots with the same value are a step.
+    """
+    step_start = np.r_[True, y[1:] != y[:-1]]
+    step_id = np.cumsum(step_start) - 1
+    n_steps = step_id[-1] + 1
+    lo = np.full(n_steps, np.inf)
+    hi = np.full(n_steps, -np.inf)
+    np.minimum.at(lo, step_id, x)
+    np.maximum.at(hi, step_id, x)
+    return (lo + hi) / 2, y[step_start]

@@ -1,0 +1,386 @@
+"""Call records in, a validated modelling table out: target, features, dates, hard-rule columns.
+
+Works for the synthetic calls and for anyone's own CSV or Parquet file. The target is a column or
+an expression over columns (e.g. ``closed_remotely == 1 and adverse_outcome == 0``) whose value 1
+means "was (or would have been) safely closed remotely". Every mistake in the file or the config
+is one :class:`~mlops.errors.DataValidationError` or :class:`~mlops.errors.ConfigError` saying
+what to change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from disposition.features import TIME_FEATURES
+from disposition.safety import HardRule, rules_from_mapping
+from disposition.scorer import FeatureSpec
+from mlops.errors import ConfigError, DataValidationError
+
+TARGET = "_target"
+# A text column with more distinct values than this share of rows is an identifier, not a category.
+_IDENTIFIER_SHARE = 0.5
+_MAX_LEVELS = 1000
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """What the ``calls`` config group says about a file of call records."""
+
+    name: str
+    date_column: str
+    target_column: str | None = None
+    target_expression: str | None = None
+    categorical: list[str] | None = None
+    numeric: list[str] | None = None
+    time_features: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    filter: str | None = None
+    oracle_column: str | None = None
+    never_remote: Mapping[str, Sequence] = field(default_factory=dict)
+    subgroups: Mapping[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, calls: Mapping) -> CallSpec:
+        """Build from a resolved ``calls`` config (a plain dict)."""
+        target = calls.get("target") or {}
+        features = calls.get("features") or {}
+        spec = cls(
+            name=str(calls.get("name", "calls")),
+            date_column=str(calls.get("date_column") or ""),
+            target_column=target.get("column"),
+            target_expression=target.get("expression"),
+            categorical=_optional_list(features.get("categorical")),
+            numeric=_optional_list(features.get("numeric")),
+            time_features=list(features.get("time") or []),
+            exclude=list(calls.get("exclude") or []),
+            filter=calls.get("filter"),
+            oracle_column=calls.get("oracle_column"),
+            never_remote=dict(calls.get("never_remote") or {}),
+            subgroups=dict(calls.get("subgroups") or {}),
+        )
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        if not self.date_column:
+            raise ConfigError(
+                "calls.date_column is required (the call date/time used for the temporal split)"
+            )
+        if bool(self.target_column) == bool(self.target_expression):
+            raise ConfigError(
+                "set exactly one of calls.target.column (a 0/1 column) or calls.target.expression "
+                "(e.g. 'closed_remotely == 1 and adverse_outcome == 0')"
+            )
+        unknown = set(self.time_features) - set(TIME_FEATURES)
+        if unknown:
+            raise ConfigError(
+                f"calls.features.time has unknown name(s) {sorted(unknown)}; use {list(TIME_FEATURES)}"
+            )
+
+
+def _optional_list(value) -> list[str] | None:
+    return None if value is None else [str(v) for v in value]
+
+
+@dataclass
+class PreparedCalls:
+    """A validated modelling table sorted by call time.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        The columns the model, the rules, the report and the oracle need, plus ``_target``.
+    features : FeatureSpec
+    rules : list of HardRule
+    notes : list of str
+        Decisions taken on the user's behalf (e.g. a constant column left out), for the run log.
+    """
+
+    frame: pd.DataFrame
+    features: FeatureSpec
+    rules: list[HardRule]
+    spec: CallSpec
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame[TARGET].to_numpy()
+
+    @property
+    def dates(self) -> pd.Series:
+        return self.frame[self.spec.date_column]
+
+    @property
+    def oracle(self) -> np.ndarray | None:
+        column = self.spec.oracle_column
+        return None if column is None else self.frame[column].to_numpy(dtype=float)
+
+
+def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> PreparedCalls:
+    """Validate ``raw`` call records against ``spec`` and build the modelling table."""
+    frame = _apply_filter(raw, spec, source)
+    target_columns = _target_columns(frame, spec)
+    y = _target(frame, spec, source)
+    dates = _dates(frame, spec, source)
+    notes: list[str] = []
+    features = _features(frame, spec, y, target_columns, notes, source)
+    rules = rules_from_mapping(spec.never_remote)
+    for rule in rules:
+        if rule.column not in frame.columns:
+            raise ConfigError(
+                f"hard rule column {rule.column!r} (calls.never_remote) is not in {source}; map it to one "
+                f"of {list(frame.columns)[:12]} or set calls.never_remote={{}} to use no hard rules"
+            )
+    if spec.oracle_column and spec.oracle_column not in frame.columns:
+        raise DataValidationError(
+            f"{source}: oracle column {spec.oracle_column!r} not found; set calls.oracle_column=null"
+        )
+    keep = [*features.categorical, *features.numeric, *(r.column for r in rules)]
+    keep += [c for c in spec.subgroups.values() if c and c in frame.columns]
+    keep += [spec.oracle_column] if spec.oracle_column else []
+    table = frame[list(dict.fromkeys(c for c in keep if c != spec.date_column))].copy()
+    table[spec.date_column] = dates
+    table[TARGET] = y
+    table = table.sort_values(spec.date_column, kind="stable", ignore_index=True)
+    return PreparedCalls(table, features, rules, spec, notes)
+
+
+def _apply_filter(raw: pd.DataFrame, spec: CallSpec, source: str) -> pd.DataFrame:
+    if not spec.filter:
+        return raw
+    try:
+        kept = raw.query(spec.filter)
+    except Exception as error:  # noqa: BLE001 - pandas raises many types for a bad expression
+        raise ConfigError(f"calls.filter {spec.filter!r} cannot be evaluated on {source}: {error}") from error
+    if kept.empty:
+        raise DataValidationError(f"{source}: calls.filter {spec.filter!r} leaves no calls")
+    return kept
+
+
+def _target_columns(frame: pd.DataFrame, spec: CallSpec) -> set[str]:
+    """Columns the target is computed from: using any of them as a feature would leak the answer."""
+    if spec.target_column:
+        return {spec.target_column}
+    names = set()
+    for quoted, bare in re.findall(r"`([^`]+)`|([A-Za-z_]\w*)", spec.target_expression):
+        names.add(quoted or bare)
+    return names & {str(c) for c in frame.columns}
+
+
+def _target(frame: pd.DataFrame, spec: CallSpec, source: str) -> np.ndarray:
+    if spec.target_column:
+        if spec.target_column not in frame.columns:
+            columns = list(frame.columns)
+            raise DataValidationError(
+                f"{source}: target column {spec.target_column!r} not found; the file has {columns}"
+            )
+        values = frame[spec.target_column]
+        described = f"target column {spec.target_column!r}"
+    else:
+        try:
+            values = frame.eval(spec.target_expression)
+        except Exception as error:  # noqa: BLE001 - undefined names, syntax errors, type errors
+            raise ConfigError(
+                f"calls.target.expression {spec.target_expression!r} cannot be evaluated on {source}: {error}"
+            ) from error
+        if not isinstance(values, pd.Series) or len(values) != len(frame):
+            raise ConfigError(
+                f"calls.target.expression {spec.target_expression!r} must give one value per call"
+            )
+        described = f"target expression {spec.target_expression!r}"
+    if pd.api.types.is_bool_dtype(values):
+        values = values.astype("Float64")  # nullable: a missing outcome stays missing
+    numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+    missing = numeric.isna()
+    if missing.any():
+        raise DataValidationError(
+            f"{source}: {described} is missing or not 0/1 for {int(missing.sum())} call(s); drop calls with "
+            'unknown outcome with calls.filter (e.g. "adverse_outcome == adverse_outcome")'
+        )
+    bad = ~numeric.isin([0, 1])
+    if bad.any():
+        raise DataValidationError(
+            f"{source}: {described} must be 0/1 (1 = safe to close remotely); found {numeric[bad].iloc[0]!r}"
+        )
+    if numeric.nunique() < 2:
+        raise DataValidationError(
+            f"{source}: {described} has one class only (all {int(numeric.iloc[0])}); a model needs "
+            "calls that were and calls that were not safe to close remotely"
+        )
+    return numeric.to_numpy(dtype=np.int8)
+
+
+def _dates(frame: pd.DataFrame, spec: CallSpec, source: str) -> pd.Series:
+    column = spec.date_column
+    if column not in frame.columns:
+        raise DataValidationError(
+            f"{source}: date column {column!r} not found; set calls.date_column to one of "
+            f"{list(frame.columns)}"
+        )
+    dates = pd.to_datetime(frame[column], errors="coerce", format="mixed")
+    bad = dates.isna()
+    if bad.any():
+        raise DataValidationError(
+            f"{source}: {int(bad.sum())} value(s) of date column {column!r} are missing or not dates, e.g. "
+            f"{frame.loc[bad, column].iloc[0]!r}; the temporal split needs a date for every call"
+        )
+    return dates
+
+
+def _features(
+    frame: pd.DataFrame,
+    spec: CallSpec,
+    y: np.ndarray,
+    target_columns: set[str],
+    notes: list[str],
+    source: str,
+) -> FeatureSpec:
+    forbidden = {
+        **{c: "is the target or used to compute it" for c in target_columns},
+        **{c: "is listed in calls.exclude (leaks the outcome)" for c in spec.exclude},
+        spec.date_column: "is the date column (use calls.features.time for hour and weekday)",
+    }
+    if spec.oracle_column:
+        forbidden[spec.oracle_column] = "is the oracle (true probability)"
+    explicit = spec.categorical is not None or spec.numeric is not None
+    if explicit:
+        categorical, numeric = list(spec.categorical or []), list(spec.numeric or [])
+    else:
+        categorical, numeric = _infer_features(frame, forbidden, notes)
+    named = categorical + numeric
+    missing = [c for c in named if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: feature column(s) {missing} not found; the file has {list(frame.columns)}"
+        )
+    for column in named:
+        if column in forbidden:
+            raise ConfigError(f"feature {column!r} {forbidden[column]}: remove it from calls.features")
+    if len(set(named)) < len(named):
+        raise ConfigError(f"a feature is listed twice in calls.features: {named}")
+    if not named and not spec.time_features:
+        raise ConfigError("no features: list some in calls.features.categorical / calls.features.numeric")
+    for column in numeric:
+        _check_numeric(frame[column], column, source)
+    for column in named:
+        _check_informative(frame[column], column, y, source)
+    return FeatureSpec(categorical, numeric, spec.date_column, list(spec.time_features))
+
+
+def _infer_features(frame: pd.DataFrame, forbidden: Mapping[str, str], notes: list[str]) -> tuple[list, list]:
+    """Every column not forbidden: numbers and booleans numeric, text categorical, identifiers refused."""
+    categorical, numeric = [], []
+    for column in frame.columns:
+        if column in forbidden:
+            continue
+        values = frame[column]
+        if values.nunique(dropna=True) <= 1:
+            notes.append(f"column {column!r} left out: it has a single value")
+            continue
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            numeric.append(column)
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            raise ConfigError(
+                f"column {column!r} holds dates; add it to calls.exclude (only calls.date_column is used)"
+            )
+        else:
+            levels = values.nunique(dropna=True)
+            if levels > _MAX_LEVELS or levels > _IDENTIFIER_SHARE * len(values):
+                raise ConfigError(
+                    f"column {column!r} looks like an identifier or free text ({levels} distinct values); "
+                    "add it to calls.exclude"
+                )
+            categorical.append(column)
+    notes.append(f"features inferred: categorical {categorical}, numeric {numeric}")
+    return categorical, numeric
+
+
+def _check_numeric(values: pd.Series, column: str, source: str) -> None:
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return
+    parsed = pd.to_numeric(values, errors="coerce")
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        raise DataValidationError(
+            f"{source}: numeric feature {column!r} holds non-numbers, e.g. {values[bad].iloc[0]!r} "
+            f"({int(bad.sum())} call(s)); list it under calls.features.categorical or fix the values"
+        )
+
+
+def _check_informative(values: pd.Series, column: str, y: np.ndarray, source: str) -> None:
+    if values.nunique(dropna=True) <= 1:
+        raise DataValidationError(
+            f"{source}: feature {column!r} is constant (a single value or missing in every call); "
+            "it cannot inform the model, remove it from calls.features"
+        )
+    numbers = (
+        pd.to_numeric(values, errors="coerce") if not isinstance(values.dtype, pd.CategoricalDtype) else None
+    )
+    if numbers is not None and numbers.notna().all():
+        same = np.array_equal(numbers.to_numpy(), y) or np.array_equal(numbers.to_numpy(), 1 - y)
+        if same:
+            raise DataValidationError(
+                f"{source}: feature {column!r} is identical to the target; it leaks the outcome, "
+                "add it to calls.exclude"
+            )
+
+
+def temporal_split(
+    dates: pd.Series,
+    calibration_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    calibration_start: str | None = None,
+    test_start: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
+    """Train on the earliest calls, calibrate and set the threshold on the next, test on the latest.
+
+    Boundaries are explicit dates when given, otherwise quantiles of the call times.
+
+    Returns
+    -------
+    train, calibration, test : boolean arrays
+    bounds : dict
+        ``calibration_start`` and ``test_start`` as ISO strings, for the run log and model card.
+    """
+    for name, value in {"calibration_fraction": calibration_fraction, "test_fraction": test_fraction}.items():
+        if not 0 < value < 1:
+            raise ConfigError(f"split.{name} must be in (0, 1), got {value}")
+    if calibration_fraction + test_fraction >= 0.9:
+        raise ConfigError(
+            "split.calibration_fraction + split.test_fraction must leave at least 10 % to train on"
+        )
+    dates = pd.to_datetime(dates)
+    # Quantile boundaries are moved to the start of their day: a day's calls stay in one window.
+    cal = pd.Timestamp(
+        calibration_start or dates.quantile(1 - calibration_fraction - test_fraction).floor("D")
+    )
+    test = pd.Timestamp(test_start or dates.quantile(1 - test_fraction).floor("D"))
+    if not cal < test:
+        raise ConfigError(f"split: calibration start {cal} must be before test start {test}")
+    values = dates.to_numpy()
+    train = values < np.datetime64(cal)
+    calibration = (values >= np.datetime64(cal)) & (values < np.datetime64(test))
+    held_out = values >= np.datetime64(test)
+    return train, calibration, held_out, {"calibration_start": _iso(cal), "test_start": _iso(test)}
+
+
+def _iso(moment: pd.Timestamp) -> str:
+    return moment.strftime("%Y-%m-%d") if moment == moment.normalize() else moment.isoformat()
+
+
+def check_windows(y: np.ndarray, windows: Mapping[str, np.ndarray], minimum: int = 50) -> None:
+    """Each window needs enough calls and both outcomes, or its figures mean nothing."""
+    for name, mask in windows.items():
+        n = int(mask.sum())
+        classes = np.unique(y[mask])
+        if n < minimum or len(classes) < 2:
+            raise DataValidationError(
+                f"the {name} window has {n} call(s) with outcome(s) {classes.tolist()}; it needs at "
+                f"least {minimum} calls of both outcomes (move split.calibration_start / split.test_start "
+                "or add data)"
+            )

@@ -1,0 +1,101 @@
+"""Held-out evaluation of a scored window: metrics, the threshold's effect, and the oracle comparison.
+
+Two closure figures answer two questions:
+
+- **deployed**: the threshold chosen on the calibration window, applied to the later test window:
+  what the hub would have seen (closure share, under-triage and its bound).
+- **at the limit**: the most a score can close on the test window while the bound stays within
+  the limit; this is the like-for-like figure for comparing a model with the oracle's true
+  probabilities on the same calls (the issue's "closure share at the limit").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from disposition.metrics import classification_metrics
+from disposition.safety import ClosureResult, closure_at, safety_threshold
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    """The configured safety limit and how its bound is computed."""
+
+    limit: float = 0.01
+    confidence: float = 0.95
+    two_sided: bool = True
+
+    def choose(self, p: np.ndarray, unsafe: np.ndarray, eligible: np.ndarray) -> ClosureResult:
+        return safety_threshold(p, unsafe, eligible, self.limit, self.confidence, self.two_sided)
+
+    def apply(
+        self, p: np.ndarray, unsafe: np.ndarray, eligible: np.ndarray, threshold: float
+    ) -> ClosureResult:
+        return closure_at(p, unsafe, eligible, threshold, self.confidence, self.two_sided)
+
+
+@dataclass(frozen=True)
+class WindowEvaluation:
+    """A score's performance on one window of calls."""
+
+    metrics: dict[str, float]
+    deployed: ClosureResult
+    at_limit: ClosureResult
+
+    def flat(self, prefix: str) -> dict[str, float]:
+        out = {f"{prefix}{k}": v for k, v in self.metrics.items()}
+        out.update(self.deployed.as_dict(f"{prefix}deployed_"))
+        out.update(self.at_limit.as_dict(f"{prefix}at_limit_"))
+        return out
+
+
+def evaluate_window(
+    y: np.ndarray,
+    p: np.ndarray,
+    eligible: np.ndarray,
+    threshold: float,
+    safety: SafetySettings,
+    bins: int = 10,
+) -> WindowEvaluation:
+    """Metrics of ``p`` against outcomes ``y`` (1 = safe), the deployed threshold and the limit's capacity."""
+    unsafe = np.asarray(y) == 0
+    return WindowEvaluation(
+        metrics=classification_metrics(y, p, bins),
+        deployed=safety.apply(p, unsafe, eligible, threshold),
+        at_limit=safety.choose(p, unsafe, eligible),
+    )
+
+
+def oracle_comparison(
+    model: WindowEvaluation,
+    oracle: WindowEvaluation,
+    auc_tolerance: float = 0.01,
+    share_ratio_target: float = 0.95,
+) -> dict[str, float]:
+    """The issue's targets: AUC within ``auc_tolerance`` of the oracle's, and closure share at the
+    limit at least ``share_ratio_target`` of the oracle's on the same calls."""
+    gap = oracle.metrics["auc"] - model.metrics["auc"]
+    oracle_share = oracle.at_limit.share
+    ratio = model.at_limit.share / oracle_share if oracle_share > 0 else float("nan")
+    deployed_ratio = (
+        model.deployed.share / oracle.deployed.share if oracle.deployed.share > 0 else float("nan")
+    )
+    return {
+        "oracle_auc": oracle.metrics["auc"],
+        "auc_gap_to_oracle": gap,
+        "oracle_at_limit_share": oracle_share,
+        "at_limit_share_ratio_to_oracle": ratio,
+        "oracle_deployed_share": oracle.deployed.share,
+        "deployed_share_ratio_to_oracle": deployed_ratio,
+        "target_auc_met": float(gap <= auc_tolerance),
+        "target_share_met": float(ratio >= share_ratio_target),
+    }
+
+
+def eligible_auc(y: np.ndarray, p: np.ndarray, eligible: np.ndarray) -> float:
+    """AUC among calls no hard rule excludes: how well the score ranks the calls it can act on."""
+    y, p = np.asarray(y)[eligible], np.asarray(p)[eligible]
+    return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")

@@ -1,0 +1,239 @@
+"""The evaluation report and the model card, as markdown, from one summary of a training run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from disposition.evaluation import SafetySettings, WindowEvaluation
+from disposition.report import markdown_table, percent
+from disposition.safety import ClosureResult, HardRule
+from disposition.scorer import FeatureSpec
+
+
+@dataclass
+class RunSummary:
+    """Everything the report and the card say about one training run (aggregates only, no rows)."""
+
+    data_name: str
+    fingerprint: str
+    target: str
+    window_sizes: dict[str, int]
+    bounds: dict[str, str]
+    features: FeatureSpec
+    rules: list[HardRule]
+    model_kind: str
+    params: dict
+    calibration_method: str
+    safety: SafetySettings
+    selection: ClosureResult
+    test: WindowEvaluation
+    subgroups: pd.DataFrame
+    eligible_auc: float
+    baseline: WindowEvaluation | None = None
+    baseline_kind: str | None = None
+    oracle: WindowEvaluation | None = None
+    oracle_comparison: dict[str, float] | None = None
+    tuning: pd.DataFrame | None = None
+    reason_agreement: dict[str, float] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _rule_text(rules: list[HardRule]) -> str:
+    return "; ".join(r.describe() for r in rules) if rules else "none configured"
+
+
+def _headline(summary: RunSummary) -> pd.DataFrame:
+    rows = [("model (" + summary.model_kind + ")", summary.test)]
+    if summary.baseline is not None:
+        rows.append((f"baseline ({summary.baseline_kind})", summary.baseline))
+    if summary.oracle is not None:
+        rows.append(("oracle (true probability)", summary.oracle))
+    return pd.DataFrame(
+        [
+            {
+                "score": name,
+                "AUC": ev.metrics["auc"],
+                "AUPRC safe": ev.metrics["auprc"],
+                "AUPRC not safe": ev.metrics["auprc_unsafe"],
+                "ECE": ev.metrics["ece"],
+                "Brier": ev.metrics["brier"],
+                "deployed share": ev.deployed.share,
+                "deployed under-triage": ev.deployed.under_triage,
+                "deployed bound": ev.deployed.upper_bound,
+                "share at limit": ev.at_limit.share,
+            }
+            for name, ev in rows
+        ]
+    )
+
+
+def _subgroup_section(summary: RunSummary) -> str:
+    table = summary.subgroups.drop(columns=["flag_reason"]).copy()
+    table["flagged"] = table["flagged"].map({True: "FLAG", False: ""})
+    flagged = summary.subgroups[summary.subgroups["flagged"]]
+    lines = [markdown_table(table)]
+    if len(flagged):
+        lines.append("\n**Flagged subgroups** (upper bound of under-triage above the limit):\n")
+        lines += [f"- {r.group} = {r.level}: {r.flag_reason}" for r in flagged.itertuples()]
+    else:
+        lines.append("\nNo subgroup's under-triage bound exceeds the limit.")
+    return "\n".join(lines)
+
+
+def _safety_lines(summary: RunSummary) -> list[str]:
+    s, sel, dep = summary.safety, summary.selection, summary.test.deployed
+    sided = "two-sided" if s.two_sided else "one-sided"
+    return [
+        f"- Limit: upper {sided} {s.confidence:.0%} Clopper-Pearson bound of under-triage "
+        f"<= {percent(s.limit)}.",
+        f"- Threshold: P(safe remote closure) >= {sel.threshold:.4f}, chosen on the calibration window "
+        f"({summary.bounds['calibration_start']} to {summary.bounds['test_start']}): it recommends "
+        f"{percent(sel.share)} of calls with under-triage {percent(sel.under_triage)} "
+        f"({sel.n_unsafe} of {sel.n_recommended}), bound {percent(sel.upper_bound)}.",
+        f"- On the later test window (from {summary.bounds['test_start']}, not used for any choice): "
+        f"{percent(dep.share)} recommended, under-triage {percent(dep.under_triage)} "
+        f"({dep.n_unsafe} of {dep.n_recommended}), bound {percent(dep.upper_bound)}.",
+        f"- Hard rules, never recommended whatever the score: {_rule_text(summary.rules)} "
+        "(and calls with the rule column missing).",
+    ]
+
+
+def _oracle_lines(summary: RunSummary) -> list[str]:
+    if summary.oracle_comparison is None:
+        return ["No oracle column: comparison with true probabilities is only possible on synthetic data."]
+    o = summary.oracle_comparison
+    return [
+        f"- AUC gap to the oracle: {o['auc_gap_to_oracle']:.4f} (target <= 0.01: "
+        f"{'met' if o['target_auc_met'] else 'MISSED'}).",
+        f"- Closure share at the limit on the test window: model {percent(summary.test.at_limit.share)}, "
+        f"oracle {percent(o['oracle_at_limit_share'])}, ratio {o['at_limit_share_ratio_to_oracle']:.3f} "
+        f"(target >= 0.95: {'met' if o['target_share_met'] else 'MISSED'}).",
+        f"- Deployed thresholds (each chosen on the calibration window): ratio "
+        f"{o['deployed_share_ratio_to_oracle']:.3f}.",
+    ]
+
+
+def render_report(summary: RunSummary) -> str:
+    """The evaluation report: headline metrics, safety, oracle targets, subgroups, tuning."""
+    parts = [
+        f"# Remote-closure model: evaluation on held-out calls ({summary.data_name})",
+        "",
+        f"Data fingerprint `{summary.fingerprint}`; windows (calls): "
+        + ", ".join(f"{k} {v:,}" for k, v in summary.window_sizes.items())
+        + f". Target: {summary.target}.",
+        "",
+        "## Headline (test window)",
+        "",
+        markdown_table(_headline(summary)),
+        "",
+        f"AUC among calls no hard rule excludes: {summary.eligible_auc:.4f}.",
+        "",
+        "## Safety threshold",
+        "",
+        *_safety_lines(summary),
+        "",
+        "## Against the oracle",
+        "",
+        *_oracle_lines(summary),
+        "",
+        "## Subgroups (test window)",
+        "",
+        _subgroup_section(summary),
+        "",
+        "Calibration by subgroup: see `reliability.png`.",
+    ]
+    if summary.tuning is not None and len(summary.tuning):
+        parts += ["", "## Tuning (time-ordered cross-validation on the training window)", ""]
+        parts.append(markdown_table(summary.tuning.head(10)))
+    if summary.reason_agreement:
+        parts += ["", "## Reasons", "", _reason_text(summary.reason_agreement)]
+    if summary.notes:
+        parts += ["", "## Notes", "", *[f"- {note}" for note in summary.notes]]
+    return "\n".join(parts) + "\n"
+
+
+def _reason_text(agreement: dict[str, float]) -> str:
+    return (
+        f"Fast reasons (lookup of average contributions) against exact TreeSHAP on "
+        f"{int(agreement['calls']):,} held-out calls: same top feature for {percent(agreement['top1'])}, "
+        f"on average {percent(agreement['top_k_overlap'])} of the named features shared."
+    )
+
+
+def render_model_card(summary: RunSummary) -> str:
+    """The model card logged with the model: use, data, metrics, threshold, subgroups, limits."""
+    flagged = summary.subgroups[summary.subgroups["flagged"]]
+    features = ", ".join(summary.features.names)
+    limits = [
+        "Trained and evaluated on one service's historical calls: performance can drift when "
+        "case mix, triage protocols or community services change; re-train and re-check the bound.",
+        "The safety bound holds for calls like those in the held-out windows; subgroups with few "
+        "recommended calls have wide bounds (see the flagged subgroups).",
+        "Labels are only as good as the outcome linkage (e.g. ambulance or ED within 24 h, admission, "
+        "death): missed linkage makes under-triage look lower than it is.",
+        "If outcomes are only known for calls that were closed remotely, the model learns from today's "
+        "practice and cannot vouch for calls practice never closed.",
+        "Reasons describe what moved the model's score, not clinical causes.",
+    ]
+    if summary.reason_agreement:
+        limits.append(
+            "Batches larger than the exact-reasons limit get fast (approximate) reasons: "
+            + _reason_text(summary.reason_agreement)
+        )
+    parts = [
+        f"# Model card: remote-closure decision support ({summary.data_name})",
+        "",
+        "## Intended use",
+        "",
+        "Decision support for clinicians in an ambulance clinical hub: for each incoming call, the "
+        "probability that it can be safely closed by telephone (hear and treat), a recommendation "
+        "that respects an agreed limit on under-triage, and the features that drove the score. "
+        "**Not for autonomous closure**: a clinician makes and owns every disposition.",
+        "",
+        "Out of scope: calls from other services without re-validation; children or other groups "
+        "flagged below without clinical review; use as a triage category.",
+        "",
+        "## Data",
+        "",
+        f"- Source: `{summary.data_name}`, fingerprint `{summary.fingerprint}` (content hash; no patient "
+        "rows are stored with the model or in the tracking store).",
+        f"- Target: {summary.target}.",
+        f"- Temporal split: training before {summary.bounds['calibration_start']}, calibration and "
+        f"threshold from then until {summary.bounds['test_start']}, test after; calls "
+        + ", ".join(f"{k} {v:,}" for k, v in summary.window_sizes.items())
+        + ".",
+        f"- Features: {features}.",
+        "",
+        "## Model",
+        "",
+        f"- {summary.model_kind}, parameters {summary.params}.",
+        f"- Calibration: {summary.calibration_method}, fitted on the calibration window.",
+        "",
+        "## Metrics (test window)",
+        "",
+        markdown_table(_headline(summary)),
+        "",
+        "## Threshold and safety bound",
+        "",
+        *_safety_lines(summary),
+        "",
+        "## Subgroup results",
+        "",
+        _subgroup_section(summary),
+        "",
+        "## Exclusions",
+        "",
+        f"Never recommended for remote closure: {_rule_text(summary.rules)}. Missing values in those "
+        "columns count as excluded.",
+        "",
+        "## Known limits",
+        "",
+        *[f"- {item}" for item in limits],
+    ]
+    if summary.oracle_comparison is not None:
+        parts += ["", "## Synthetic-world check against the oracle", "", *_oracle_lines(summary)]
+    if len(flagged):
+        parts += ["", f"**{len(flagged)} subgroup(s) flagged**: review before use in those groups."]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,162 @@
+"""The safety-limited threshold and the hard rules no model output overrides.
+
+Under-triage is the share of calls recommended for remote closure that were NOT safe to close
+(in the synthetic world: an adverse outcome would have followed). A threshold is acceptable when
+the upper Clopper-Pearson bound of that share, on held-out calls, is at most the limit; among
+acceptable thresholds the one recommending the most calls is chosen.
+
+The bound is the upper end of the two-sided interval at ``confidence`` by default (95 % -> the
+97.5 % quantile), the figure clinical papers report as "95 % CI"; ``two_sided=False`` gives the
+one-sided 95 % bound, which is a little less strict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import betaincinv
+
+from disposition.features import level_text
+from mlops.errors import ConfigError
+
+
+def clopper_pearson_upper(events, trials, confidence: float = 0.95, two_sided: bool = True) -> np.ndarray:
+    """Upper Clopper-Pearson bound of a binomial proportion (1 when there are no trials).
+
+    Parameters
+    ----------
+    events, trials : array-like of int
+        Adverse outcomes among recommended calls, and recommended calls.
+    """
+    events = np.asarray(events, dtype=float)
+    trials = np.asarray(trials, dtype=float)
+    if not 0 < confidence < 1:
+        raise ConfigError(f"safety.confidence must be in (0, 1), got {confidence}")
+    alpha = (1 - confidence) / 2 if two_sided else 1 - confidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bound = betaincinv(events + 1, np.maximum(trials - events, 1e-12), 1 - alpha)
+    return np.where((trials <= 0) | (events >= trials), 1.0, bound)
+
+
+@dataclass(frozen=True)
+class ClosureResult:
+    """What a threshold does on a set of calls.
+
+    ``share`` is recommended calls over ALL calls (hard-rule exclusions included), so shares of
+    different models and of today's practice compare directly.
+    """
+
+    threshold: float
+    n_calls: int
+    n_recommended: int
+    n_unsafe: int
+    share: float
+    under_triage: float
+    upper_bound: float
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}{key}": float(value) for key, value in asdict(self).items()}
+
+
+def closure_at(
+    p: np.ndarray,
+    unsafe: np.ndarray,
+    eligible: np.ndarray,
+    threshold: float,
+    confidence: float = 0.95,
+    two_sided: bool = True,
+) -> ClosureResult:
+    """Closure share and under-triage when calls with ``p >= threshold`` (and eligible) are recommended."""
+    recommended = eligible & (p >= threshold)
+    k = int(recommended.sum())
+    a = int(unsafe[recommended].sum())
+    return ClosureResult(
+        threshold=float(threshold),
+        n_calls=len(p),
+        n_recommended=k,
+        n_unsafe=a,
+        share=k / len(p) if len(p) else 0.0,
+        under_triage=a / k if k else 0.0,
+        upper_bound=float(clopper_pearson_upper(a, k, confidence, two_sided)),
+    )
+
+
+def safety_threshold(
+    p: np.ndarray,
+    unsafe: np.ndarray,
+    eligible: np.ndarray,
+    limit: float = 0.01,
+    confidence: float = 0.95,
+    two_sided: bool = True,
+) -> ClosureResult:
+    """The lowest threshold whose under-triage bound stays at or below ``limit``.
+
+    Candidates are cut points between distinct probabilities (tied calls are recommended together).
+    When no cut meets the bound the threshold is infinite: nothing is recommended.
+
+    Parameters
+    ----------
+    p : array of float
+        Calibrated probability of safe remote closure.
+    unsafe : array of bool
+        Realised outcome: True when closing the call remotely was not safe.
+    eligible : array of bool
+        False for calls a hard rule excludes.
+    """
+    if not 0 < limit < 1:
+        raise ConfigError(f"safety.limit must be in (0, 1), got {limit}")
+    p = np.asarray(p, dtype=float)
+    unsafe = np.asarray(unsafe, dtype=bool)
+    eligible = np.asarray(eligible, dtype=bool)
+    candidates = np.flatnonzero(eligible)
+    order = candidates[np.argsort(-p[candidates], kind="stable")]
+    ranked = p[order]
+    trials = np.arange(1, len(order) + 1)
+    events = np.cumsum(unsafe[order])
+    end_of_tie = np.r_[ranked[1:] != ranked[:-1], True] if len(order) else np.array([], dtype=bool)
+    bound = clopper_pearson_upper(events, trials, confidence, two_sided)
+    acceptable = np.flatnonzero(end_of_tie & (bound <= limit))
+    if len(acceptable) == 0:
+        return closure_at(p, unsafe, eligible, np.inf, confidence, two_sided)
+    return closure_at(p, unsafe, eligible, float(ranked[acceptable[-1]]), confidence, two_sided)
+
+
+@dataclass(frozen=True)
+class HardRule:
+    """Calls whose ``column`` takes one of ``values`` are never recommended for remote closure.
+
+    A call with the column missing matches too: an unknown category could be Category 1.
+    """
+
+    column: str
+    values: tuple[str, ...]
+
+    def matches(self, frame: pd.DataFrame) -> np.ndarray:
+        codes, uniques = pd.factorize(frame[self.column], use_na_sentinel=True)
+        hit = [level_text(u) in self.values for u in uniques]
+        return np.array([*hit, True])[codes]  # code -1 (missing) picks the final True
+
+    def describe(self) -> str:
+        return f"{self.column} in {{{', '.join(self.values)}}}"
+
+
+def rules_from_mapping(never_remote: Mapping[str, Sequence] | None) -> list[HardRule]:
+    """Build hard rules from ``{column: [values]}`` (the ``calls.never_remote`` config)."""
+    rules = []
+    for column, values in (never_remote or {}).items():
+        if isinstance(values, str) or not isinstance(values, Sequence):
+            raise ConfigError(f"calls.never_remote.{column} must be a list of values, got {values!r}")
+        rules.append(HardRule(str(column), tuple(str(v) for v in values)))
+    return rules
+
+
+def excluded_by_rules(frame: pd.DataFrame, rules: Sequence[HardRule]) -> tuple[np.ndarray, np.ndarray]:
+    """Which calls a hard rule excludes, and the index of the first rule that does (-1 for none)."""
+    first = np.full(len(frame), -1)
+    for i, rule in enumerate(rules):
+        hit = rule.matches(frame) & (first < 0)
+        first[hit] = i
+    return first >= 0, first

@@ -1,0 +1,223 @@
+"""Everything that turns a frame of calls into a recommendation, in one object that saves to a folder.
+
+The same :class:`RemoteClosureScorer` scores the held-out calls during training and answers
+requests inside the registered MLflow model, so what was evaluated is exactly what serves.
+
+Order of work for a batch: check the request, derive time features, encode, raw score, calibrate,
+apply the hard rules, compare with the threshold, then explain the calls the rules did not settle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from disposition.calibration import ScoreCalibrator
+from disposition.features import add_time_features
+from disposition.model import LinearModel, TreeModel, load_model
+from disposition.reasons import ContributionTable, display_values, top_reasons
+from disposition.safety import HardRule, excluded_by_rules
+from mlops.errors import DataValidationError
+
+OUTPUT_COLUMNS = ("p_safe_remote", "recommend_remote", "threshold", "reasons")
+REASON_MODES = ("auto", "exact", "fast", "none")
+_FORMAT = 1  # bump when the saved layout changes
+
+
+class RequestError(DataValidationError):
+    """A batch of calls the model cannot score (missing columns, values of the wrong type)."""
+
+
+@dataclass
+class FeatureSpec:
+    """Which request columns the model reads and how.
+
+    ``time_features`` (hour, day of week) are derived from ``date_column``; they are model features
+    but not request columns.
+    """
+
+    categorical: list[str]
+    numeric: list[str]
+    date_column: str | None = None
+    time_features: list[str] = field(default_factory=list)
+
+    @property
+    def model_numeric(self) -> list[str]:
+        return [*self.numeric, *self.time_features]
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.categorical, *self.model_numeric]
+
+
+class RemoteClosureScorer:
+    """A fitted model, its calibrator, the safety threshold, hard rules and the reason machinery.
+
+    Parameters
+    ----------
+    model : TreeModel or LinearModel
+    calibrator : ScoreCalibrator
+    threshold : float
+        Calls with calibrated probability at or above it are recommended (unless a rule excludes
+        them); ``inf`` when no threshold met the safety bound.
+    rules : sequence of HardRule
+    features : FeatureSpec
+    reason_table : ContributionTable, optional
+        Lookup for fast reasons (tree models); without it every batch gets exact reasons.
+    top_k : int
+        Features named in each reason.
+    exact_max_rows : int
+        In ``"auto"`` mode, batches up to this size get exact reasons, larger ones fast reasons.
+    """
+
+    def __init__(
+        self,
+        model: TreeModel | LinearModel,
+        calibrator: ScoreCalibrator,
+        threshold: float,
+        rules: Sequence[HardRule],
+        features: FeatureSpec,
+        reason_table: ContributionTable | None = None,
+        top_k: int = 3,
+        exact_max_rows: int = 10_000,
+    ):
+        self.model = model
+        self.calibrator = calibrator
+        self.threshold = float(threshold)
+        self.rules = list(rules)
+        self.features = features
+        self.reason_table = reason_table
+        self.top_k = int(top_k)
+        self.exact_max_rows = int(exact_max_rows)
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Request columns, in order: features, the date column if time features need it, rule columns."""
+        columns = [*self.features.categorical, *self.features.numeric]
+        if self.features.time_features and self.features.date_column:
+            columns.append(self.features.date_column)
+        columns += [rule.column for rule in self.rules]
+        return list(dict.fromkeys(columns))
+
+    def check_request(self, calls: pd.DataFrame) -> None:
+        """Raise :class:`RequestError` naming what is wrong; missing values and unseen categories are fine."""
+        if not isinstance(calls, pd.DataFrame):
+            raise RequestError(f"expected a table of calls (DataFrame), got {type(calls).__name__}")
+        missing = [c for c in self.required_columns if c not in calls.columns]
+        if missing:
+            raise RequestError(f"request lacks column(s) {missing}; the model needs {self.required_columns}")
+        for name in self.features.numeric:
+            column = calls[name]
+            if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+                continue
+            parsed = pd.to_numeric(column, errors="coerce")
+            bad = parsed.isna() & column.notna()
+            if bad.any():
+                example = column[bad].iloc[0]
+                raise RequestError(
+                    f"column {name!r} must hold numbers; got {example!r} in {int(bad.sum())} row(s)"
+                )
+        if self.features.time_features and self.features.date_column:
+            column = calls[self.features.date_column]
+            if not pd.api.types.is_datetime64_any_dtype(column):
+                parsed = pd.to_datetime(column, errors="coerce", format="mixed")
+                bad = parsed.isna() & column.notna()
+                if bad.any():
+                    raise RequestError(
+                        f"column {self.features.date_column!r} must hold date-times (e.g. 2024-01-31 14:05); "
+                        f"got {column[bad].iloc[0]!r} in {int(bad.sum())} row(s)"
+                    )
+
+    def model_frame(self, calls: pd.DataFrame) -> pd.DataFrame:
+        """The request with time features added: the columns the encoder reads."""
+        return add_time_features(calls, self.features.date_column, self.features.time_features)
+
+    def probabilities(self, calls: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of safe remote closure for each call (no rules, no reasons)."""
+        self.check_request(calls)
+        encoded = self.model.encode(self.model_frame(calls))
+        return self.calibrator.predict(self.model.raw_score(encoded))
+
+    def predict(self, calls: pd.DataFrame, reasons: str = "auto") -> pd.DataFrame:
+        """Score a batch of calls.
+
+        Returns
+        -------
+        DataFrame
+            ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float, the same
+            for every row) and ``reasons`` (str; empty when ``reasons="none"``), indexed like ``calls``.
+        """
+        if reasons not in REASON_MODES:
+            raise RequestError(f"reasons must be one of {REASON_MODES}, got {reasons!r}")
+        self.check_request(calls)
+        frame = self.model_frame(calls)
+        encoded = self.model.encode(frame)
+        p = self.calibrator.predict(self.model.raw_score(encoded))
+        excluded, which_rule = excluded_by_rules(frame, self.rules)
+        recommend = ~excluded & (p >= self.threshold)
+        text = np.full(len(frame), "", dtype=object)
+        if reasons != "none":
+            for i, rule in enumerate(self.rules):
+                text[which_rule == i] = f"never remote by rule: {rule.describe()}"
+            open_rows = np.flatnonzero(~excluded)
+            if len(open_rows):
+                text[open_rows] = self._explain(frame.iloc[open_rows], encoded[open_rows], reasons)
+        return pd.DataFrame(
+            {
+                "p_safe_remote": p,
+                "recommend_remote": recommend,
+                "threshold": np.full(len(frame), self.threshold),
+                "reasons": text,
+            },
+            index=calls.index,
+        )
+
+    def _explain(self, frame: pd.DataFrame, encoded: np.ndarray, mode: str) -> np.ndarray:
+        use_table = self.reason_table is not None and (
+            mode == "fast" or (mode == "auto" and len(frame) > self.exact_max_rows)
+        )
+        contributions = self.reason_table.lookup(encoded) if use_table else self.model.contributions(encoded)
+        names = self.features.names
+        shown = display_values(frame, names, self.features.categorical)
+        return top_reasons(contributions, shown, names, self.top_k)
+
+    def save(self, folder: Path) -> Path:
+        """Write the scorer as ``scorer.json`` plus the model's own files; returns ``folder``."""
+        folder = Path(folder)
+        self.model.save(folder)
+        state = {
+            "format": _FORMAT,
+            "model_kind": self.model.kind,
+            "calibrator": self.calibrator.to_dict(),
+            "threshold": self.threshold if np.isfinite(self.threshold) else "inf",
+            "rules": [{"column": r.column, "values": list(r.values)} for r in self.rules],
+            "features": vars(self.features),
+            "reason_table": self.reason_table.to_dict() if self.reason_table is not None else None,
+            "top_k": self.top_k,
+            "exact_max_rows": self.exact_max_rows,
+        }
+        (folder / "scorer.json").write_text(json.dumps(state))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> RemoteClosureScorer:
+        folder = Path(folder)
+        state = json.loads((folder / "scorer.json").read_text())
+        if state["format"] != _FORMAT:
+            raise ValueError(f"scorer saved in format {state['format']}, this code reads {_FORMAT}")
+        table = state["reason_table"]
+        return cls(
+            model=load_model(folder, state["model_kind"]),
+            calibrator=ScoreCalibrator.from_dict(state["calibrator"]),
+            threshold=float(state["threshold"]),
+            rules=[HardRule(r["column"], tuple(r["values"])) for r in state["rules"]],
+            features=FeatureSpec(**state["features"]),
+            reason_table=ContributionTable.from_dict(table) if table is not None else None,
+            top_k=state["top_k"],
+            exact_max_rows=state["exact_max_rows"],
+        )

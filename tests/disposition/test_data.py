@@ -1,0 +1,123 @@
+"""A user's call records: every mistake is one clear error; the temporal split is in time order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from disposition.data import CallSpec, check_windows, prepare_calls, temporal_split
+from mlops.errors import ConfigError, DataValidationError
+
+
+def _spec(**changes) -> CallSpec:
+    config = {
+        "name": "own",
+        "date_column": "when",
+        "target": {"column": "safe", "expression": None},
+        "features": {"categorical": ["group"], "numeric": ["age"], "time": ["hour"]},
+        "exclude": ["outcome"],
+        "never_remote": {"group": ["arrest"]},
+    }
+    config.update(changes)
+    return CallSpec.from_config(config)
+
+
+@pytest.fixture
+def records() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    n = 400
+    return pd.DataFrame(
+        {
+            "when": pd.date_range("2022-01-01", periods=n, freq="6h").astype(str),
+            "group": rng.choice(["falls", "arrest", "rash"], n),
+            "age": rng.integers(0, 100, n),
+            "safe": rng.integers(0, 2, n),
+            "outcome": rng.integers(0, 2, n),
+            "call_ref": [f"R{i}" for i in range(n)],
+        }
+    )
+
+
+def test_valid_records_become_a_sorted_modelling_table(records):
+    prepared = prepare_calls(records.sample(frac=1, random_state=0), _spec())
+    assert prepared.dates.is_monotonic_increasing
+    assert set(prepared.frame.columns) >= {"group", "age", "when", "_target"}
+    assert prepared.features.names == ["group", "age", "hour"]
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (
+            {"features": {"categorical": ["grp"], "numeric": ["age"]}},
+            DataValidationError,
+            r"feature column\(s\) \['grp'\]",
+        ),
+        ({"target": {"column": "saved"}}, DataValidationError, "target column 'saved' not found"),
+        ({"date_column": "date"}, DataValidationError, "date column 'date' not found"),
+        ({"features": {"categorical": ["group"], "numeric": ["safe"]}}, ConfigError, "'safe' is the target"),
+        ({"features": {"categorical": ["group"], "numeric": ["outcome"]}}, ConfigError, "calls.exclude"),
+        ({"target": {"column": "safe", "expression": "safe == 1"}}, ConfigError, "exactly one"),
+        ({"never_remote": {"category": ["C1"]}}, ConfigError, "hard rule column 'category'"),
+        ({"target": {"expression": "sfae == 1"}}, ConfigError, "cannot be evaluated"),
+    ],
+)
+def test_config_mistakes_name_the_fix(records, change, error, message):
+    with pytest.raises(error, match=message):
+        prepare_calls(records, _spec(**change))
+
+
+def test_data_mistakes_name_the_fix(records):
+    with pytest.raises(DataValidationError, match="one class only"):
+        prepare_calls(records.assign(safe=1), _spec())
+    with pytest.raises(DataValidationError, match="constant"):
+        prepare_calls(records.assign(age=7), _spec())
+    with pytest.raises(DataValidationError, match="identical to the target"):
+        prepare_calls(records.assign(copy=1 - records["safe"]), _spec(features={"numeric": ["age", "copy"]}))
+    with pytest.raises(DataValidationError, match="not 0/1"):
+        prepare_calls(records.assign(safe=records["safe"].where(records.index > 5)), _spec())
+    with pytest.raises(DataValidationError, match="must be 0/1"):
+        prepare_calls(records.assign(safe=records["safe"] * 2), _spec())
+    with pytest.raises(DataValidationError, match="non-numbers"):
+        prepare_calls(records.assign(age=records["age"].astype(str).where(records.index > 0, "old")), _spec())
+    with pytest.raises(DataValidationError, match="not dates"):
+        prepare_calls(records.assign(when=records["when"].where(records.index > 0, "soon")), _spec())
+
+
+def test_target_expression_and_inferred_features(records):
+    spec = _spec(
+        target={"expression": "outcome == 0 and safe == 1"},
+        features={"categorical": None, "numeric": None, "time": []},
+        exclude=["call_ref"],
+    )
+    prepared = prepare_calls(records, spec)
+    # The columns the target is computed from can never be features.
+    assert prepared.features.categorical == ["group"] and prepared.features.numeric == ["age"]
+    assert prepared.y.tolist() == ((records["outcome"] == 0) & (records["safe"] == 1)).astype(int).tolist()
+    with pytest.raises(ConfigError, match="looks like an identifier"):
+        prepare_calls(
+            records, _spec(target={"column": "safe"}, features={"categorical": None, "numeric": None})
+        )
+
+
+def test_filter_keeps_calls_with_known_outcome(records):
+    records = records.assign(safe=records["safe"].where(records.index % 2 == 0))
+    prepared = prepare_calls(records, _spec(filter="safe == safe"))
+    assert len(prepared.frame) == 200
+    with pytest.raises(DataValidationError, match="leaves no calls"):
+        prepare_calls(records, _spec(filter="age > 1000"))
+
+
+def test_temporal_split_trains_on_the_past():
+    dates = pd.Series(pd.date_range("2020-01-01", periods=1000, freq="D"))
+    train, cal, test, bounds = temporal_split(dates, 0.2, 0.2)
+    assert train.sum() == pytest.approx(600, abs=2) and cal.sum() == pytest.approx(200, abs=2)
+    assert dates[train].max() < dates[cal].min() and dates[cal].max() < dates[test].min()
+    assert bounds["test_start"] == "2022-03-10"  # day 800 of 1000, at the start of its day
+    _, _, test, _ = temporal_split(dates, 0.2, 0.2, "2021-01-01", "2022-01-01")
+    assert dates[test].min() == pd.Timestamp("2022-01-01")
+    with pytest.raises(ConfigError, match="before test start"):
+        temporal_split(dates, 0.2, 0.2, "2022-06-01", "2022-01-01")
+    with pytest.raises(DataValidationError, match="calibration window"):
+        check_windows(np.zeros(1000, dtype=int), {"calibration": cal})
