@@ -1,0 +1,98 @@
+"""Whether a new remote-closure model becomes ``champion``: safety first, then closure share.
+
+The champion alias moves only when the new model (1) has a threshold whose under-triage bound met
+the limit on the calibration window, (2) stayed within the limit on the later test window, and
+(3) recommends a larger share of the SAME test calls than the current champion does with its own
+threshold. The champion is re-scored on those calls through its registered pyfunc; only if it
+cannot read them (another data source) is its recorded test share used instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from disposition.evaluation import SafetySettings
+from disposition.report import percent
+from disposition.safety import ClosureResult
+from mlops.registry import CHAMPION, PromotionDecision, version_with_alias
+
+SHARE_TAG = "test_closure_share"
+
+
+def champion_on_same_calls(
+    name: str, version: str, calls: pd.DataFrame, y: np.ndarray, safety: SafetySettings
+) -> ClosureResult | None:
+    """What the registered ``version`` recommends on ``calls``; None if it cannot score them."""
+    # A served model receives categories as text; pandas categoricals fail MLflow's schema check.
+    categorical = [c for c in calls.columns if isinstance(calls[c].dtype, pd.CategoricalDtype)]
+    calls = calls.astype({c: object for c in categorical})
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        schema = model.metadata.get_input_schema()
+        if schema is not None:  # send only what it reads (extra columns only cause warnings)
+            calls = calls[[c for c in schema.input_names() if c in calls.columns]]
+        answer = model.predict(calls, params={"reasons": "none"})
+    except (MlflowException, KeyError, ValueError, TypeError, OSError):
+        return None
+    recommend = answer["recommend_remote"].to_numpy(dtype=bool)
+    threshold = float(answer["threshold"].iloc[0]) if len(answer) else float("inf")
+    # Its recommendations are taken as given: every recommended call counts, whatever its score.
+    result = safety.apply(np.ones(len(recommend)), np.asarray(y) == 0, recommend, threshold=0.0)
+    return replace(result, threshold=threshold)
+
+
+def decide(
+    client: MlflowClient,
+    name: str,
+    selection: ClosureResult,
+    test: ClosureResult,
+    test_calls: pd.DataFrame,
+    y_test: np.ndarray,
+    safety: SafetySettings,
+) -> tuple[PromotionDecision, ClosureResult | None]:
+    """The promotion decision in words, and the champion's result on the same calls (if scored)."""
+    if selection.n_recommended == 0:
+        return PromotionDecision(
+            False,
+            f"no threshold keeps the under-triage bound within {percent(safety.limit)} on the calibration "
+            "window: the model would recommend nothing",
+        ), None
+    if test.under_triage > safety.limit:
+        return PromotionDecision(
+            False,
+            f"under-triage on the test window {percent(test.under_triage)} exceeds the limit "
+            f"{percent(safety.limit)}",
+        ), None
+    champion = version_with_alias(client, name, CHAMPION)
+    if champion is None:
+        return PromotionDecision(
+            True,
+            f"first model meeting the safety bound: recommends {percent(test.share)} of test calls, "
+            f"under-triage {percent(test.under_triage)} (bound {percent(test.upper_bound)})",
+        ), None
+    rescored = champion_on_same_calls(name, champion.version, test_calls, y_test, safety)
+    if rescored is not None:
+        theirs, how = rescored.share, "on the same test calls"
+        if rescored.n_recommended and rescored.under_triage > safety.limit:
+            how += f"; note: its under-triage there is {percent(rescored.under_triage)}, above the limit"
+    elif SHARE_TAG in champion.tags:
+        theirs, how = float(champion.tags[SHARE_TAG]), "on its own test window (it cannot read these calls)"
+    else:
+        theirs, how = 0.0, "(champion has no comparable record)"
+    if test.share > theirs:
+        return PromotionDecision(
+            True,
+            f"recommends {percent(test.share)} of test calls within the safety bound, more than champion "
+            f"v{champion.version} ({percent(theirs)} {how})",
+        ), rescored
+    return PromotionDecision(
+        False,
+        f"recommends {percent(test.share)} of test calls, not more than champion v{champion.version} "
+        f"({percent(theirs)} {how})",
+    ), rescored

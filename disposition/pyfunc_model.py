@@ -1,0 +1,121 @@
+"""The remote-closure scorer as an MLflow pyfunc: a frame of calls in, recommendations out.
+
+Contract
+--------
+Input: one row per call with the columns in the model's signature (features, the call date-time
+when hour/weekday are used, and the hard-rule columns). Missing values and categories never seen in
+training are scored; a missing column or a value of the wrong type is rejected with
+``MlflowException(error_code=INVALID_PARAMETER_VALUE)`` (a 400 when served).
+Output: ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float) and
+``reasons`` (str). Optional param ``reasons``: ``auto`` (default), ``exact``, ``fast`` or ``none``.
+
+Nothing about real patients is logged: the input example is made up from per-column summaries
+(:func:`made_up_example`), and the model's artifacts hold only fitted parameters.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models.signature import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+import disposition
+import mlops
+from disposition.scorer import RemoteClosureScorer, RequestError
+
+
+class RemoteClosureModel(mlflow.pyfunc.PythonModel):
+    """Loads a saved :class:`~disposition.scorer.RemoteClosureScorer` and answers requests."""
+
+    def load_context(self, context):
+        self.scorer = RemoteClosureScorer.load(Path(context.artifacts["scorer"]))
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        mode = (params or {}).get("reasons") or "auto"
+        try:
+            return self.scorer.predict(model_input, reasons=mode)
+        except RequestError as error:
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
+
+
+def made_up_example(
+    frame: pd.DataFrame, columns: list[str], date_column: str | None, n: int = 3
+) -> pd.DataFrame:
+    """``n`` calls that exist in no data set: each column filled independently with a common value.
+
+    Categories cycle through the most frequent levels, numbers through quartiles; the date is fixed.
+    No row of the result is a patient's row, yet every value is plausible for the signature.
+    """
+    data = {}
+    for column in columns:
+        values = frame[column]
+        if column == date_column:
+            data[column] = pd.date_range("2024-01-15 09:30", periods=n, freq="5h")
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            quartiles = values.dropna().quantile([0.5, 0.25, 0.75]).to_numpy(dtype=float)
+            data[column] = np.resize(np.round(quartiles, 2), n)
+        else:
+            common = values.dropna().astype(str).value_counts().index[:n].tolist()
+            data[column] = np.resize(np.asarray(common, dtype=object), n)
+    return pd.DataFrame(data)
+
+
+def request_signature(frame: pd.DataFrame, columns: list[str], date_column: str | None) -> ModelSignature:
+    """Input types follow the training data (numbers as double so missing values pass), plus outputs."""
+    inputs = []
+    for column in columns:
+        values = frame[column]
+        if column == date_column:
+            kind = "datetime"
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            kind = "double"
+        elif pd.api.types.is_bool_dtype(values):
+            kind = "boolean"
+        else:
+            kind = "string"
+        inputs.append(ColSpec(kind, column))
+    outputs = [
+        ColSpec("double", "p_safe_remote"),
+        ColSpec("boolean", "recommend_remote"),
+        ColSpec("double", "threshold"),
+        ColSpec("string", "reasons"),
+    ]
+    params = ParamSchema([ParamSpec("reasons", "string", "auto")])
+    return ModelSignature(Schema(inputs), Schema(outputs), params)
+
+
+def log_remote_closure_model(
+    scorer: RemoteClosureScorer, training_frame: pd.DataFrame, model_card: Path, work_dir: Path
+) -> mlflow.models.model.ModelInfo:
+    """Log ``scorer`` as a models-from-code pyfunc named ``model`` in the active run."""
+    columns = scorer.required_columns
+    date_column = scorer.features.date_column if scorer.features.time_features else None
+    example = made_up_example(training_frame, columns, date_column)
+    folder = scorer.save(work_dir / "scorer")
+    with warnings.catch_warnings():
+        # The explicit signature validates requests; MLflow's type-hint inference is not wanted.
+        warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
+            artifacts={"scorer": str(folder), "model_card": str(model_card)},
+            signature=request_signature(training_frame, columns, date_column),
+            input_example=example,
+            pip_requirements=_requirements(),
+            # The toolkit's code travels with the model, so loading needs only the pinned packages.
+            code_paths=[str(Path(disposition.__file__).parent), str(Path(mlops.__file__).parent)],
+        )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ["mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "scipy", "joblib", "matplotlib"]
+    return [f"{name}=={version(name)}" for name in packages]

@@ -1,0 +1,39 @@
+"""Entry point: ``python -m disposition.train [overrides]`` (also the ``disposition-train`` script)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from disposition.pipeline import train
+from mlops.errors import report_user_errors
+
+__all__ = ["main", "train"]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="disposition")
+@report_user_errors
+def main(cfg: DictConfig) -> float:
+    result = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    m = result.metrics
+    status = "promoted to champion" if result.promoted else "registered as challenger"
+    print(
+        f"\ntest window: AUC {m['test_auc']:.4f}, ECE {m['test_ece']:.4f}; "
+        f"threshold {m['selection_threshold']:.4f} recommends "
+        f"{100 * m['test_deployed_share']:.1f} % of calls, "
+        f"under-triage {100 * m['test_deployed_under_triage']:.2f} % "
+        f"(upper bound {100 * m['test_deployed_upper_bound']:.2f} %)\n"
+        f"flagged subgroups: {', '.join(result.flagged) if result.flagged else 'none'}\n"
+        f"model version {result.version} {status}: {result.reason}\n"
+        f"load it with: mlflow.pyfunc.load_model('{result.model_uri}')\n"
+        f"report, model card, plots: {result.output_dir}\n"
+        f"open the MLflow UI: {result.ui_command}"
+    )
+    return m["test_deployed_share"]  # lets a sweeper maximise closure within the safety limit
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The training job end to end in-process: report, tags, registry, promotion, pyfunc contract."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import ErrorCode
+from mlflow.tracking import MlflowClient
+
+from disposition.pipeline import train
+from tests.disposition.conftest import compose_disposition, fast_overrides
+
+NAME = "disposition-remote-closure"
+
+
+def _run(tmp_path, calls_path, *extra):
+    cfg = compose_disposition(fast_overrides(calls_path, tmp_path / "store") + list(extra))
+    return train(cfg, tmp_path / f"out-{len(list(tmp_path.iterdir()))}")
+
+
+def test_first_run_is_champion_and_identical_rerun_is_challenger(tmp_path, calls_path, calls):
+    first = _run(tmp_path, calls_path)
+    assert first.promoted and first.version == "1", first.reason
+    files = {p.name for p in first.output_dir.iterdir()}
+    assert {"report.md", "model_card.md", "subgroups.csv", "reliability.png", "metrics.json"} <= files
+    m = first.metrics
+    assert m["selection_upper_bound"] <= 0.02 and m["selection_share"] > 0.05
+    assert m["test_auc"] > 0.9 and abs(m["auc_gap_to_oracle"]) < 0.02
+
+    client = MlflowClient(mlflow.get_tracking_uri())
+    run = client.get_run(first.run_id)
+    assert run.data.tags["safety.n_flagged_subgroups"] == str(len(first.flagged))
+    assert "promotion" in run.data.tags and run.data.params["safety.limit"] == "0.02"
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"synthetic-calls-training", "synthetic-calls-calibration", "synthetic-calls-test"}
+    assert all(json.loads(d.dataset.profile)["num_rows"] == 0 for d in inputs.values())  # schema, no rows
+    report = {a.path for a in client.list_artifacts(first.run_id, "report")}
+    assert "report/model_card.md" in report and "report/reliability.png" in report
+
+    second = _run(tmp_path, calls_path)
+    assert not second.promoted and "not more than champion v1" in second.reason
+    assert "same test calls" in second.reason
+    assert client.get_model_version_by_alias(NAME, "champion").version == 1
+    assert client.get_model_version_by_alias(NAME, "challenger").version == 2
+
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    request = calls.tail(50).drop(columns=["safe_remote", "p_safe_remote_true", "adverse_outcome"])
+    answer = model.predict(request)
+    assert list(answer.columns) == ["p_safe_remote", "recommend_remote", "threshold", "reasons"]
+    assert not answer.loc[request["category"].to_numpy() == "C1", "recommend_remote"].any()
+    assert answer["reasons"].str.len().min() > 0
+    with pytest.raises(MlflowException) as missing:
+        model.predict(request.drop(columns=["age"]))
+    assert missing.value.error_code == ErrorCode.Name(ErrorCode.INVALID_PARAMETER_VALUE)
+    assert "age" in str(missing.value)
+
+    # The logged input example is made up (a date outside the data), and the card travels with the model.
+    local = mlflow.artifacts.download_artifacts(f"models:/{NAME}/1")
+    example = json.loads(open(f"{local}/input_example.json").read())
+    assert "2024-01-15" in json.dumps(example)
+    assert "Not for autonomous closure" in open(f"{local}/artifacts/model_card.md").read()
+
+
+def test_unseen_categories_and_missing_values_are_scored(tmp_path, calls_path, calls):
+    _run(tmp_path, calls_path, "baseline_enabled=false", "tuning.enabled=false")
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    request = calls.head(6).drop(columns=["safe_remote"]).copy()
+    request["symptom_group"] = ["never_seen_before", None, "falls", "falls", "back_pain", "back_pain"]
+    request["age"] = [np.nan, 40, np.nan, 85, 30, 30]
+    request["area"] = request["area"].astype(object)
+    request.loc[1, "area"] = None
+    answer = model.predict(request)
+    assert answer["p_safe_remote"].between(0, 1).all()
+    # A missing symptom group could be a red flag: never recommended, and the reason says why.
+    assert not answer.loc[1, "recommend_remote"] and "never remote by rule" in answer.loc[1, "reasons"]
+    assert answer["reasons"].str.len().min() > 0 and answer["p_safe_remote"].notna().all()
+    with pytest.raises(MlflowException) as wrong:
+        model.predict(request.assign(age=["forty"] * 6))
+    assert wrong.value.error_code == ErrorCode.Name(ErrorCode.INVALID_PARAMETER_VALUE)
+
+
+def test_own_csv_with_target_expression_and_inferred_features(tmp_path, calls):
+    own = calls.rename(columns={"call_time": "received"}).drop(columns=["p_safe_remote_true", "safe_remote"])
+    own = own[own["closed_remotely"] == 1]  # outcome known only after a remote closure
+    path = tmp_path / "own.csv"
+    own.to_csv(path, index=False)
+    cfg = compose_disposition(
+        [
+            "calls=csv",
+            f"calls.path={path}",
+            "calls.date_column=received",
+            "calls.target.expression='adverse_outcome == 0'",
+            "calls.exclude=[call_id,closed_remotely,disposition,adverse_type]",
+            "calls.never_remote={category:[C1]}",
+            "calls.subgroups={age:age,sex:sex,category:category}",
+            f"tracking.store_dir={tmp_path / 'store'}",
+            "tuning.enabled=false",
+            "baseline_enabled=false",
+            "classifier.estimator.n_estimators=30",
+            "safety.limit=0.05",
+        ]
+    )
+    result = train(cfg, tmp_path / "out")
+    assert result.model_uri == "models:/disposition-remote-closure-own-calls@champion"
+    card = (result.output_dir / "model_card.md").read_text()
+    assert "adverse_outcome == 0" in card and "symptom_group" in card
+    assert "oracle" not in json.dumps(list(result.metrics))
+    subgroups = pd.read_csv(result.output_dir / "subgroups.csv")
+    assert {"age_band", "sex", "category", "time_of_day"} <= set(subgroups["group"])
