@@ -96,3 +96,23 @@ def calendar_features(
             frame[f"annual_sin_{k + 1}"] = terms[:, k]
             frame[f"annual_cos_{k + 1}"] = terms[:, annual_order + k]
     return frame
+
+
+def calendar_design(
+    ds: pd.Series | pd.DatetimeIndex, nation: str = "england", annual_order: int = 4
+) -> pd.DataFrame:
+    """Numeric regressors for linear models: weekday and festive-day dummies, bank holiday, Fourier.
+
+    Monday and ordinary days are the reference levels, so the columns are not collinear with an
+    intercept.
+    """
+    dates = pd.DatetimeIndex(ds)
+    weekday = np.eye(7)[dates.day_of_week][:, 1:]
+    festive = np.eye(len(FESTIVE_DAYS) + 1)[festive_day(dates)][:, 1:]
+    columns = {f"dow_{k}": weekday[:, k - 1] for k in range(1, 7)}
+    columns |= {f"festive_{label}": festive[:, i] for i, label in enumerate(FESTIVE_DAYS)}
+    columns["bank_holiday"] = is_bank_holiday(dates, nation).astype(float)
+    if annual_order > 0:
+        terms = fourier_terms(dates, 365.25, annual_order)
+        columns |= {f"annual_{k}": terms[:, k] for k in range(terms.shape[1])}
+    return pd.DataFrame(columns)

@@ -28,40 +28,68 @@ def _file_rows(index: pd.Index) -> str:
 
 def load_daily_counts(
     path: str | os.PathLike,
-    columns: Mapping[str, str] | None = None,
+    columns: Mapping[str, str | None] | None = None,
     keep: Sequence[str] = (),
     exclude_series: Sequence[str] = (),
+    *,
+    records: bool = False,
+    train_end: str | None = None,
+    fill_missing: float | None = None,
 ) -> pd.DataFrame:
-    """Read a file of daily counts and return a validated long-format frame.
+    """Read a file of daily counts (or of call records) and return a validated long-format frame.
 
     Parameters
     ----------
     path : path-like
         CSV or Parquet file.
-    columns : mapping, optional
-        Names in the file for ``unique_id``, ``ds`` and ``y``, e.g. ``{"ds": "Actual_dt"}``.
-    keep : sequence of str
-        Further columns to carry along (e.g. ``y_expected`` of the synthetic world).
-    exclude_series : sequence of str
-        Series to leave out (e.g. a trust total or an out-of-area code).
+    columns, keep, exclude_series, records, train_end, fill_missing
+        See :func:`validate_daily_counts`.
     """
     raw = read_table(path)
     return validate_daily_counts(
-        raw, columns=columns, keep=keep, exclude_series=exclude_series, source=str(path)
+        raw,
+        columns=columns,
+        keep=keep,
+        exclude_series=exclude_series,
+        source=str(path),
+        records=records,
+        train_end=train_end,
+        fill_missing=fill_missing,
     )
 
 
 def validate_daily_counts(
     raw: pd.DataFrame,
-    columns: Mapping[str, str] | None = None,
+    columns: Mapping[str, str | None] | None = None,
     keep: Sequence[str] = (),
     exclude_series: Sequence[str] = (),
     source: str = "data",
+    *,
+    records: bool = False,
+    train_end: str | None = None,
+    fill_missing: float | None = None,
 ) -> pd.DataFrame:
     """Map columns, parse and check a table of daily counts.
 
     Checks, each failing with its own message: required columns present, dates parse, counts are
     non-negative numbers, one row per series and day, and no day missing inside a series.
+
+    Parameters
+    ----------
+    columns : mapping, optional
+        Names in the file for ``unique_id``, ``ds`` and ``y``, e.g. ``{"ds": "Actual_dt"}``.
+        ``unique_id: None`` treats the whole file as one series called ``all``.
+    keep : sequence of str
+        Further columns to carry along (e.g. ``y_expected`` of the synthetic world).
+    exclude_series : sequence of str
+        Series to leave out (e.g. a trust total or an out-of-area code).
+    records : bool
+        The file has one row per call with a timestamp in ``ds``: count calls per series and day.
+    train_end : date, optional
+        Ignore rows after this date (hold them back as test data).
+    fill_missing : float, optional
+        Value for days missing inside a series (e.g. 0). By default a missing day is an error;
+        filled days are counted in ``frame.attrs["filled_days"]`` so the pipeline can log them.
 
     Returns
     -------
@@ -70,16 +98,20 @@ def validate_daily_counts(
         ``unique_id`` and ``ds``.
     """
     mapping = {name: (columns or {}).get(name, name) for name in REQUIRED_COLUMNS}
-    wanted = list(mapping.values()) + list(keep)
+    if records:
+        mapping["y"] = None  # the count is the number of rows
+        if keep:
+            raise DataValidationError(f"{source}: `keep` columns cannot be carried through call records")
+    wanted = [v for v in mapping.values() if v is not None] + list(keep)
     missing = [name for name in wanted if name not in raw.columns]
     if missing:
         hints = [f"data.columns.{k}=<column>" for k, v in mapping.items() if v in missing]
+        fix = f"Map yours with {' '.join(hints)}." if hints else "Add them or drop them from the config."
         raise DataValidationError(
-            f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. "
-            + (f"Map yours with {' '.join(hints)}." if hints else "Add them or drop them from the config.")
+            f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. {fix}"
         )
-    frame = raw[wanted].rename(columns={v: k for k, v in mapping.items()})
-    frame["unique_id"] = frame["unique_id"].astype(str)
+    frame = raw[wanted].rename(columns={v: k for k, v in mapping.items() if v is not None})
+    frame["unique_id"] = frame["unique_id"].astype(str) if mapping["unique_id"] else "all"
     if exclude_series:
         frame = frame[~frame["unique_id"].isin([str(s) for s in exclude_series])]
     if frame.empty:
@@ -92,27 +124,25 @@ def validate_daily_counts(
             f"{source}: {len(bad)} value(s) in date column {mapping['ds']!r} are not dates, e.g. "
             f"{frame.loc[bad[0], 'ds']!r} at {_file_rows(bad)}. Use ISO dates (YYYY-MM-DD)."
         )
-    if (dates != dates.dt.normalize()).any():
-        raise DataValidationError(
-            f"{source}: column {mapping['ds']!r} holds times of day; daily counts need one row per "
-            "day (aggregate call records to daily counts first)."
+    if records:
+        frame = (
+            pd.DataFrame({"unique_id": frame["unique_id"], "ds": dates.dt.normalize()})
+            .groupby(["unique_id", "ds"], as_index=False)
+            .size()
+            .rename(columns={"size": "y"})
         )
-    frame["ds"] = dates
-
-    counts = pd.to_numeric(frame["y"], errors="coerce")
-    bad = frame.index[counts.isna()]
-    if len(bad):
-        raise DataValidationError(
-            f"{source}: {len(bad)} value(s) in count column {mapping['y']!r} are missing or not "
-            f"numbers, e.g. {frame.loc[bad[0], 'y']!r} at {_file_rows(bad)}. Counts must be numbers >= 0."
-        )
-    bad = frame.index[counts < 0]
-    if len(bad):
-        raise DataValidationError(
-            f"{source}: {len(bad)} negative count(s) in column {mapping['y']!r}, e.g. "
-            f"{counts[bad[0]]:g} at {_file_rows(bad)}. Counts must be >= 0."
-        )
-    frame["y"] = counts.astype(float)
+    else:
+        if (dates != dates.dt.normalize()).any():
+            raise DataValidationError(
+                f"{source}: column {mapping['ds']!r} holds times of day; daily counts need one row per "
+                "day (for one row per call, set data.records=true to count calls per day)."
+            )
+        frame["ds"] = dates
+        frame["y"] = _checked_counts(frame, mapping["y"], source)
+    if train_end is not None:
+        frame = frame[frame["ds"] <= pd.Timestamp(train_end)]
+        if frame.empty:
+            raise DataValidationError(f"{source}: no rows on or before data.train_end={train_end}")
 
     duplicated = frame.index[frame.duplicated(["unique_id", "ds"], keep=False)]
     if len(duplicated):
@@ -124,8 +154,29 @@ def validate_daily_counts(
         )
 
     frame = frame.sort_values(["unique_id", "ds"], ignore_index=True)
-    _check_no_missing_days(frame, source)
+    if fill_missing is None:
+        _check_no_missing_days(frame, source)
+        frame.attrs["filled_days"] = 0
+    else:
+        frame = _fill_missing_days(frame, float(fill_missing))
     return frame
+
+
+def _checked_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    counts = pd.to_numeric(frame["y"], errors="coerce")
+    bad = frame.index[counts.isna()]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: {len(bad)} value(s) in count column {column!r} are missing or not numbers, "
+            f"e.g. {frame.loc[bad[0], 'y']!r} at {_file_rows(bad)}. Counts must be numbers >= 0."
+        )
+    bad = frame.index[counts < 0]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: {len(bad)} negative count(s) in column {column!r}, e.g. "
+            f"{counts[bad[0]]:g} at {_file_rows(bad)}. Counts must be >= 0."
+        )
+    return counts.astype(float)
 
 
 def _check_no_missing_days(frame: pd.DataFrame, source: str) -> None:
@@ -136,9 +187,27 @@ def _check_no_missing_days(frame: pd.DataFrame, source: str) -> None:
         missing_days = int((gaps[bad] - 1).sum())
         after = frame.loc[first - 1, "ds"] + pd.Timedelta(days=1)
         raise DataValidationError(
-            f"{source}: {missing_days} day(s) missing inside series, e.g. {frame.loc[first, 'unique_id']!r} "
-            f"has no row for {after:%Y-%m-%d}. Add the missing days (with 0 if there were no calls)."
+            f"{source}: {missing_days} day(s) missing inside series, e.g. "
+            f"{frame.loc[first, 'unique_id']!r} has no row for {after:%Y-%m-%d}. Add the missing days "
+            "(with 0 if there were no calls), or set data.fill_missing=0 to fill them and log how many."
         )
+
+
+def _fill_missing_days(frame: pd.DataFrame, value: float) -> pd.DataFrame:
+    """Add the days missing inside each series with ``value``; count them in ``attrs``."""
+    spans = frame.groupby("unique_id")["ds"].agg(["min", "max"])
+    full = pd.concat(
+        [
+            pd.DataFrame({"unique_id": uid, "ds": pd.date_range(lo, hi, freq="D")})
+            for uid, (lo, hi) in spans.iterrows()
+        ],
+        ignore_index=True,
+    )
+    filled = full.merge(frame, on=["unique_id", "ds"], how="left")
+    added = int(filled["y"].isna().sum())
+    filled["y"] = filled["y"].fillna(value)
+    filled.attrs["filled_days"] = added
+    return filled
 
 
 def series_end_dates(frame: pd.DataFrame) -> pd.Series:

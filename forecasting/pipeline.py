@@ -11,6 +11,7 @@ import mlflow
 import pandas as pd
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
@@ -21,13 +22,13 @@ from forecasting.metrics import metrics_by_horizon, summary_metrics
 from forecasting.models.base import Forecaster, check_levels
 from forecasting.plots import forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
+from mlops.concurrency import store_lock_path
 from mlops.errors import ConfigError
 from mlops.registry import (
     CHAMPION,
     PromotionDecision,
-    apply_decision,
+    promote_on_evidence,
     register_version,
-    version_with_alias,
 )
 from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
 
@@ -74,7 +75,13 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         columns=cfg.data.columns,
         keep=list(cfg.data.keep),
         exclude_series=list(cfg.data.exclude_series),
+        records=bool(cfg.data.records),
+        train_end=cfg.data.train_end,
+        fill_missing=cfg.data.fill_missing,
     )
+    filled_days = int(data.attrs.get("filled_days", 0))
+    if filled_days:
+        print(f"data: filled {filled_days} missing day(s) with {cfg.data.fill_missing} (data.fill_missing)")
     forecaster = build_forecaster(cfg.model)
     protocol = {key: int(cfg.backtest[key]) for key in ("horizon", "n_origins", "step", "season_length")}
     backtest = _backtest(forecaster, data, protocol, levels)
@@ -109,6 +116,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         mlflow.log_input(dataset, context="training")  # schema and digest only: no rows are copied
         mlflow.set_tags({"data_fingerprint": fingerprint, "model_class": type(forecaster).__name__})
         mlflow.log_metrics(summary)
+        mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
         for row in by_horizon.to_dict("records"):
             step = int(row.pop("h"))
             mlflow.log_metrics({f"{name}_by_horizon": value for name, value in row.items()}, step=step)
@@ -125,10 +133,14 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
                 "model_class": type(forecaster).__name__,
             },
         )
-        decision = _promotion_decision(
-            client, cfg.registry.model_name, summary["mase"], fingerprint, protocol, data, levels
+        decision = promote_on_evidence(  # atomic across the parallel jobs of a multirun
+            client,
+            version,
+            lambda champion: _promotion_decision(
+                champion, cfg.registry.model_name, summary["mase"], fingerprint, protocol, data, levels
+            ),
+            store_lock_path(store.tracking_uri),
         )
-        apply_decision(client, version, decision)
         mlflow.set_tag("promotion", decision.reason)
 
     return TrainResult(
@@ -159,7 +171,7 @@ def _backtest(forecaster: Forecaster, data: pd.DataFrame, protocol: dict, levels
 
 
 def _promotion_decision(
-    client: MlflowClient,
+    champion: ModelVersion | None,
     name: str,
     mase: float,
     fingerprint: str,
@@ -172,7 +184,6 @@ def _promotion_decision(
     When the champion was scored on other data or another protocol, its estimator is refitted
     in the same backtest here, so the comparison is like for like.
     """
-    champion = version_with_alias(client, name, CHAMPION)
     if champion is None:
         return PromotionDecision(True, f"first model: champion with backtest MASE {mase:.4f}")
     same = champion.tags.get("data_fingerprint") == fingerprint and champion.tags.get(

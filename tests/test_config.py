@@ -57,3 +57,17 @@ def test_missing_path_for_own_csv_is_reported():
     with pytest.raises(Exception, match="path") as info:
         _ = cfg.data.path
     assert not isinstance(info.value, ConfigAttributeError)
+
+
+@pytest.mark.parametrize("name", ["seasonal_naive", "lightgbm", "glm", "ets", "arima", "ensemble"])
+def test_every_model_config_builds(name):
+    model = build_forecaster(compose_config("forecast", [f"model={name}"]).model)
+    assert hasattr(model, "fit") and hasattr(model, "predict")
+
+
+def test_ensemble_members_are_models():
+    from forecasting.models import CalendarGLM, Ensemble
+
+    model = build_forecaster(compose_config("forecast", ["model=ensemble", "model.combine=median"]).model)
+    assert isinstance(model, Ensemble) and model.combine == "median"
+    assert isinstance(model.members[0], GlobalLightGBM) and isinstance(model.members[1], CalendarGLM)

@@ -65,3 +65,36 @@ def test_unreadable_and_absent_files(tmp_path):
     broken.write_text("not parquet")
     with pytest.raises(DataValidationError, match="not a readable Parquet file"):
         load_daily_counts(broken)
+
+
+def test_call_records_are_counted_per_series_and_day(tmp_path):
+    records = pd.DataFrame(
+        {
+            "when": ["2023-01-01 08:00", "2023-01-01 23:59", "2023-01-02 00:10", "2023-01-01 12:00"],
+            "station": ["N", "N", "N", "S"],
+        }
+    )
+    path = tmp_path / "calls.csv"
+    records.to_csv(path, index=False)
+    frame = load_daily_counts(path, columns={"ds": "when", "unique_id": "station"}, records=True)
+    assert frame[["unique_id", "y"]].values.tolist() == [["N", 2.0], ["N", 1.0], ["S", 1.0]]
+    single = load_daily_counts(path, columns={"ds": "when", "unique_id": None}, records=True)
+    assert single["unique_id"].unique().tolist() == ["all"] and single["y"].tolist() == [3.0, 1.0]
+
+
+def test_timestamps_in_daily_counts_point_to_records(tmp_path):
+    frame = pd.DataFrame({"unique_id": ["a"], "ds": ["2023-01-01 10:00"], "y": [1]})
+    path = tmp_path / "counts.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match="data.records=true"):
+        load_daily_counts(path)
+
+
+def test_train_end_cuts_and_fill_missing_counts_repairs(tmp_path, good):
+    cut = _load(tmp_path, good, train_end="2023-01-10")
+    assert cut["ds"].max() == pd.Timestamp("2023-01-10")
+    gappy = good.drop(index=[5, 6, 30])
+    filled = _load(tmp_path, gappy, fill_missing=0)
+    assert filled.attrs["filled_days"] == 3 and len(filled) == len(good)
+    assert filled.loc[(filled["unique_id"] == "A") & (filled["ds"] == "2023-01-06"), "y"].item() == 0
+    assert _load(tmp_path, good).attrs["filled_days"] == 0

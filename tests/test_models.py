@@ -9,7 +9,15 @@ from sklearn.base import clone
 
 from forecasting.backtest import backtest_cutoffs, rolling_origin_backtest
 from forecasting.metrics import summary_metrics
-from forecasting.models import GlobalLightGBM, SeasonalNaive, interval_columns
+from forecasting.models import (
+    ETS,
+    ArimaRegression,
+    CalendarGLM,
+    Ensemble,
+    GlobalLightGBM,
+    SeasonalNaive,
+    interval_columns,
+)
 from mlops.errors import ConfigError
 
 LEVELS = [80, 95]
@@ -77,3 +85,41 @@ def test_backtest_rejects_impossible_protocol(small_counts):
         rolling_origin_backtest(
             SeasonalNaive(), small_counts, horizon=7, n_origins=400, step=7, progress=False
         )
+
+
+@pytest.mark.parametrize(
+    "model",
+    [CalendarGLM(window_days=730), ETS(window_days=365), ArimaRegression(window_days=365, annual_order=2)],
+    ids=["glm", "ets", "arima"],
+)
+def test_local_models_follow_the_interface(small_counts, model):
+    two = small_counts[small_counts["unique_id"].isin(["city/C2", "moor/C4"])]
+    forecast = model.fit(two).predict(10, LEVELS)
+    _check_forecast_frame(forecast, two, 10)
+    city = forecast[forecast["unique_id"] == "city/C2"]
+    assert city["mean"].between(150, 450).all()  # near the series' level, not a runaway
+
+
+def test_glm_beats_seasonal_naive(small_counts):
+    scores = {}
+    for name, model in {"naive": SeasonalNaive(), "glm": CalendarGLM()}.items():
+        backtest = rolling_origin_backtest(
+            model, small_counts, horizon=28, n_origins=3, step=28, level=LEVELS, progress=False
+        )
+        scores[name] = summary_metrics(backtest, LEVELS)
+    assert scores["glm"]["mase"] < 0.85 * scores["naive"]["mase"]
+    assert 0.72 < scores["glm"]["coverage_80"] < 0.88 and 0.9 < scores["glm"]["coverage_95"] < 0.99
+
+
+def test_ensemble_combines_means_and_bounds(small_counts):
+    members = [SeasonalNaive(), CalendarGLM(window_days=730)]
+    forecasts = [clone(m).fit(small_counts).predict(7, LEVELS) for m in members]
+    mean = Ensemble(members).fit(small_counts).predict(7, LEVELS)
+    _check_forecast_frame(mean, small_counts, 7)
+    for column in ["mean", "lo_80", "hi_95"]:
+        np.testing.assert_allclose(mean[column], (forecasts[0][column] + forecasts[1][column]) / 2)
+    weighted = Ensemble(members, weights=[3, 1]).fit(small_counts).predict(7, LEVELS)
+    np.testing.assert_allclose(weighted["mean"], 0.75 * forecasts[0]["mean"] + 0.25 * forecasts[1]["mean"])
+    with pytest.raises(ValueError, match="one non-negative number per member"):
+        Ensemble(members, weights=[1]).fit(small_counts)
+    assert clone(Ensemble(members)).members[1].window_days == 730

@@ -29,6 +29,7 @@ def test_first_model_is_champion_worse_one_is_challenger(tmp_path, small_counts_
     client = MlflowClient(mlflow.get_tracking_uri())
     run = client.get_run(first.run_id)
     assert run.data.metrics["mase"] == pytest.approx(first.metrics["mase"])
+    assert run.data.metrics["data_filled_days"] == 0
     assert len(client.get_metric_history(first.run_id, "mase_by_horizon")) == 14
     assert run.data.params["model._target_"] == "forecasting.models.GlobalLightGBM"
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}

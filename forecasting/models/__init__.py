@@ -1,7 +1,21 @@
 """Daily-demand forecasters sharing one interface: ``fit(df)`` then ``predict(h, level)``."""
 
+from forecasting.models.arima import ArimaRegression
 from forecasting.models.base import DEFAULT_LEVELS, Forecaster, interval_columns
+from forecasting.models.ensemble import Ensemble
+from forecasting.models.ets import ETS
+from forecasting.models.glm import CalendarGLM
 from forecasting.models.lightgbm_global import GlobalLightGBM
 from forecasting.models.seasonal_naive import SeasonalNaive
 
-__all__ = ["DEFAULT_LEVELS", "Forecaster", "GlobalLightGBM", "SeasonalNaive", "interval_columns"]
+__all__ = [
+    "DEFAULT_LEVELS",
+    "ETS",
+    "ArimaRegression",
+    "CalendarGLM",
+    "Ensemble",
+    "Forecaster",
+    "GlobalLightGBM",
+    "SeasonalNaive",
+    "interval_columns",
+]

@@ -1,0 +1,72 @@
+"""Regression on calendar effects with ARIMA errors (statsmodels SARIMAX), one model per series.
+
+This is the family of the NHS benchmark (Monks et al. 2023: ARIMA(1,1,3)(1,0,1)7 errors with a
+New Year dummy). Here weekday, bank holiday, Christmas/New Year and annual Fourier terms enter as
+regressors and the ARIMA part captures the local level and short-term correlation.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+from forecasting.calendar import calendar_design
+from forecasting.models.local import LocalForecaster
+
+
+class ArimaRegression(LocalForecaster):
+    """Linear regression on the calendar with ARIMA(p, d, q) errors.
+
+    Parameters
+    ----------
+    order : tuple of int
+        ARIMA (p, d, q) of the errors; d = 1 lets the level wander.
+    annual_order : int
+        Fourier pairs for the yearly cycle.
+    nation : str
+        UK nation whose bank holidays are regressors.
+    window_days : int, optional
+        Fit on this many most recent days (state-space fits grow with length).
+    """
+
+    def __init__(
+        self,
+        order: tuple[int, int, int] = (1, 1, 1),
+        annual_order: int = 3,
+        nation: str = "england",
+        window_days: int | None = 1095,
+    ):
+        self.order = order
+        self.annual_order = annual_order
+        self.nation = nation
+        self.window_days = window_days
+
+    def _design(self, ds: pd.Series) -> np.ndarray:
+        return calendar_design(ds, self.nation, self.annual_order).to_numpy()
+
+    def _fit_series(self, ds: pd.Series, y: np.ndarray):
+        design = self._design(ds)
+        # A regressor that never varies in the window (e.g. no 1 January in it) cannot be estimated.
+        varying = design.std(axis=0) > 0
+        # Regression coefficients go into the state vector rather than the likelihood search:
+        # four times faster with the same forecasts.
+        model = SARIMAX(
+            y.astype(float), exog=design[:, varying], order=tuple(self.order), mle_regression=False
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            return model.fit(disp=False), varying
+
+    def _forecast_series(self, state, ds: pd.Series, level: list[int]) -> dict[str, np.ndarray]:
+        result, columns = state
+        forecast = result.get_forecast(len(ds), exog=self._design(ds)[:, columns])
+        out = {"mean": np.asarray(forecast.predicted_mean)}
+        for lv in level:
+            bounds = np.asarray(forecast.conf_int(alpha=1 - lv / 100))
+            out[f"lo_{lv}"], out[f"hi_{lv}"] = bounds[:, 0], bounds[:, 1]
+        return out

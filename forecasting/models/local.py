@@ -1,0 +1,50 @@
+"""Base for models fitted to each series on its own (ETS, ARIMA, GLM)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+import pandas as pd
+
+from forecasting.data import future_dates
+from forecasting.models.base import Forecaster
+
+
+class LocalForecaster(Forecaster):
+    """Fits one model per series on the last ``window_days`` of history and stacks the forecasts.
+
+    Subclasses implement :meth:`_fit_series` (returning any fitted state) and
+    :meth:`_forecast_series` (returning mean and interval arrays for the future dates).
+    """
+
+    window_days: int | None
+
+    def fit(self, df: pd.DataFrame) -> LocalForecaster:
+        self._remember_history(df)
+        self.fitted_ = {}
+        for uid, rows in df.groupby("unique_id", sort=True):
+            if self.window_days:
+                rows = rows[rows["ds"] > rows["ds"].max() - pd.Timedelta(days=self.window_days)]
+            self.fitted_[uid] = self._fit_series(rows["ds"].reset_index(drop=True), rows["y"].to_numpy())
+        return self
+
+    def _predict(self, h: int, level: list[int]) -> pd.DataFrame:
+        frame = future_dates(self.last_dates_, h)
+        parts = []
+        for uid, rows in frame.groupby("unique_id", sort=False):
+            part = rows.reset_index(drop=True)
+            columns = self._forecast_series(self.fitted_[uid], part["ds"], level)
+            for name, values in columns.items():
+                part[name] = np.asarray(values, dtype=float)
+            parts.append(part)
+        out = pd.concat(parts, ignore_index=True)
+        bounds = [c for c in out.columns if c.startswith("lo_")]
+        out[bounds] = out[bounds].clip(lower=0.0)
+        return out
+
+    @abstractmethod
+    def _fit_series(self, ds: pd.Series, y: np.ndarray) -> object: ...
+
+    @abstractmethod
+    def _forecast_series(self, state: object, ds: pd.Series, level: list[int]) -> dict[str, np.ndarray]: ...
