@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:cyan")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 
 
 def figure_png(figure: plt.Figure) -> bytes:
@@ -74,12 +75,15 @@ def scenario_chart(annual: pd.DataFrame, labels: Sequence[str], base_year: int, 
     """All scenarios of one area on one chart: calls a year, and incidents needing an ambulance."""
     low, high = labels[0], labels[-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), sharex=True)
-    for colour, (scenario, rows) in zip(COLOURS * 3, annual.groupby("scenario", sort=False), strict=False):
+    groups = annual.groupby("scenario", sort=False)
+    # Scenarios that share their calls (a remote-closure lever) would hide each other: vary the dashes.
+    for i, (scenario, rows) in enumerate(groups):
+        colour, dashes = COLOURS[i % len(COLOURS)], LINESTYLES[i % len(LINESTYLES)]
         calls = rows[rows["measure"] == "calls"]
         left.fill_between(calls["year"], calls[low] / 1e3, calls[high] / 1e3, color=colour, alpha=0.1, lw=0)
-        left.plot(calls["year"], calls["mean"] / 1e3, color=colour, lw=1.8, label=scenario)
+        left.plot(calls["year"], calls["mean"] / 1e3, color=colour, ls=dashes, lw=1.8, label=scenario)
         amb = rows[rows["measure"] == "needs_ambulance"]
-        right.plot(amb["year"], amb["mean"] / 1e3, color=colour, lw=1.8, label=scenario)
+        right.plot(amb["year"], amb["mean"] / 1e3, color=colour, ls=dashes, lw=1.8, label=scenario)
     left.set_title(f"All calls a year (lines: expected; shading: {low}-{high})", loc="left", fontsize=10)
     right.set_title("Incidents needing an ambulance a year", loc="left", fontsize=10)
     for ax in (left, right):

@@ -59,5 +59,6 @@ def test_impossible_scenario_value_is_one_line_and_exit_2(tmp_path):
 
 
 def test_console_script_points_at_the_entry_point():
-    text = (ROOT / "pyproject.toml").read_text()
-    assert 'forecast-project = "forecasting.project:main"' in text
+    assert 'forecast-project = "forecasting.project:main"' in (ROOT / "pyproject.toml").read_text()
+    script = Path(sys.executable).with_name("forecast-project")
+    assert script.is_file(), "reinstall with `make test` (pip install -e .)"
