@@ -1,0 +1,198 @@
+"""The projection method on real data: SWAST 2014-2016 fitted, 2017-2019 projected (annual totals).
+
+The SWAST file has no ages and no area populations. The method therefore runs with England's age
+structure for every area (the ONS 2018-based projection, carried back to 2014 and scaled to the
+published mid-year totals) and a level of its own per area (``area_effects``), so that only the
+change of the age-weighted population from year to year matters. What it projects is compared
+with the actual annual totals, with age-blind baselines, and with a variant that ignores the
+population's change before 2018.
+
+Run: .venv/bin/python experiments/projection/swast_backtest.py   (writes swast_backtest.md)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HERE, SWAST_AREAS, england_back_cast, markdown_table, principal, rate_ratio, swast_daily  # noqa: E402
+
+from forecasting.io import atomic_write  # noqa: E402
+from forecasting.projection.daily_shape import DailyShape  # noqa: E402
+from forecasting.projection.history import annual_history  # noqa: E402
+from forecasting.projection.population import scale_to_areas  # noqa: E402
+from forecasting.projection.projector import ProjectionSettings, project_scenarios  # noqa: E402
+from forecasting.projection.rates import AgeRateModel  # noqa: E402
+
+FIT = (2014, 2016)
+TEST = (2017, 2019)
+N_PATHS = 1000
+
+
+def run(daily: pd.DataFrame, national: pd.DataFrame, ratio: dict[str, float]) -> dict:
+    """Fit on the fit years, project the test years; annual table per area and for the trust."""
+    train = daily[daily["ds"].dt.year.between(*FIT)]
+    # Nominal 1,000,000 residents per area with England's structure: each area's own level is
+    # estimated, so only the relative change of the age-weighted population matters.
+    population = scale_to_areas(national, dict.fromkeys(SWAST_AREAS, 1_000_000), FIT[0])
+    rates = AgeRateModel(ratio, area_effects=True).fit(annual_history(train), population)
+    shape = DailyShape().fit(train)
+    settings = ProjectionSettings(base_year=TEST[0], horizon_years=TEST[1] - TEST[0], n_paths=N_PATHS, seed=7)
+    projection = project_scenarios(rates, shape, population, [principal()], settings)
+    annual = projection.annual[projection.annual["measure"] == "calls"][
+        ["area", "year", "mean", "p10", "p90"]
+    ]
+    sims = projection.peaks[projection.peaks["statistic"] == "peak_day"][["area", "year", "p50"]]
+    return {"annual": annual, "peaks": sims, "rates": rates}
+
+
+def baselines(annual: pd.DataFrame) -> pd.DataFrame:
+    """Age-blind projections of each area's annual total: last year held, linear and log-linear trend."""
+    rows = []
+    for area, rows_area in annual.groupby("area"):
+        fit = rows_area[rows_area["year"].between(*FIT)]
+        slope, intercept = np.polyfit(fit["year"], np.log(fit["calls"]), 1)
+        lin_slope, lin_intercept = np.polyfit(fit["year"], fit["calls"], 1)
+        for year in range(TEST[0], TEST[1] + 1):
+            rows.append(
+                {
+                    "area": area,
+                    "year": year,
+                    "last year held": fit["calls"].iloc[-1],
+                    "linear trend": lin_intercept + lin_slope * year,
+                    "log-linear trend": np.exp(intercept + slope * year),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    daily = swast_daily()
+    actual = annual_history(daily)
+    ratio = rate_ratio()
+    shipped = run(daily, england_back_cast(2014), ratio)
+    frozen = run(daily, england_back_cast(2014, scale_to_mid_year=False), ratio)
+    no_age = run(daily, england_back_cast(2014), dict.fromkeys(ratio, 1.0))
+
+    test = actual[actual["year"].between(*TEST)].rename(columns={"calls": "actual"})
+    compare = test.merge(shipped["annual"], on=["area", "year"]).merge(baselines(actual), on=["area", "year"])
+    methods = {
+        "projection (England's age structure)": "mean",
+        "projection, back-cast not scaled to mid-year totals": None,
+        "projection, no age effect (all ratios 1)": None,
+        "last year held": "last year held",
+        "linear trend": "linear trend",
+        "log-linear trend": "log-linear trend",
+    }
+    compare["projection, back-cast not scaled to mid-year totals"] = (
+        compare[["area", "year"]].merge(frozen["annual"], on=["area", "year"])["mean"].to_numpy()
+    )
+    compare["projection, no age effect (all ratios 1)"] = (
+        compare[["area", "year"]].merge(no_age["annual"], on=["area", "year"])["mean"].to_numpy()
+    )
+
+    rows = []
+    trust = compare.groupby("year")[["actual", *[(c or m) for m, c in methods.items()]]].sum()
+    for method, column in methods.items():
+        column = column or method
+        area_error = compare[column] / compare["actual"] - 1
+        trust_error = trust[column] / trust["actual"] - 1
+        rows.append(
+            {
+                "method": method,
+                "area MAPE (%)": 100 * area_error.abs().mean(),
+                "trust MAPE (%)": 100 * trust_error.abs().mean(),
+                f"trust error {TEST[1]} (%)": 100 * trust_error.loc[TEST[1]],
+            }
+        )
+    table = pd.DataFrame(rows)
+    inside = ((compare["actual"] >= compare["p10"]) & (compare["actual"] <= compare["p90"])).mean()
+    by_year = trust.reset_index()[["year", "actual", "mean", "log-linear trend"]].rename(
+        columns={"mean": "projection"}
+    )
+    rates = shipped["rates"]
+    low, high = rates.trend_interval()
+    test_daily = daily[daily["ds"].dt.year.between(*TEST)]
+    actual_peak = test_daily.groupby(["area", test_daily["ds"].dt.year.rename("year")])["y"].quantile(0.95)
+    peak = shipped["peaks"].set_index(["area", "year"])["p50"]
+    peak_error = (peak / actual_peak - 1).dropna()
+    growth = actual.groupby("year")["calls"].sum()
+    population = england_back_cast(2014)
+    weighted = (
+        (population["population"] * population["age_band"].map(ratio)).groupby(population["year"]).sum()
+    )
+    elapsed = time.perf_counter() - started
+
+    text = f"""# SWAST: fitted on 2014-2016, projected 2017-2019 (annual totals)
+
+Command: `.venv/bin/python experiments/projection/swast_backtest.py` ({elapsed:.0f} s).
+
+Data: SWAST daily calls that led to the dispatch of an ambulance, 7 areas (Monks et al. 2023, MIT;
+`data/external/swast/`). The file has no ages and no area populations, so each area gets England's
+age structure (ONS 2018-based projection, carried back to 2014 at each band's 2018-2021 rate of
+change and scaled to the published mid-year totals) and its own level; the literature rate ratios
+weight the bands. Rates and trend: Poisson GLM on 21 area-years; daily shape from 2014-2016.
+
+## Result
+
+{markdown_table(table, "{:.2f}")}
+
+Trust total by year:
+
+{markdown_table(by_year, "{:,.0f}")}
+
+- Fitted per-capita trend: {100 * np.expm1(rates.trend_):+.2f} % a year (95 % interval
+  {100 * low:+.2f} to {100 * high:+.2f}), on top of England's age-weighted population growth of
+  {100 * ((weighted[2016] / weighted[2014]) ** 0.5 - 1):+.2f} % a year over 2014-2016 and
+  {100 * ((weighted[2019] / weighted[2016]) ** (1 / 3) - 1):+.2f} % a year over 2016-2019. Areas' years
+  scatter {100 * rates.year_sd_:.1f} % beyond Poisson around the common trend (quasi-Poisson
+  dispersion {rates.dispersion_:.0f}), which is why the trend's interval is wide.
+- Actual area-years inside the projected P10-P90: {100 * inside:.0f} % of 21 (nominal 80 %).
+- Projected median P95 day against the actual 95th-percentile day of each area and year: mean abs
+  error {100 * peak_error.abs().mean():.1f} %, bias {100 * peak_error.mean():+.1f} %.
+- Actual trust growth: {100 * (growth[2016] / growth[2014] - 1):+.1f} % over the two years 2014-2016,
+  then {100 * (growth[2019] / growth[2016] - 1):+.1f} % over the three years 2016-2019.
+
+## What drives the differences
+
+- **Demand accelerated after the fitted years.** SWAST grew about 1 % a year in 2014-2016 and about
+  2 % a year in 2016-2019. Every method that extrapolates 2014-2016 falls short by 2019; the
+  projection by {-table.iloc[0, 3]:.1f} % for the trust. Nothing in three years of history announced
+  the change, so a ten-year projection must carry this kind of uncertainty: the fitted trend's
+  interval (about +-1.3 points a year) is what widens the fan, and a planner should read the
+  P10-P90 rather than the line.
+- **Why the projection is a little lower than the log-linear trend.** England's age-weighted
+  population grew faster than SWAST's calls in 2014-2016, so the model attributes all the growth to
+  demography and fits a slightly negative per-capita trend; after 2016 the demographic push it
+  carries forward is smaller than the growth that came. An age-blind trend carries the total
+  growth forward instead, which happened to be closer. The two differ by less than the year-to-year
+  scatter.
+- **Age structure over three years.** With England's structure the age effect is smooth and nearly
+  collinear with the trend over so short a history, so the no-age variant lands close. The age
+  model earns its keep over a decade, when the over-85s grow several times faster than the whole
+  population (see the consistency check), not in a three-year backtest.
+- **A stand-in population.** England's structure stands in for the South West's, which is older
+  and whose over-85s grow faster, so the real demographic push is larger than used here. Area
+  populations (ONS subnational projections) would replace the nominal ones; the `csv` population
+  group takes them.
+- **What is counted.** SWAST counts incidents with an ambulance dispatched, not all calls; a change
+  in the share closed remotely over 2014-2019 shows up as a change in the per-capita trend.
+- **The back-cast.** England's age mix before 2018 is carried back from the 2018-based projection;
+  whether it is scaled to the published mid-year totals moves the result by the difference between
+  the first two rows of the table (England's population grew faster in 2014-2018 than the
+  projection's early years suggest).
+- **Peak days** are projected well (within a few per cent), because the daily shape and noise are
+  estimated from the same trust and change little between years.
+"""
+    atomic_write(HERE / "swast_backtest.md", lambda f: f.write(text))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
