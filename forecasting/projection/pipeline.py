@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,38 +64,36 @@ def projection_settings(cfg: DictConfig) -> ProjectionSettings:
     )
 
 
-def fit_history(
-    cfg: DictConfig, projection_population: Callable[[int], pd.DataFrame]
-) -> tuple[AgeRateModel, DailyShape]:
-    """Rates (fitted or from config) and the daily shape, from the configured history."""
+def read_history(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The configured history: calls per area and day, and per area and complete year."""
     h = cfg.history
     daily = daily_history(read_table(h.counts_path), h.columns, list(h.areas), source=str(h.counts_path))
-    annual = annual_history(daily)
+    return daily, annual_history(daily)
+
+
+def fit_rates(cfg: DictConfig, annual: pd.DataFrame, population: pd.DataFrame) -> AgeRateModel:
+    """Per-capita rates fitted on the history, or set in config against the projection population."""
     rate_ratio = {str(k): float(v) for k, v in cfg.rates.rate_ratio.items()}
     if cfg.rates.source == "fit":
-        population = validate_population(
-            read_table(h.population_path), sorted(annual["year"].unique()), source=str(h.population_path)
-        )
-        rates = AgeRateModel(rate_ratio, bool(cfg.rates.area_effects)).fit(annual, population)
-    elif cfg.rates.source == "config":
+        path = cfg.history.population_path
+        history_population = validate_population(read_table(path), sorted(annual["year"].unique()), str(path))
+        return AgeRateModel(rate_ratio, bool(cfg.rates.area_effects)).fit(annual, history_population)
+    if cfg.rates.source == "config":
         last = int(annual["year"].max())
-        rates = AgeRateModel.from_config(
-            rate_ratio,
-            float(cfg.rates.calls_per_1000),
-            float(cfg.rates.trend_per_year),
-            projection_population(last),
-            last,
-        )
-    else:
-        raise ConfigError(f"rates.source must be `fit` or `config`, got {cfg.rates.source!r}")
+        per_1000, trend = float(cfg.rates.calls_per_1000), float(cfg.rates.trend_per_year)
+        return AgeRateModel.from_config(rate_ratio, per_1000, trend, population, last)
+    raise ConfigError(f"rates.source must be `fit` or `config`, got {cfg.rates.source!r}")
+
+
+def fit_shape(cfg: DictConfig, daily: pd.DataFrame) -> DailyShape:
+    """The daily shape, on the history areas added up (a whole trust) or on each area."""
     if cfg.daily_shape.fit_on == "total":
         n_areas = daily["area"].nunique()
         per_day = daily.groupby("ds").agg(y=("y", "sum"), n=("area", "nunique"))
         daily = per_day[per_day["n"] == n_areas].reset_index().assign(area="total")[["area", "ds", "y"]]
     elif cfg.daily_shape.fit_on != "areas":
         raise ConfigError(f"daily_shape.fit_on must be `total` or `areas`, got {cfg.daily_shape.fit_on!r}")
-    shape = DailyShape(str(h.nation), int(cfg.daily_shape.annual_order)).fit(daily)
-    return rates, shape
+    return DailyShape(str(cfg.history.nation), int(cfg.daily_shape.annual_order)).fit(daily)
 
 
 def load_projection_population(cfg: DictConfig, years: range) -> pd.DataFrame:
@@ -124,17 +121,12 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     settings = projection_settings(cfg)
     scenarios = load_scenarios(cfg)
     headline = scenarios[0].name
-    population_cache: dict[int, pd.DataFrame] = {}
-
-    def population_from(first_year: int) -> pd.DataFrame:
-        if first_year not in population_cache:
-            years = range(first_year, settings.final_year + 1)
-            population_cache[first_year] = load_projection_population(cfg, years)
-        return population_cache[first_year]
-
-    rates, shape = fit_history(cfg, population_from)
-    settings.validate(rates.last_year_)
-    population = population_from(rates.last_year_)
+    daily, annual = read_history(cfg)
+    last_year = int(annual["year"].max())
+    settings.validate(last_year)  # before reading more files: a wrong base year or horizon fails fast
+    population = load_projection_population(cfg, range(last_year, settings.final_year + 1))
+    rates = fit_rates(cfg, annual, population)
+    shape = fit_shape(cfg, daily)
     bands = list(dict.fromkeys(population["age_band"]))
     for scenario in scenarios:
         scenario.check_against(bands, settings.base_year, settings.final_year)

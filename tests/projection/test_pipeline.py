@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from forecasting.projection.pipeline import project
+from forecasting.projection.pipeline import (
+    fit_rates,
+    fit_shape,
+    load_projection_population,
+    project,
+    read_history,
+)
 from mlops.errors import ConfigError, DataValidationError
 from tests.conftest import ROOT, compose_config
 
@@ -108,3 +115,17 @@ def test_impossible_runs_stop_before_anything_is_logged(tmp_path, override, erro
     with pytest.raises(error, match=message):
         project(cfg, tmp_path / "out")
     assert not (tmp_path / "store" / "mlflow.db").exists()
+
+
+def test_rates_set_in_config_reproduce_the_stated_level(tmp_path):
+    overrides = [*fast_overrides(tmp_path), "rates.source=config", "rates.calls_per_1000=120"]
+    cfg = compose_config("project", overrides)
+    daily, annual = read_history(cfg)
+    population = load_projection_population(cfg, range(2023, 2036))
+    rates = fit_rates(cfg, annual, population)
+    in_2023 = population[population["year"] == 2023]
+    calls = (np.exp(rates.draw("trust", 1).log_rate[0]) * in_2023["population"].to_numpy()).sum()
+    assert calls / in_2023["population"].sum() * 1000 == pytest.approx(120)
+    assert rates.last_year_ == 2023 and np.expm1(rates.trend_) == pytest.approx(0.005)
+    with pytest.raises(ConfigError, match="daily_shape.fit_on must be"):
+        fit_shape(compose_config("project", [*overrides, "daily_shape.fit_on=weekly"]), daily)
