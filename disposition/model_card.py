@@ -77,6 +77,14 @@ def _subgroup_section(summary: RunSummary) -> str:
     if len(flagged):
         lines.append("\n**Flagged subgroups** (upper bound of under-triage above the limit):\n")
         lines += [f"- {r.group} = {r.level}: {r.flag_reason}" for r in flagged.itertuples()]
+        overall = summary.test.deployed
+        if overall.upper_bound > summary.safety.limit:
+            lines.append(
+                f"\nThe whole test window's bound ({percent(overall.upper_bound)}) is itself above the "
+                "limit: the threshold was set where the calibration window's bound just met it, so a "
+                "subgroup at average risk cannot show a bound below the limit. A stricter limit leaves "
+                "room for subgroups."
+            )
     else:
         lines.append("\nNo subgroup's under-triage bound exceeds the limit.")
     return "\n".join(lines)

@@ -65,6 +65,7 @@ class TrainResult:
     reason: str
     metrics: dict[str, float]
     flagged: list[str]
+    params: dict
     output_dir: Path
     ui_command: str
 
@@ -380,6 +381,7 @@ def _log_and_register(
         decision.reason,
         metrics,
         flagged,
+        summary.params,
         output_dir,
         store.ui_command,
     )

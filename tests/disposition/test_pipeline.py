@@ -67,8 +67,8 @@ def test_first_run_is_champion_and_identical_rerun_is_challenger(tmp_path, calls
 
 
 def test_unseen_categories_and_missing_values_are_scored(tmp_path, calls_path, calls):
-    _run(tmp_path, calls_path, "baseline_enabled=false", "tuning.enabled=false")
-    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    result = _run(tmp_path, calls_path, "baseline_enabled=false", "tuning.enabled=false")
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}/{result.version}")
     request = calls.head(6).drop(columns=["safe_remote"]).copy()
     request["symptom_group"] = ["never_seen_before", None, "falls", "falls", "back_pain", "back_pain"]
     request["age"] = [np.nan, 40, np.nan, 85, 30, 30]
