@@ -1,0 +1,212 @@
+"""Parallel sweeps: joblib multiruns on one SQLite store, the champion under races, the search preset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
+from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from mlops.concurrency import exclusive_lock, retry_transient, store_lock_path
+from mlops.hydra_callbacks import PrepareTrackingStore
+from mlops.registry import CHALLENGER, CHAMPION, PromotionDecision, promote_on_evidence
+from tests.conftest import CONF_DIR, fast_forecast_overrides
+
+MODEL_NAME = "daily-demand-synthetic"
+
+
+def _multirun(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "forecasting.train", *args, f"hydra.sweep.dir={workdir / 'sweep'}"]
+    # Telemetry would try to reach the network from every process and wait for it at exit.
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _client(workdir: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{workdir / 'store' / 'mlflow.db'}")
+
+
+def test_parallel_sweep_on_a_new_store_records_every_run_and_crowns_the_best(tmp_path, small_counts_csv):
+    # A new store is the hard case: without the store callback both workers migrate the schema at
+    # once and one fails (alembic "expected to match one row" or "duplicate column").
+    overrides = fast_forecast_overrides(small_counts_csv, tmp_path / "store", "seasonal_naive")
+    done = _multirun(
+        ["-m", *overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model.season_length=7,14,28"],
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "database is locked" not in done.stdout + done.stderr
+
+    client = _client(tmp_path)
+    experiment = client.get_experiment_by_name("daily-demand-forecast")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.data.params["model.season_length"] for run in runs) == ["14", "28", "7"]
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+    assert sorted(v.run_id for v in versions) == sorted(run.info.run_id for run in runs)
+    assert all("promotion" in v.tags for v in versions)  # every decision was applied
+
+    mase = {v.version: float(v.tags["backtest_mase"]) for v in versions}
+    assert len(set(mase.values())) == 3  # distinct scores, so "the best" is one version
+    assert client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == min(mase, key=mase.get)
+
+
+class _FakeRegistry:
+    """The three registry calls promotion makes, with aliases held in a dict."""
+
+    def __init__(self, aliases: dict[str, ModelVersion]):
+        self.aliases = aliases
+        self.tags: dict[str, dict[str, str]] = {}
+
+    def get_model_version_by_alias(self, name, alias):
+        if alias not in self.aliases:
+            raise MlflowException(f"Registered model alias {alias} not found.", "INVALID_PARAMETER_VALUE")
+        return self.aliases[alias]
+
+    def set_registered_model_alias(self, name, alias, version):
+        self.aliases[alias] = _version(version, self.tags.get(str(version), {}).get("mase", "nan"))
+
+    def set_model_version_tag(self, name, version, key, value):
+        self.tags.setdefault(str(version), {})[key] = value
+
+
+def _version(number: str, mase: str) -> ModelVersion:
+    return ModelVersion(MODEL_NAME, number, 0, tags=[ModelVersionTag("mase", mase)])
+
+
+def _decide(mase: float):
+    def decide(champion: ModelVersion | None) -> PromotionDecision:
+        if champion is None or mase < float(champion.tags["mase"]):
+            return PromotionDecision(True, f"{mase} is the best so far")
+        return PromotionDecision(False, f"{mase} does not beat v{champion.version}")
+
+    return decide
+
+
+def test_a_champion_moved_by_a_parallel_job_is_compared_again_before_the_alias_moves(tmp_path):
+    # Job 3 (MASE 0.9) decides against champion v1 (1.0) and would promote; meanwhile job 2
+    # crowns v2 (0.8). Writing job 3's stale decision would put the worse model on top.
+    registry = _FakeRegistry({CHAMPION: _version("1", "1.0")})
+    registry.tags = {"1": {"mase": "1.0"}, "2": {"mase": "0.8"}, "3": {"mase": "0.9"}}
+    seen = []
+
+    def decide_while_job_2_promotes(champion):
+        seen.append(champion.version)
+        if len(seen) == 1:
+            registry.set_registered_model_alias(MODEL_NAME, CHAMPION, "2")
+        return _decide(0.9)(champion)
+
+    candidate = _version("3", "0.9")
+    decision = promote_on_evidence(registry, candidate, decide_while_job_2_promotes, tmp_path / "lock")
+    assert seen == ["1", "2"]  # decided again against the new champion
+    assert not decision.promoted and registry.aliases[CHAMPION].version == "2"
+    assert registry.aliases[CHALLENGER].version == "3"
+    assert registry.tags["3"]["promotion"] == decision.reason
+
+
+def test_promotion_decides_once_when_nobody_else_writes(tmp_path):
+    registry = _FakeRegistry({})
+    registry.tags = {"1": {"mase": "0.7"}}
+    calls = []
+
+    def decide(champion):
+        calls.append(champion)
+        return _decide(0.7)(champion)
+
+    decision = promote_on_evidence(registry, _version("1", "0.7"), decide, tmp_path / "lock")
+    assert calls == [None] and decision.promoted and registry.aliases[CHAMPION].version == "1"
+
+
+def test_transient_store_errors_are_retried_and_real_errors_are_not():
+    calls = []
+
+    def locked_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise MlflowException("(sqlite3.OperationalError) database is locked", "TEMPORARILY_UNAVAILABLE")
+        return "done"
+
+    assert retry_transient(locked_twice, first_delay=0) == "done" and len(calls) == 3
+
+    def missing():
+        calls.append(1)
+        raise MlflowException("Registered Model with name=x not found", "RESOURCE_DOES_NOT_EXIST")
+
+    calls.clear()
+    with pytest.raises(MlflowException, match="not found"):
+        retry_transient(missing, first_delay=0)
+    assert len(calls) == 1
+
+    def always_locked():
+        raise MlflowException("database is locked", "TEMPORARILY_UNAVAILABLE")
+
+    with pytest.raises(MlflowException, match="locked"):
+        retry_transient(always_locked, attempts=3, first_delay=0)
+
+
+def test_the_store_lock_excludes_other_processes(tmp_path):
+    lock = store_lock_path(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    assert lock == tmp_path / "store" / "mlflow.db.lock"
+    assert store_lock_path("http://mlflow:5000").parent == Path(tempfile.gettempdir())
+    probe = textwrap.dedent(f"""
+        import fcntl
+        with open({str(lock)!r}, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("held")
+            else:
+                print("free")
+    """)
+    with exclusive_lock(lock):
+        held = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    after = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert (held.stdout.strip(), after.stdout.strip()) == ("held", "free")
+
+
+def test_store_callback_skips_configs_without_tracking(caplog):
+    PrepareTrackingStore().on_multirun_start(OmegaConf.create({"experiment_name": "x"}))
+    assert "store not prepared" in caplog.text
+
+
+def test_search_preset_is_a_parallel_lightgbm_grid_on_its_own_model_name():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("forecast", ["experiment=lightgbm_search"], return_hydra_config=True)
+    assert cfg.model._target_ == "forecasting.models.GlobalLightGBM"
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+    grid = cfg.hydra.sweeper.params
+    for key in grid:  # a misspelt grid key would only fail once the jobs start
+        assert key.startswith("model.") and key.removeprefix("model.") in cfg.model, key
+    assert cfg.registry.model_name == "daily-demand-synthetic-search" != MODEL_NAME
+    assert "prepare_tracking_store" in cfg.hydra.callbacks
+
+
+def test_search_preset_launches_its_grid_in_parallel(tmp_path, small_counts_csv):
+    overrides = fast_forecast_overrides(small_counts_csv, tmp_path / "store", "lightgbm")
+    overrides.remove("model=lightgbm")  # the preset chooses the model
+    grid = ["model.num_leaves=7", "model.learning_rate=0.1", "model.min_child_samples=20,50"]
+    done = _multirun(["experiment=lightgbm_search", *overrides, "model.n_estimators=30", *grid], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    client = _client(tmp_path)
+    experiment = client.get_experiment_by_name("daily-demand-lightgbm-search")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.data.params["model.min_child_samples"] for run in runs) == ["20", "50"]
+    assert {run.data.params["model.n_jobs"] for run in runs} == {"1"}
+    search = "daily-demand-synthetic-search"
+    versions = client.search_model_versions(f"name='{search}'")
+    assert sorted(v.run_id for v in versions) == sorted(run.info.run_id for run in runs)
+    best = min(versions, key=lambda v: float(v.tags["backtest_mase"]))
+    assert client.get_model_version_by_alias(search, CHAMPION).version == best.version
+    assert client.search_registered_models(f"name='{MODEL_NAME}'") == []  # the service model is untouched
