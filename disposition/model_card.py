@@ -177,6 +177,9 @@ def render_model_card(summary: RunSummary) -> str:
     limits = [
         "Trained and evaluated on one service's historical calls: performance can drift when "
         "case mix, triage protocols or community services change; re-train and re-check the bound.",
+        "Under-triage at a fixed threshold depends on the case mix, not only on calibration: as the "
+        "population ages, more recommended calls sit just above the threshold and the rate creeps up "
+        "(seen on the synthetic world's later years). Monitor it on recent calls.",
         "The safety bound holds for calls like those in the held-out windows; subgroups with few "
         "recommended calls have wide bounds (see the flagged subgroups).",
         "Labels are only as good as the outcome linkage (e.g. ambulance or ED within 24 h, admission, "

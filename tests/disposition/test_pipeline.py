@@ -19,7 +19,10 @@ NAME = "disposition-remote-closure"
 
 
 def _run(tmp_path, calls_path, *extra):
-    cfg = compose_disposition(fast_overrides(calls_path, tmp_path / "store") + list(extra))
+    overrides = fast_overrides(calls_path, tmp_path / "store")
+    if "classifier=logistic" in extra:  # the fast settings name LightGBM's parameters
+        overrides = [o for o in overrides if not o.startswith("classifier.")]
+    cfg = compose_disposition(overrides + list(extra))
     return train(cfg, tmp_path / f"out-{len(list(tmp_path.iterdir()))}")
 
 
@@ -112,3 +115,16 @@ def test_own_csv_with_target_expression_and_inferred_features(tmp_path, calls):
     assert "oracle" not in json.dumps(list(result.metrics))
     subgroups = pd.read_csv(result.output_dir / "subgroups.csv")
     assert {"age_band", "sex", "category", "time_of_day"} <= set(subgroups["group"])
+
+
+def test_logistic_candidate_is_registered_and_explains_itself(tmp_path, calls_path, calls):
+    result = _run(
+        tmp_path, calls_path, "classifier=logistic", "baseline_enabled=false", "tuning.enabled=false"
+    )
+    assert "logistic" in (result.output_dir / "model_card.md").read_text()
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}/{result.version}")
+    request = calls.tail(100).drop(columns=["safe_remote", "p_safe_remote_true"])
+    answer = model.predict(request, params={"reasons": "exact"})
+    ruled = answer["reasons"].str.startswith("never remote by rule")
+    assert (~ruled).any() and answer.loc[~ruled, "reasons"].str.contains(r"\((?:raises|lowers)\)").all()
+    assert not answer.loc[ruled, "recommend_remote"].any()
