@@ -94,8 +94,8 @@ def _safety_lines(summary: RunSummary) -> list[str]:
     s, sel, dep = summary.safety, summary.selection, summary.test.deployed
     sided = "two-sided" if s.two_sided else "one-sided"
     return [
-        f"- Limit: upper {sided} {s.confidence:.0%} Clopper-Pearson bound of under-triage "
-        f"<= {percent(s.limit)}.",
+        f"- Limit: the upper end of the {sided} {s.confidence:.0%} Clopper-Pearson interval of "
+        f"under-triage <= {percent(s.limit)}.",
         f"- Threshold: P(safe remote closure) >= {sel.threshold:.4f}, chosen on the calibration window "
         f"({summary.bounds['calibration_start']} to {summary.bounds['test_start']}): it recommends "
         f"{percent(sel.share)} of calls with under-triage {percent(sel.under_triage)} "

@@ -82,9 +82,12 @@ def subgroup_table(
             if not flagged:
                 why = ""
             elif result.under_triage > safety.limit:
-                why = "observed under-triage above the limit"
+                why = f"observed under-triage {100 * result.under_triage:.2f} % is above the limit"
             else:
-                why = f"too few recommended calls ({result.n_recommended}) to show the bound within the limit"
+                why = (
+                    f"observed {100 * result.under_triage:.2f} %, but {result.n_recommended} recommended "
+                    "calls are too few to bound it within the limit"
+                )
             metrics = classification_metrics(y[mask], p[mask], bins)
             rows.append(
                 {
