@@ -61,5 +61,11 @@ def test_generate_writes_calls_and_their_config(tmp_path):
     assert len(pd.read_parquet(out)) == 3000 and "remote_share_today" in out.with_suffix(".yaml").read_text()
 
 
-def test_console_script_is_declared():
-    assert 'disposition-train = "disposition.train:main"' in (ROOT / "pyproject.toml").read_text()
+def test_console_script_finds_its_configs(tmp_path):
+    script = Path(sys.executable).with_name("disposition-train")
+    assert script.is_file(), "reinstall with `pip install -c constraints.txt -e .[dev]`"
+    shown = subprocess.run(
+        [str(script), "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "experiment_name: disposition-remote-closure" in shown.stdout
