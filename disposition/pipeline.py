@@ -10,22 +10,16 @@ Windows of the temporal split and what each is for:
 
 from __future__ import annotations
 
-import json
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from disposition.calibration import fit_calibrator
-from disposition.data import TARGET, CallSpec, PreparedCalls, check_windows, prepare_calls, temporal_split
+from disposition.candidate import fit_candidate
+from disposition.data import CallSpec, check_windows, prepare_calls, temporal_split
 from disposition.evaluation import (
     SafetySettings,
     eligible_auc,
@@ -33,135 +27,14 @@ from disposition.evaluation import (
     oracle_comparison,
 )
 from disposition.features import add_time_features
-from disposition.model import (
-    TreeModel,
-    fit_classifier,
-    make_classifier_pipeline,
-    model_input,
-    tune,
-    wrap_fitted,
-)
 from disposition.model_card import RunSummary, render_model_card, render_report
-from disposition.promotion import SHARE_TAG, decide
-from disposition.pyfunc_model import log_remote_closure_model
-from disposition.reasons import ContributionTable, agreement
+from disposition.reasons import agreement
 from disposition.report import reliability_figure, subgroup_labels, subgroup_table
+from disposition.run_logging import TrainResult, log_and_register
 from disposition.safety import excluded_by_rules
 from disposition.scorer import RemoteClosureScorer
 from forecasting.io import read_table
-from mlops.errors import ConfigError
-from mlops.registry import CHAMPION, apply_decision, register_version
-from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a run produced, for the entry point to report."""
-
-    run_id: str
-    model_uri: str
-    version: str
-    promoted: bool
-    reason: str
-    metrics: dict[str, float]
-    flagged: list[str]
-    params: dict
-    output_dir: Path
-    ui_command: str
-
-
-@dataclass
-class Fitted:
-    """A candidate fitted on the training window and calibrated and thresholded on the next."""
-
-    scorer: RemoteClosureScorer
-    selection: object
-    params: dict
-    tuning: pd.DataFrame
-    seconds: float
-
-
-def build_estimator(classifier_cfg: DictConfig):
-    """Instantiate ``classifier.estimator``, turning a bad parameter into a one-line config error."""
-    try:
-        return instantiate(classifier_cfg.estimator, _convert_="all")
-    except InstantiationException as error:
-        cause = error.__cause__ or error
-        raise ConfigError(
-            f"cannot build classifier {classifier_cfg.estimator.get('_target_')}: {cause}"
-        ) from error
-
-
-def _subsample(mask: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray:
-    """Rows of ``mask``, at most ``max_rows`` of them drawn at random but kept in time order."""
-    rows = np.flatnonzero(mask)
-    if max_rows and len(rows) > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, size=int(max_rows), replace=False))
-    return rows
-
-
-def fit_candidate(
-    classifier_cfg: DictConfig,
-    cfg: DictConfig,
-    calls: PreparedCalls,
-    frame: pd.DataFrame,
-    windows: dict[str, np.ndarray],
-    safety: SafetySettings,
-    max_rows: int | None = None,
-    tune_it: bool = True,
-) -> Fitted:
-    """Tune, fit, calibrate and threshold one classifier on the training and calibration windows."""
-    start = time.perf_counter()
-    features = calls.features
-    categorical, numeric = features.categorical, features.model_numeric
-    train_rows = _subsample(windows["training"], max_rows, cfg.seed)
-    train = frame.iloc[train_rows]
-    y = calls.y
-    pipeline = make_classifier_pipeline(build_estimator(classifier_cfg), categorical, numeric, train)
-    params, tuning = {}, pd.DataFrame()
-    grid = OmegaConf.to_container(classifier_cfg.get("search") or {}, resolve=True)
-    if tune_it and cfg.tuning.enabled and grid:
-        rows = _subsample(windows["training"], cfg.tuning.max_rows, cfg.seed + 1)
-        sample = frame.iloc[rows]
-        params, tuning = tune(
-            pipeline,
-            model_input(pipeline, sample, categorical, numeric),
-            y[rows],
-            grid,
-            int(cfg.tuning.n_splits),
-            str(cfg.tuning.scoring),
-            len(categorical),
-        )
-    fitted = fit_classifier(
-        pipeline, model_input(pipeline, train, categorical, numeric), y[train_rows], params, len(categorical)
-    )
-    model = wrap_fitted(fitted, categorical, numeric, train)
-
-    cal_rows = np.flatnonzero(windows["calibration"])
-    encoded = model.encode(frame.iloc[cal_rows])
-    raw = model.raw_score(encoded)
-    calibrator = fit_calibrator(
-        raw, y[cal_rows], cfg.calibration.method, int(cfg.calibration.isotonic_min_rows)
-    )
-    excluded, _ = excluded_by_rules(frame.iloc[cal_rows], calls.rules)
-    selection = safety.choose(calibrator.predict(raw), y[cal_rows] == 0, ~excluded)
-    table = None
-    if isinstance(model, TreeModel):
-        sample = np.random.default_rng(cfg.seed + 2).permutation(len(cal_rows))[
-            : int(cfg.reasons.table_calls)
-        ]
-        table = ContributionTable(len(categorical)).fit(encoded[sample], model.contributions(encoded[sample]))
-    scorer = RemoteClosureScorer(
-        model,
-        calibrator,
-        selection.threshold,
-        calls.rules,
-        features,
-        table,
-        top_k=int(cfg.reasons.top_k),
-        exact_max_rows=int(cfg.reasons.exact_max_rows),
-    )
-    return Fitted(scorer, selection, params, tuning, time.perf_counter() - start)
+from mlops.tracking import dataset_fingerprint
 
 
 def _reason_agreement(scorer: RemoteClosureScorer, calls: pd.DataFrame, n: int, seed: int) -> dict | None:
@@ -260,7 +133,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     timings["time_evaluate_s"] = time.perf_counter() - started - sum(timings.values())
     metrics.update(timings)
 
-    return _log_and_register(
+    return log_and_register(
         cfg,
         calls,
         windows,
@@ -302,115 +175,8 @@ def _write_outputs(
     by = {"age_band": labels["age_band"]} if "age_band" in labels else None
     figure = reliability_figure(y, p, by, bins)
     figure.savefig(paths["reliability"], dpi=110)
+    plt.close(figure)  # repeated runs in one process (tests, sweeps) would otherwise keep every figure
     if summary.tuning is not None and len(summary.tuning):
         paths["tuning"] = output_dir / "tuning.csv"
         summary.tuning.to_csv(paths["tuning"], index=False)
     return paths
-
-
-def _log_and_register(
-    cfg: DictConfig,
-    calls: PreparedCalls,
-    windows: dict[str, np.ndarray],
-    scorer: RemoteClosureScorer,
-    summary: RunSummary,
-    metrics: dict[str, float],
-    flagged: list[str],
-    paths: dict[str, Path],
-    test_calls: pd.DataFrame,
-    y_test: np.ndarray,
-    tuned: dict,
-    started: float,
-) -> TrainResult:
-    store = resolve_store(cfg.tracking)
-    experiment_id = prepare_experiment(store, cfg.experiment_name)
-    client = MlflowClient(store.tracking_uri)
-    name = str(cfg.registry.model_name)
-    output_dir = paths["report"].parent
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        mlflow.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
-        mlflow.log_params({f"tuned.{k}": v for k, v in tuned.items()})
-        _log_datasets(calls, windows, str(cfg.calls.path))
-        mlflow.set_tags(
-            {
-                "data_fingerprint": summary.fingerprint,
-                "model_kind": scorer.model.kind,
-                "calibration": scorer.calibrator.method,
-                "threshold": f"{scorer.threshold:.6f}",
-                "safety.flagged_subgroups": ", ".join(flagged) if flagged else "none",
-                "safety.n_flagged_subgroups": str(len(flagged)),
-                "safety.test_bound_within_limit": str(
-                    summary.test.deployed.upper_bound <= cfg.safety.limit
-                ).lower(),
-            }
-        )
-        for path in paths.values():
-            mlflow.log_artifact(str(path), artifact_path="report")
-        model_info = log_remote_closure_model(
-            scorer, calls.frame.loc[windows["training"]], paths["card"], output_dir
-        )
-        version = register_version(
-            model_info.model_uri,
-            name,
-            {
-                "data_fingerprint": summary.fingerprint,
-                SHARE_TAG: f"{summary.test.deployed.share:.6f}",
-                "test_under_triage": f"{summary.test.deployed.under_triage:.6f}",
-                "threshold": f"{scorer.threshold:.6f}",
-                "model_kind": scorer.model.kind,
-            },
-        )
-        decision, champion = decide(
-            client, name, summary.selection, summary.test.deployed, test_calls, y_test, summary.safety
-        )
-        if champion is not None:
-            metrics.update(champion.as_dict("champion_same_calls_"))
-        metrics["time_total_s"] = time.perf_counter() - started
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-        apply_decision(client, version, decision)
-        mlflow.set_tag("promotion", decision.reason)
-        metrics_path = output_dir / "metrics.json"
-        metrics_path.write_text(json.dumps(metrics, indent=2, default=float))
-        mlflow.log_artifact(str(metrics_path), artifact_path="report")
-    return TrainResult(
-        run.info.run_id,
-        f"models:/{name}@{CHAMPION}",
-        str(version.version),
-        decision.promoted,
-        decision.reason,
-        metrics,
-        flagged,
-        summary.params,
-        output_dir,
-        store.ui_command,
-    )
-
-
-def _log_datasets(calls: PreparedCalls, windows: dict[str, np.ndarray], source: str) -> None:
-    """Each window by name, content hash, size and schema: MLflow stores no rows."""
-    for window, mask in windows.items():
-        part = calls.frame.loc[mask]
-        # MLflow warns that it cannot tell the kind of a local source and that integer columns
-        # cannot hold missing values; neither matters for a schema record.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(
-                part.head(0).astype(part.dtypes.to_dict()),
-                source=source,
-                name=f"{calls.spec.name}-{window}",
-                digest=dataset_fingerprint(part),
-                targets=TARGET,
-            )
-            mlflow.log_input(dataset, context=window, tags={"rows": str(len(part))})
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

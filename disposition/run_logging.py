@@ -1,0 +1,151 @@
+"""Logging a remote-closure run to MLflow, registering the model and applying the promotion decision.
+
+Only aggregates leave the process: config, metrics, tags, the report files, the model's fitted
+parameters, and each data window by name, content hash, size and schema.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from disposition.data import TARGET, PreparedCalls
+from disposition.model_card import RunSummary
+from disposition.promotion import SHARE_TAG, decide
+from disposition.pyfunc_model import log_remote_closure_model
+from disposition.scorer import RemoteClosureScorer
+from mlops.registry import CHAMPION, apply_decision, register_version
+from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced, for the entry point to report."""
+
+    run_id: str
+    model_uri: str
+    version: str
+    promoted: bool
+    reason: str
+    metrics: dict[str, float]
+    flagged: list[str]
+    params: dict
+    output_dir: Path
+    ui_command: str
+
+
+def log_and_register(
+    cfg: DictConfig,
+    calls: PreparedCalls,
+    windows: dict[str, np.ndarray],
+    scorer: RemoteClosureScorer,
+    summary: RunSummary,
+    metrics: dict[str, float],
+    flagged: list[str],
+    paths: dict[str, Path],
+    test_calls: pd.DataFrame,
+    y_test: np.ndarray,
+    tuned: dict,
+    started: float,
+) -> TrainResult:
+    store = resolve_store(cfg.tracking)
+    experiment_id = prepare_experiment(store, cfg.experiment_name)
+    client = MlflowClient(store.tracking_uri)
+    name = str(cfg.registry.model_name)
+    output_dir = paths["report"].parent
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        mlflow.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+        mlflow.log_params({f"tuned.{k}": v for k, v in tuned.items()})
+        _log_datasets(calls, windows, str(cfg.calls.path))
+        mlflow.set_tags(
+            {
+                "data_fingerprint": summary.fingerprint,
+                "model_kind": scorer.model.kind,
+                "calibration": scorer.calibrator.method,
+                "threshold": f"{scorer.threshold:.6f}",
+                "safety.flagged_subgroups": ", ".join(flagged) if flagged else "none",
+                "safety.n_flagged_subgroups": str(len(flagged)),
+                "safety.test_bound_within_limit": str(
+                    summary.test.deployed.upper_bound <= cfg.safety.limit
+                ).lower(),
+            }
+        )
+        for path in paths.values():
+            mlflow.log_artifact(str(path), artifact_path="report")
+        model_info = log_remote_closure_model(
+            scorer, calls.frame.loc[windows["training"]], paths["card"], output_dir
+        )
+        version = register_version(
+            model_info.model_uri,
+            name,
+            {
+                "data_fingerprint": summary.fingerprint,
+                SHARE_TAG: f"{summary.test.deployed.share:.6f}",
+                "test_under_triage": f"{summary.test.deployed.under_triage:.6f}",
+                "threshold": f"{scorer.threshold:.6f}",
+                "model_kind": scorer.model.kind,
+            },
+        )
+        decision, champion = decide(
+            client, name, summary.selection, summary.test.deployed, test_calls, y_test, summary.safety
+        )
+        if champion is not None:
+            metrics.update(champion.as_dict("champion_same_calls_"))
+        metrics["time_total_s"] = time.perf_counter() - started
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        apply_decision(client, version, decision)
+        mlflow.set_tag("promotion", decision.reason)
+        metrics_path = output_dir / "metrics.json"
+        metrics_path.write_text(json.dumps(metrics, indent=2, default=float))
+        mlflow.log_artifact(str(metrics_path), artifact_path="report")
+    return TrainResult(
+        run.info.run_id,
+        f"models:/{name}@{CHAMPION}",
+        str(version.version),
+        decision.promoted,
+        decision.reason,
+        metrics,
+        flagged,
+        summary.params,
+        output_dir,
+        store.ui_command,
+    )
+
+
+def _log_datasets(calls: PreparedCalls, windows: dict[str, np.ndarray], source: str) -> None:
+    """Each window by name, content hash, size and schema: MLflow stores no rows."""
+    for window, mask in windows.items():
+        part = calls.frame.loc[mask]
+        # MLflow warns that it cannot tell the kind of a local source and that integer columns
+        # cannot hold missing values; neither matters for a schema record.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                part.head(0).astype(part.dtypes.to_dict()),
+                source=source,
+                name=f"{calls.spec.name}-{window}",
+                digest=dataset_fingerprint(part),
+                targets=TARGET,
+            )
+            mlflow.log_input(dataset, context=window, tags={"rows": str(len(part))})
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
