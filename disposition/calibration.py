@@ -1,8 +1,9 @@
 """Probability calibration of a model's raw score, fitted on calls the model did not learn from.
 
-The calibrator is a function of one number, the model's log-odds, so it is what
-``CalibratedClassifierCV(FrozenEstimator(model))`` would fit, stored as a few numbers in JSON
-rather than a pickle.
+The idea of ``CalibratedClassifierCV(FrozenEstimator(model))`` (the model stays as fitted, a
+calibrator is learnt on later calls), done directly on one number, the model's log-odds, so the
+calibrator is a few numbers in JSON rather than a pickle and Platt scaling acts on log-odds
+(as for any classifier with a decision function) rather than on LightGBM's probabilities.
 
 - **Isotonic** when the calibration window is large: flexible, needs many calls. Its steps are
   replaced by straight lines between step centres ("centred isotonic regression", Oron & Flournoy
