@@ -54,7 +54,7 @@ def retry_transient(action: Callable[[], T], attempts: int = 6, first_delay: flo
     Parameters
     ----------
     action : callable
-        A store write without arguments, e.g. ``lambda: client.set_registered_model_alias(...)``.
+        A store call without arguments, e.g. ``lambda: client.set_registered_model_alias(...)``.
         It must be safe to repeat after a failure; a failed SQLite transaction is rolled back, so
         MLflow's single-call writes are.
     attempts : int, default 6
