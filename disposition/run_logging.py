@@ -110,7 +110,7 @@ def log_and_register(
         mlflow.log_artifact(str(metrics_path), artifact_path="report")
     return TrainResult(
         run.info.run_id,
-        f"models:/{name}@{CHAMPION}",
+        f"models:/{name}@{CHAMPION}" if decision.promoted else f"models:/{name}/{version.version}",
         str(version.version),
         decision.promoted,
         decision.reason,
