@@ -6,7 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint ui clean
+.PHONY: demo test project disposition lint ui clean
+
+# MLflow's usage telemetry waits for a network this machine may not have.
+export MLFLOW_DISABLE_TELEMETRY ?= true
 
 # The environment is rebuilt only when the declared or pinned dependencies change.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -18,6 +21,12 @@ $(INSTALLED): pyproject.toml constraints.txt
 demo: $(INSTALLED)
 	$(BIN)/python -m forecasting.generate
 	$(BIN)/python -m forecasting.train
+
+project: $(INSTALLED)
+	$(BIN)/python -m forecasting.project
+
+disposition: $(INSTALLED)
+	$(BIN)/python -m disposition.train
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
