@@ -14,13 +14,13 @@ from dataclasses import replace
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from disposition.evaluation import SafetySettings
 from disposition.report import percent
 from disposition.safety import ClosureResult
-from mlops.registry import CHAMPION, PromotionDecision, version_with_alias
+from mlops.registry import PromotionDecision
 
 SHARE_TAG = "test_closure_share"
 
@@ -48,7 +48,7 @@ def champion_on_same_calls(
 
 
 def decide(
-    client: MlflowClient,
+    champion: ModelVersion | None,
     name: str,
     selection: ClosureResult,
     test: ClosureResult,
@@ -56,7 +56,12 @@ def decide(
     y_test: np.ndarray,
     safety: SafetySettings,
 ) -> tuple[PromotionDecision, ClosureResult | None]:
-    """The promotion decision in words, and the champion's result on the same calls (if scored)."""
+    """The promotion decision in words, and the champion's result on the same calls (if scored).
+
+    ``champion`` is the version currently holding the alias (None if there is none); the caller
+    applies the decision, e.g. with :func:`mlops.registry.promote_on_evidence`, which re-decides if
+    a parallel job moved the champion meanwhile.
+    """
     if selection.n_recommended == 0:
         return PromotionDecision(
             False,
@@ -69,7 +74,6 @@ def decide(
             f"under-triage on the test window {percent(test.under_triage)} exceeds the limit "
             f"{percent(safety.limit)}",
         ), None
-    champion = version_with_alias(client, name, CHAMPION)
     if champion is None:
         return PromotionDecision(
             True,

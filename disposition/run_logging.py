@@ -23,7 +23,8 @@ from disposition.model_card import RunSummary
 from disposition.promotion import SHARE_TAG, decide
 from disposition.pyfunc_model import log_remote_closure_model
 from disposition.scorer import RemoteClosureScorer
-from mlops.registry import CHAMPION, apply_decision, register_version
+from mlops.concurrency import store_lock_path
+from mlops.registry import CHAMPION, promote_on_evidence, register_version
 from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
 
 
@@ -96,14 +97,20 @@ def log_and_register(
                 "model_kind": scorer.model.kind,
             },
         )
-        decision, champion = decide(
-            client, name, summary.selection, summary.test.deployed, test_calls, y_test, summary.safety
-        )
-        if champion is not None:
-            metrics.update(champion.as_dict("champion_same_calls_"))
+        rescored = {}
+
+        def decide_against(champion):
+            decision, rescored["champion"] = decide(
+                champion, name, summary.selection, summary.test.deployed, test_calls, y_test, summary.safety
+            )
+            return decision
+
+        # Compare-and-set under a store lock: parallel jobs of a multirun cannot both crown themselves.
+        decision = promote_on_evidence(client, version, decide_against, store_lock_path(store.tracking_uri))
+        if rescored.get("champion") is not None:
+            metrics.update(rescored["champion"].as_dict("champion_same_calls_"))
         metrics["time_total_s"] = time.perf_counter() - started
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-        apply_decision(client, version, decision)
         mlflow.set_tag("promotion", decision.reason)
         metrics_path = output_dir / "metrics.json"
         metrics_path.write_text(json.dumps(metrics, indent=2, default=float))

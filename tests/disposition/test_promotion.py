@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from disposition.evaluation import SafetySettings
 from disposition.promotion import decide
 from disposition.safety import ClosureResult
-
-
-class NoChampion:
-    """A registry client with no versions yet."""
-
-    def get_model_version_by_alias(self, name, alias):
-        raise MlflowException(f"Registered model alias {alias} not found.")
 
 
 def _result(share: float, under_triage: float, bound: float, recommended: int = 1000) -> ClosureResult:
@@ -26,7 +18,7 @@ def _result(share: float, under_triage: float, bound: float, recommended: int = 
 
 def _decide(selection: ClosureResult, test: ClosureResult):
     calls, y = pd.DataFrame({"x": [1]}), np.array([1])
-    return decide(NoChampion(), "m", selection, test, calls, y, SafetySettings(limit=0.01))[0]
+    return decide(None, "m", selection, test, calls, y, SafetySettings(limit=0.01))[0]
 
 
 def test_a_model_that_recommends_nothing_is_not_promoted():
