@@ -9,11 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from disposition.synthetic_calls import Practice, describe_calls, sample_calls
 from forecasting.io import atomic_write, read_table
+from mlops.entry import CONFIG_DIR
 from mlops.errors import ConfigError, report_user_errors
-
-# Absolute, so a console script finds the configs too: with a relative path Hydra looks for an
-# importable package `conf` when the entry point is not run as __main__.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 def generate(cfg: DictConfig) -> dict[str, Path]:
@@ -35,7 +32,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     return {"calls": output, "record": record}
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="disposition_generate")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="disposition_generate")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     paths = generate(cfg)

@@ -9,16 +9,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from disposition.pipeline import train
+from mlops.entry import CONFIG_DIR
 from mlops.errors import report_user_errors
-
-# Absolute, so the console script finds the configs too: with a relative path Hydra looks for an
-# importable package `conf` when the entry point is not run as __main__.
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 __all__ = ["main", "train"]
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="disposition")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="disposition")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     result = train(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecasting.io import atomic_write, read_population
 from forecasting.synthetic import World, area_population, simulate_daily_counts
+from mlops.entry import CONFIG_DIR
 from mlops.errors import report_user_errors
 
 
@@ -39,7 +40,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     return paths
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     paths = generate(cfg)

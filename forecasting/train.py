@@ -9,10 +9,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from forecasting.pipeline import train
+from mlops.entry import CONFIG_DIR
 from mlops.errors import report_user_errors
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="forecast")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="forecast")
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     result = train(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import ROOT, fast_forecast_overrides
+from tests.conftest import fast_forecast_overrides
 
 
 def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -53,10 +53,16 @@ def test_bad_data_file_prints_one_line_and_registers_nothing(tmp_path, small_cou
     assert not store.exists() or MlflowClient(f"sqlite:///{store}").search_registered_models() == []
 
 
-def test_console_script_is_installed():
-    script = Path(sys.executable).with_name("forecast-train")
-    assert script.is_file(), "reinstall with `make test` (pip install -e .)"
-    assert (ROOT / "conf" / "forecast.yaml").is_file()
+@pytest.mark.parametrize(
+    "script", ["forecast-train", "forecast-generate", "forecast-project", "disposition-train"]
+)
+def test_console_scripts_find_their_config_from_anywhere(tmp_path, script):
+    path = Path(sys.executable).with_name(script)
+    assert path.is_file(), "reinstall with `make test` (pip install -e .)"
+    done = subprocess.run(
+        [str(path), "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_multirun_sweep_records_every_run(tmp_path, small_counts_csv):
