@@ -15,7 +15,6 @@ Nothing about real patients is logged: the input example is made up from per-col
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import mlflow
@@ -29,6 +28,7 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 import disposition
 import mlops
 from disposition.scorer import RemoteClosureScorer, RequestError
+from mlops.model_logging import log_code_model
 
 
 class RemoteClosureModel(mlflow.pyfunc.PythonModel):
@@ -99,23 +99,11 @@ def log_remote_closure_model(
     date_column = scorer.features.date_column if scorer.features.time_features else None
     example = made_up_example(training_frame, columns, date_column)
     folder = scorer.save(work_dir / "scorer")
-    with warnings.catch_warnings():
-        # The explicit signature validates requests; MLflow's type-hint inference is not wanted.
-        warnings.filterwarnings("ignore", message=".*type hint.*", category=UserWarning)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
-            artifacts={"scorer": str(folder), "model_card": str(model_card)},
-            signature=request_signature(training_frame, columns, date_column),
-            input_example=example,
-            pip_requirements=_requirements(),
-            # The toolkit's code travels with the model, so loading needs only the pinned packages.
-            code_paths=[str(Path(disposition.__file__).parent), str(Path(mlops.__file__).parent)],
-        )
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    packages = ["mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "scipy", "joblib", "matplotlib"]
-    return [f"{name}=={version(name)}" for name in packages]
+    return log_code_model(
+        Path(__file__).with_name("pyfunc_entry.py"),
+        artifacts={"scorer": str(folder), "model_card": str(model_card)},
+        signature=request_signature(training_frame, columns, date_column),
+        input_example=example,
+        packages=["mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "scipy", "joblib", "matplotlib"],
+        code_packages=[disposition, mlops],
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import joblib
@@ -17,6 +16,7 @@ import forecasting
 import mlops
 from forecasting.models.base import Forecaster
 from forecasting.requests import ForecastRequestError, forecast_for_requests
+from mlops.model_logging import log_code_model
 
 
 class DailyForecastModel(mlflow.pyfunc.PythonModel):
@@ -51,25 +51,21 @@ def log_forecast_model(
     example = forecaster.predict(2, levels).head(4)
     request = example[["unique_id", "ds"]]
     signature = infer_signature(request, forecast_for_requests(forecaster, request, max_horizon, levels))
-    with warnings.catch_warnings():
-        # Validation comes from the explicit signature, not from type hints on `predict`.
-        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            # Models from code: the wrapper is imported from this file, not unpickled.
-            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
-            artifacts={"forecaster": str(forecaster_path), "serving": str(serving_path)},
-            signature=signature,
-            input_example=request,
-            pip_requirements=_requirements(),
-            # Ship the toolkit's code with the model so a consumer needs only the pinned packages.
-            code_paths=[str(Path(forecasting.__file__).parent), str(Path(mlops.__file__).parent)],
-        )
-
-
-def _requirements() -> list[str]:
-    """Pinned versions of what loading the model needs, read from this environment."""
-    from importlib.metadata import version
-
-    packages = ["mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "scipy", "holidays", "joblib"]
-    return [f"{name}=={version(name)}" for name in packages]
+    return log_code_model(
+        Path(__file__).with_name("pyfunc_entry.py"),
+        artifacts={"forecaster": str(forecaster_path), "serving": str(serving_path)},
+        signature=signature,
+        input_example=request,
+        packages=[
+            "mlflow",
+            "pandas",
+            "numpy",
+            "scikit-learn",
+            "lightgbm",
+            "scipy",
+            "statsmodels",
+            "holidays",
+            "joblib",
+        ],
+        code_packages=[forecasting, mlops],
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ import forecasting
 import mlops
 from forecasting.projection.scenario import Scenario
 from forecasting.projection.serving import ProjectionRequestError, answer_requests
+from mlops.model_logging import log_code_model
 
 if TYPE_CHECKING:  # serving must not import the fitting stack (statsmodels) it does not need
     from forecasting.projection.projector import Projection
@@ -71,25 +71,11 @@ def log_projection_model(projection: Projection, work_dir: Path) -> mlflow.model
     scenarios = {sc.name: sc for sc in projection.scenarios}
     answer = answer_requests(daily, scenarios, projection.settings.base_year, labels, request)
     signature = infer_signature(request, answer)
-    with warnings.catch_warnings():
-        # Validation comes from the explicit signature, not from type hints on `predict`.
-        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            # Models from code: the wrapper is imported from this file, not unpickled.
-            python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
-            artifacts={"daily": str(daily_path), "serving": str(serving_path)},
-            signature=signature,
-            input_example=request,
-            pip_requirements=_requirements(),
-            # Ship the toolkit's code with the model so a consumer needs only the pinned packages.
-            code_paths=[str(Path(forecasting.__file__).parent), str(Path(mlops.__file__).parent)],
-        )
-
-
-def _requirements() -> list[str]:
-    """Pinned versions of what answering requests needs, read from this environment."""
-    from importlib.metadata import version
-
-    packages = ["mlflow", "pandas", "numpy", "pyarrow", "holidays"]
-    return [f"{name}=={version(name)}" for name in packages]
+    return log_code_model(
+        Path(__file__).with_name("pyfunc_entry.py"),
+        artifacts={"daily": str(daily_path), "serving": str(serving_path)},
+        signature=signature,
+        input_example=request,
+        packages=["mlflow", "pandas", "numpy", "pyarrow", "holidays"],
+        code_packages=[forecasting, mlops],
+    )
