@@ -84,6 +84,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         print(f"data: filled {filled_days} missing day(s) with {cfg.data.fill_missing} (data.fill_missing)")
     forecaster = build_forecaster(cfg.model)
     protocol = {key: int(cfg.backtest[key]) for key in ("horizon", "n_origins", "step", "season_length")}
+    if cfg.backtest.get("first_cutoff"):
+        protocol["first_cutoff"] = str(cfg.backtest.first_cutoff)
     backtest = _backtest(forecaster, data, protocol, levels)
     by_horizon = metrics_by_horizon(backtest, levels)
     summary = summary_metrics(backtest, levels)
@@ -165,6 +167,7 @@ def _backtest(forecaster: Forecaster, data: pd.DataFrame, protocol: dict, levels
             protocol["step"],
             levels,
             season_length=protocol["season_length"],
+            first_cutoff=protocol.get("first_cutoff"),
         )
     except ValueError as error:  # e.g. too little history for the model at the oldest origin
         raise ConfigError(f"backtest: {error}") from error

@@ -123,3 +123,20 @@ def test_ensemble_combines_means_and_bounds(small_counts):
     with pytest.raises(ValueError, match="one non-negative number per member"):
         Ensemble(members, weights=[1]).fit(small_counts)
     assert clone(Ensemble(members)).members[1].window_days == 730
+
+
+def test_backtest_from_a_fixed_first_origin(small_counts):
+    backtest = rolling_origin_backtest(
+        SeasonalNaive(),
+        small_counts,
+        horizon=7,
+        n_origins=3,
+        step=7,
+        first_cutoff="2023-01-01",
+        progress=False,
+    )
+    assert sorted(backtest["cutoff"].unique()) == list(
+        pd.to_datetime(["2023-01-01", "2023-01-08", "2023-01-15"])
+    )
+    with pytest.raises(ConfigError, match="runs past the data"):
+        backtest_cutoffs(small_counts["ds"].max(), 84, 3, 7, first_cutoff="2023-12-01")
