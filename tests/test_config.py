@@ -6,18 +6,18 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError
 
-from forecasting.models import GlobalLightGBM, SeasonalNaive
+from forecasting.models import Ensemble, GlobalLightGBM, SeasonalNaive
 from forecasting.pipeline import build_forecaster, validate_config
 from mlops.errors import ConfigError
 from tests.conftest import compose_config
 
 
-def test_defaults_compose_to_lightgbm_on_synthetic_with_sqlite():
+def test_defaults_compose_to_the_ensemble_on_synthetic_with_sqlite():
     cfg = compose_config("forecast", [])
     assert cfg.data.name == "synthetic" and cfg.tracking.uri is None
     assert cfg.registry.model_name == "daily-demand-synthetic"
     model = build_forecaster(cfg.model)
-    assert isinstance(model, GlobalLightGBM) and model.n_estimators == 200
+    assert isinstance(model, Ensemble) and isinstance(model.members[0], GlobalLightGBM)
 
 
 def test_group_and_value_overrides():
