@@ -1,0 +1,187 @@
+"""Reference consumer: a week of 999 calls through a clinical hub and an ambulance fleet.
+
+    .venv/bin/python experiments/dispatch_simulation/run.py          # or: make simulate
+
+Loads three registered models by alias, as any other service would (docs/serving.md):
+
+1. ``daily-demand-synthetic@champion``: expected calls per area, category and day for one week;
+2. ``disposition-remote-closure@champion``: which of those calls the hub may close by telephone;
+3. ``demand-projection-ons-england@champion``: how much busier the same week is in 2035.
+
+Calls are drawn at the forecast volume with the synthetic call generator, scored by the
+disposition model, and run through :mod:`simulation` with and without the hub, for the 2024 week
+and for 2035 (the forecast scaled by the projected growth, same fleet). Prints the response-time
+table against the ARP standards and writes ``results.md`` beside this file.
+
+Store: ``--tracking-uri`` or ``MLFLOW_TRACKING_URI``; by default a store of its own in
+``experiments/dispatch_simulation/mlruns``, where any missing model is first trained by the
+toolkit's own commands with quicker settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
+
+sys.path.insert(0, str(Path(__file__).parent))  # run as a script: the simulation module beside it
+from simulation import Settings, response_table, simulate  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SYNTHETIC = ROOT / "data" / "synthetic"
+FORECAST, PROJECTION, DISPOSITION = (
+    "daily-demand-synthetic",
+    "demand-projection-ons-england",
+    "disposition-remote-closure",
+)
+WEEK = pd.date_range("2024-01-08", periods=7)  # Monday to Sunday, clear of the festive fortnight
+WEEK_2035 = pd.date_range("2035-01-08", periods=7)  # the same January week, also Monday to Sunday
+# How each model is trained when the store lacks it: the toolkit's commands, quicker settings.
+TRAIN = {
+    FORECAST: ["forecasting.train", "model=lightgbm", "model.n_jobs=1", "backtest.n_origins=2"],
+    PROJECTION: ["forecasting.project", "n_paths=200"],
+    DISPOSITION: ["disposition.train", "tuning.enabled=false", "baseline_enabled=false"],
+}
+
+
+def ensure_models(tracking_uri: str, store_dir: Path | None) -> None:
+    """Train any missing champion into our own store; in someone else's store, say what is missing."""
+    client = MlflowClient(tracking_uri)
+    for name, command in TRAIN.items():
+        try:
+            client.get_model_version_by_alias(name, "champion")
+            continue
+        except mlflow.exceptions.MlflowException:
+            if store_dir is None:
+                raise SystemExit(f"error: no {name}@champion in {tracking_uri}; train it first") from None
+        print(f"training {name} into {store_dir} ...", flush=True)
+        with tempfile.TemporaryDirectory() as run_dir:
+            overrides = [f"tracking.store_dir={store_dir}", f"hydra.run.dir={run_dir}"]
+            env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+            subprocess.run([sys.executable, "-m", *command, *overrides], cwd=ROOT, env=env, check=True)
+
+
+def forecast_week(model) -> pd.DataFrame:
+    """Expected calls per area, category and day of :data:`WEEK` (``area, category, ds, y``)."""
+    series = pd.read_csv(SYNTHETIC / "daily_counts.csv", usecols=["unique_id"])["unique_id"].unique()
+    request = pd.MultiIndex.from_product([series, WEEK], names=["unique_id", "ds"]).to_frame(index=False)
+    answer = model.predict(request)
+    parts = answer["unique_id"].str.split("/", expand=True)
+    return pd.DataFrame({"area": parts[0], "category": parts[1], "ds": answer["ds"], "y": answer["mean"]})
+
+
+def projected_growth(model, scenario: str = "principal") -> float:
+    """Calls in the 2035 week over calls in the 2024 week, from the projection's expected calls."""
+    days = list(WEEK) + list(WEEK_2035)
+    request = pd.DataFrame({"area": "trust", "date": days, "scenario": scenario})
+    calls = model.predict(request)["calls_mean"].to_numpy()
+    return float(calls[7:].sum() / calls[:7].sum())
+
+
+def week_of_calls(expected: pd.DataFrame, scale: float, seed: int) -> pd.DataFrame:
+    """A Poisson number of calls at ``scale`` x the expected volume, drawn like the synthetic calls."""
+    rng = np.random.default_rng(seed)
+    n_calls = int(rng.poisson(expected["y"].sum() * scale))
+    ratio = OmegaConf.to_container(OmegaConf.load(SYNTHETIC / "world.yaml").world.age_rate_ratio)
+    population = pd.read_csv(SYNTHETIC / "population.csv")
+    calls = sample_calls(
+        expected.assign(ds=expected["ds"].dt.strftime("%Y-%m-%d")), population, ratio, n_calls, seed
+    )
+    # The generator also writes what happened to each call; a dispatch system would not know it.
+    return calls.calls.drop(columns=[c for c in OUTCOME_COLUMNS if c in calls.calls.columns])
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        cells = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--output", type=Path, default=HERE / "results.md")
+    args = parser.parse_args()
+    store_dir = None
+    if not args.tracking_uri:
+        store_dir = HERE / "mlruns"
+        store_dir.mkdir(exist_ok=True)
+        args.tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
+    started = time.perf_counter()
+    ensure_models(args.tracking_uri, store_dir)
+    mlflow.set_tracking_uri(args.tracking_uri)
+    forecast = mlflow.pyfunc.load_model(f"models:/{FORECAST}@champion")
+    projection = mlflow.pyfunc.load_model(f"models:/{PROJECTION}@champion")
+    disposition = mlflow.pyfunc.load_model(f"models:/{DISPOSITION}@champion")
+
+    expected = forecast_week(forecast)
+    growth = projected_growth(projection)
+    settings = Settings()
+    sections, summary = [], []
+    for label, scale in [("2024 week (forecast)", 1.0), ("2035 week (projection, principal)", growth)]:
+        calls = week_of_calls(expected, scale, args.seed)
+        scores = disposition.predict(calls, params={"reasons": "none"})
+        calls = calls.assign(
+            recommend_remote=scores["recommend_remote"], p_safe_remote=scores["p_safe_remote"]
+        )
+        for with_hub in (False, True):
+            result = simulate(calls, settings, with_hub, seed=args.seed)
+            table = response_table(result)
+            name = f"{label}, {'with' if with_hub else 'without'} the hub"
+            closed = (result["outcome"] == "closed_remotely").mean()
+            sections.append(
+                f"### {name}\n\n{len(calls):,} calls, {closed:.1%} closed by the hub\n\n{to_markdown(table)}"
+            )
+            summary.append((name, len(calls), closed, table))
+            print(f"\n{name}: {len(calls):,} calls, {closed:.1%} closed by the hub")
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+
+    champion = {
+        n: MlflowClient(args.tracking_uri).get_model_version_by_alias(n, "champion").version
+        for n in (FORECAST, PROJECTION, DISPOSITION)
+    }
+    travel = "/".join(f"{minutes:g}" for minutes in settings.travel_median.values())
+    header = [
+        "# Dispatch simulation: a week with and without the clinical hub",
+        "",
+        "`.venv/bin/python experiments/dispatch_simulation/run.py` (or `make simulate`); "
+        f"seed {args.seed}; {time.perf_counter() - started:.0f} s on 2 cores.",
+        "",
+        "Models (by alias): " + ", ".join(f"`{n}@champion` (v{v})" for n, v in champion.items()) + ".",
+        f"Week of {WEEK[0]:%Y-%m-%d} to {WEEK[-1]:%Y-%m-%d} at the forecast's expected volume; "
+        f"2035: the same week scaled by the projection's growth, x{growth:.3f} ({WEEK_2035[0]:%Y-%m-%d} to "
+        f"{WEEK_2035[-1]:%Y-%m-%d} over 2024, principal scenario), with the same fleet.",
+        f"Fleet and hub: {settings.ambulances} ambulances and {settings.clinicians} hub clinicians at all "
+        f"times; travel median {travel} min (C1-C4), on scene {settings.on_scene_mean:.0f} min, "
+        f"{settings.conveyance_share:.0%} conveyed with {settings.hospital_mean:.0f} min to hospital and "
+        f"handover, telephone assessment {settings.assessment_mean:.0f} min (see simulation.py).",
+        "Response time: from the call to an ambulance at the scene (calls sent to the hub and escalated "
+        "include their time in the hub). Standards: ARP (C1 mean 7 / 90th 15 min, C2 18 / 40, "
+        "C3 90th 120, C4 90th 180).",
+        "",
+        "This is a reference consumer, not a capacity plan: one pooled fleet without geography, "
+        "synthetic calls, round service times.",
+        "",
+    ]
+    args.output.write_text("\n".join(header) + "\n" + "\n\n".join(sections) + "\n")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
