@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test project disposition lint ui clean
+.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load
 
 # MLflow's usage telemetry waits for a network this machine may not have.
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -36,6 +36,21 @@ lint: $(INSTALLED)
 
 ui: $(INSTALLED)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlruns)/mlflow.db --port 5000
+
+# Team mode: MLflow on PostgreSQL with basic auth, on loopback (scripts/tracking_server.sh; docs/serving.md).
+tracking-server: $(INSTALLED)
+	scripts/tracking_server.sh start
+
+tracking-server-stop:
+	scripts/tracking_server.sh stop
+
+# Reference consumer: a week of dispatch with and without the clinical hub (experiments/dispatch_simulation).
+simulate: $(INSTALLED)
+	$(BIN)/python experiments/dispatch_simulation/run.py
+
+# 5,000 requests at concurrency 16 to the served disposition model (experiments/serving_load).
+serving-load: $(INSTALLED)
+	$(BIN)/python experiments/serving_load/benchmark.py
 
 clean:
 	rm -rf $(VENV) outputs multirun mlruns .pytest_cache

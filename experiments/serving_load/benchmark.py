@@ -1,0 +1,182 @@
+"""Load on the served disposition model: 5,000 single-call requests, 16 at a time, on loopback.
+
+    .venv/bin/python experiments/serving_load/benchmark.py            # or: make serving-load
+
+Serves ``disposition-remote-closure@champion`` with ``mlflow models serve --env-manager local``
+(as docs/serving.md says), sends each request as one call in ``dataframe_records`` as a dispatch
+system would while a call is in progress, from 16 client threads, and writes p50/p99 latency,
+throughput and the error count to ``results.md`` beside this file. The store is
+``--tracking-uri`` / ``MLFLOW_TRACKING_URI``, else this folder's own ``mlruns``, where a missing
+model is first trained by ``disposition.train`` with quicker settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SYNTHETIC = ROOT / "data" / "synthetic"
+NAME = "disposition-remote-closure"
+VENV_BIN = Path(sys.executable).parent
+
+
+def ensure_model(tracking_uri: str, store_dir: Path | None) -> str:
+    """The champion's version; trains one into our own store when it is missing."""
+    client = MlflowClient(tracking_uri)
+    try:
+        return client.get_model_version_by_alias(NAME, "champion").version
+    except MlflowException:
+        if store_dir is None:
+            raise SystemExit(f"error: no {NAME}@champion in {tracking_uri}; train it first") from None
+    print(f"training {NAME} into {store_dir} ...", flush=True)
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [
+            sys.executable,
+            "-m",
+            "disposition.train",
+            "tuning.enabled=false",
+            "baseline_enabled=false",
+        ]
+        command += [f"tracking.store_dir={store_dir}", f"hydra.run.dir={run_dir}"]
+        subprocess.run(command, cwd=ROOT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, check=True)
+    return client.get_model_version_by_alias(NAME, "champion").version
+
+
+def request_bodies(n: int, seed: int = 11) -> list[str]:
+    """``n`` one-call JSON bodies drawn from the synthetic world (no outcome columns)."""
+    ratio = OmegaConf.to_container(OmegaConf.load(SYNTHETIC / "world.yaml").world.age_rate_ratio)
+    counts = pd.read_csv(SYNTHETIC / "daily_counts.csv")
+    population = pd.read_csv(SYNTHETIC / "population.csv")
+    calls = sample_calls(counts, population, ratio, n, seed=seed).calls
+    calls = calls.drop(columns=[c for c in OUTCOME_COLUMNS if c in calls.columns])
+    records = json.loads(calls.to_json(orient="records", date_format="iso"))
+    return [json.dumps({"dataframe_records": [record]}) for record in records]
+
+
+def serve(tracking_uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
+    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@champion"]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"  # `mlflow models serve` runs uvicorn by name
+    process = subprocess.Popen(
+        command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
+                return process
+        except requests.RequestException:
+            time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGTERM)
+    raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
+
+
+def run_load(url: str, bodies: list[str], concurrency: int) -> tuple[np.ndarray, list[str], float]:
+    """Send every body once from ``concurrency`` threads; latencies (s), error descriptions, wall time."""
+    local = threading.local()
+    headers = {"Content-Type": "application/json"}
+
+    def send(body: str) -> tuple[float, str | None]:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session  # one keep-alive connection per thread, as a client pool would
+        start = time.perf_counter()
+        try:
+            response = session.post(url, data=body, headers=headers, timeout=30)
+            ok = response.status_code == 200
+            error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
+        except requests.RequestException as exc:
+            error = repr(exc)
+        return time.perf_counter() - start, error
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        outcomes = list(pool.map(send, bodies))
+    wall = time.perf_counter() - started
+    return np.array([t for t, _ in outcomes]), [e for _, e in outcomes if e], wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (one per core here)")
+    parser.add_argument("--output", type=Path, default=HERE / "results.md")
+    args = parser.parse_args()
+    store_dir = None
+    if not args.tracking_uri:
+        store_dir = HERE / "mlruns"
+        store_dir.mkdir(exist_ok=True)
+        args.tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
+    version = ensure_model(args.tracking_uri, store_dir)
+    load = os.getloadavg()[0]
+    bodies = request_bodies(args.requests + 100)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = Path(tempfile.gettempdir()) / f"serving-load-{port}.log"
+    process = serve(args.tracking_uri, port, args.workers, log)
+    try:
+        url = f"http://127.0.0.1:{port}/invocations"
+        run_load(url, bodies[:100], args.concurrency)  # warm-up: imports, SHAP explainer, connections
+        latencies, errors, wall = run_load(url, bodies[100:], args.concurrency)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    ms = latencies * 1000
+    rows = [
+        ("requests", f"{len(latencies):,}"),
+        ("concurrency (client threads)", str(args.concurrency)),
+        ("errors", str(len(errors))),
+        ("throughput", f"{len(latencies) / wall:.0f} requests/s"),
+        ("latency p50", f"{np.percentile(ms, 50):.1f} ms"),
+        ("latency p90", f"{np.percentile(ms, 90):.1f} ms"),
+        ("latency p99", f"{np.percentile(ms, 99):.1f} ms"),
+        ("latency max", f"{ms.max():.1f} ms"),
+        ("wall time", f"{wall:.1f} s"),
+    ]
+    table = "\n".join(["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    text = f"""# Load on the served disposition model
+
+`.venv/bin/python experiments/serving_load/benchmark.py` (or `make serving-load`), run on
+{time.strftime("%Y-%m-%d")}: `{NAME}@champion` (v{version}) served by `mlflow models serve
+--env-manager local -w {args.workers}` on loopback; each request is one call (`dataframe_records`: the
+signature's 14 columns and `call_id`) with the default `reasons=auto` (exact TreeSHAP reasons for
+the call), from {args.concurrency} Python threads with keep-alive connections, after 100 warm-up requests.
+Machine: {os.cpu_count()} cores, Python {platform.python_version()}, load average {load:.1f} before the
+run (other work shared the machine); the client shares the cores with the server, so the server
+alone would do somewhat better.
+
+{table}
+"""
+    if errors:
+        text += "\nFirst errors:\n\n" + "\n".join(f"- {e}" for e in errors[:5]) + "\n"
+    args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
