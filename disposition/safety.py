@@ -128,7 +128,9 @@ def safety_threshold(
 class HardRule:
     """Calls whose ``column`` takes one of ``values`` are never recommended for remote closure.
 
-    A call with the column missing matches too: an unknown category could be Category 1.
+    A call with the column missing matches too: an unknown category could be Category 1. Values
+    match regardless of case and spacing (`` c1`` is ``C1``): a safety rule must not be dodged
+    by how a dispatch system happens to write a label.
     """
 
     column: str
@@ -136,11 +138,16 @@ class HardRule:
 
     def matches(self, frame: pd.DataFrame) -> np.ndarray:
         codes, uniques = pd.factorize(frame[self.column], use_na_sentinel=True)
-        hit = [level_text(u) in self.values for u in uniques]
+        wanted = {_normal_label(value) for value in self.values}
+        hit = [_normal_label(level_text(u)) in wanted for u in uniques]
         return np.array([*hit, True])[codes]  # code -1 (missing) picks the final True
 
     def describe(self) -> str:
         return f"{self.column} in {{{', '.join(self.values)}}}"
+
+
+def _normal_label(text: str) -> str:
+    return " ".join(str(text).split()).casefold()
 
 
 def rules_from_mapping(never_remote: Mapping[str, Sequence] | None) -> list[HardRule]:

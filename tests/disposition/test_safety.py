@@ -61,3 +61,10 @@ def test_hard_rules_exclude_listed_values_and_missing_ones():
     excluded, which = excluded_by_rules(frame, rules)
     assert excluded.tolist() == [True, True, True, False]
     assert which.tolist() == [0, 1, 0, -1]
+
+
+def test_hard_rules_ignore_case_and_spacing_of_labels():
+    frame = pd.DataFrame({"category": ["c1", " C1 ", "C2", "Cardiac  Arrest"]})
+    rules = [HardRule("category", ("C1", "cardiac arrest"))]
+    excluded, _ = excluded_by_rules(frame, rules)
+    assert excluded.tolist() == [True, True, False, True]
