@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load
+.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load bench
 
 # MLflow's usage telemetry waits for a network this machine may not have.
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -51,6 +51,17 @@ simulate: $(INSTALLED)
 # 5,000 requests at concurrency 16 to the served disposition model (experiments/serving_load).
 serving-load: $(INSTALLED)
 	$(BIN)/python experiments/serving_load/benchmark.py
+
+# Every benchmark and study, one after another; each rewrites the results committed beside it.
+# Takes about half an hour on 2 cores (the ARIMA backtests dominate). Run on a quiet machine:
+# wall times are part of the results.
+BENCHMARKS := swast_benchmark/run.py oracle_benchmark/run.py scale_benchmark/run.py \
+	projection/synthetic_backtest.py projection/swast_backtest.py projection/consistency_check.py \
+	projection/speed_benchmark.py disposition_scale/benchmark.py sweeps/parallel_sweep_check.py \
+	dispatch_simulation/run.py serving_load/benchmark.py
+bench: $(INSTALLED)
+	@for script in $(BENCHMARKS); do echo "== experiments/$$script"; \
+		$(BIN)/python experiments/$$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) outputs multirun mlruns .pytest_cache
