@@ -111,6 +111,8 @@ class RemoteClosureScorer:
         missing = [c for c in self.required_columns if c not in calls.columns]
         if missing:
             raise RequestError(f"request lacks column(s) {missing}; the model needs {self.required_columns}")
+        if calls.empty:
+            raise RequestError("request has no calls: send at least one row (as the other models require)")
         for name in self.features.numeric:
             column = calls[name]
             if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):

@@ -110,6 +110,8 @@ def test_scorer_rejects_bad_requests_but_scores_gaps(fitted):
         scorer.predict(request.assign(call_time="yesterday"))
     with pytest.raises(RequestError, match="reasons must be"):
         scorer.predict(request, reasons="all")
+    with pytest.raises(RequestError, match="no calls"):
+        scorer.predict(request.head(0))
     gaps = request.assign(age=np.nan, symptom_group="brand_new_group", call_time=pd.NaT)
     answer = scorer.predict(gaps)
     assert answer["p_safe_remote"].between(0, 1).all() and answer["reasons"].str.contains("missing").any()

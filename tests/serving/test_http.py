@@ -177,3 +177,8 @@ def test_python_consumer_loads_the_champions(trained_store, call_records):
     numeric = calls.select_dtypes("number").columns
     calls[numeric] = calls[numeric].astype(float)
     assert list(disposition.predict(calls, params={"reasons": "none"}).columns) == DISPOSITION_COLUMNS
+
+
+def test_disposition_refuses_no_rows(servers, call_records):
+    body = {"dataframe_split": {"columns": list(call_records[0]), "data": []}}
+    assert_refused(invoke(servers[DISPOSITION], body))
