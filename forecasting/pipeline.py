@@ -23,7 +23,7 @@ from forecasting.models.base import Forecaster, check_levels
 from forecasting.plots import forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
 from mlops.concurrency import store_lock_path
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, UserInputError
 from mlops.registry import (
     CHAMPION,
     PromotionDecision,
@@ -169,6 +169,8 @@ def _backtest(forecaster: Forecaster, data: pd.DataFrame, protocol: dict, levels
             season_length=protocol["season_length"],
             first_cutoff=protocol.get("first_cutoff"),
         )
+    except UserInputError:
+        raise  # already says what to fix (e.g. "backtest.n_origins must be at least 1")
     except ValueError as error:  # e.g. too little history for the model at the oldest origin
         raise ConfigError(f"backtest: {error}") from error
 
