@@ -1,5 +1,11 @@
 """Daily counts in long format (``unique_id, ds, y``): loading, column mapping and validation.
 
+Extra regressors follow one convention: every column whose name starts with ``x_`` (e.g.
+``x_temperature``) is a numeric value known for past and future days, which models that use
+regressors learn from. A file's own ``x_*`` columns are taken as they are; another column becomes
+one through the mapping, e.g. ``columns={"x_temperature": "max_temp_c"}`` (on the command line
+``+data.columns.x_temperature=max_temp_c``), and ``{"x_temperature": None}`` leaves one out.
+
 Every problem a user's file can have is reported as one :class:`DataValidationError` that names
 the problem, shows an example row and says what to fix.
 """
@@ -16,7 +22,13 @@ from forecasting.io import read_table
 from mlops.errors import DataValidationError
 
 REQUIRED_COLUMNS = ("unique_id", "ds", "y")
+REGRESSOR_PREFIX = "x_"
 _EXAMPLES = 3
+
+
+def regressor_columns(frame: pd.DataFrame) -> list[str]:
+    """The extra-regressor columns of a frame (names starting with ``x_``), sorted."""
+    return sorted(str(c) for c in frame.columns if str(c).startswith(REGRESSOR_PREFIX))
 
 
 def _file_rows(index: pd.Index) -> str:
@@ -78,7 +90,10 @@ def validate_daily_counts(
     ----------
     columns : mapping, optional
         Names in the file for ``unique_id``, ``ds`` and ``y``, e.g. ``{"ds": "Actual_dt"}``.
-        ``unique_id: None`` treats the whole file as one series called ``all``.
+        ``unique_id: None`` treats the whole file as one series called ``all``. Keys starting with
+        ``x_`` name extra regressors, e.g. ``{"x_temperature": "max_temp_c"}``; the file's own
+        ``x_*`` columns are regressors without a mapping, and ``{"x_name": None}`` drops one.
+        Regressors must be numbers on every row; they cannot come with call records.
     keep : sequence of str
         Further columns to carry along (e.g. ``y_expected`` of the synthetic world).
     exclude_series : sequence of str
@@ -94,15 +109,24 @@ def validate_daily_counts(
     Returns
     -------
     DataFrame
-        ``unique_id`` (str), ``ds`` (datetime64), ``y`` (float) and the ``keep`` columns, sorted by
-        ``unique_id`` and ``ds``.
+        ``unique_id`` (str), ``ds`` (datetime64), ``y`` (float), the ``x_*`` regressors (float) and
+        the ``keep`` columns, sorted by ``unique_id`` and ``ds``.
     """
     mapping = {name: (columns or {}).get(name, name) for name in REQUIRED_COLUMNS}
+    # Call records may well have x_* columns of their own (x_coord): only mapped ones count there.
+    regressors = _regressor_mapping(raw, columns or {}, source, own=not records)
     if records:
         mapping["y"] = None  # the count is the number of rows
         if keep:
             raise DataValidationError(f"{source}: `keep` columns cannot be carried through call records")
-    wanted = [v for v in mapping.values() if v is not None] + list(keep)
+        if regressors:
+            raise DataValidationError(
+                f"{source}: regressor column(s) {sorted(regressors)} cannot come with call records (one "
+                "row per call); aggregate to daily counts with the regressors as columns, or drop them."
+            )
+    mapping |= regressors
+    wanted = [v for v in mapping.values() if v is not None]
+    wanted += [name for name in keep if name not in wanted]
     missing = [name for name in wanted if name not in raw.columns]
     if missing:
         hints = [f"data.columns.{k}=<column>" for k, v in mapping.items() if v in missing]
@@ -143,6 +167,9 @@ def validate_daily_counts(
         frame = frame[frame["ds"] <= pd.Timestamp(train_end)]
         if frame.empty:
             raise DataValidationError(f"{source}: no rows on or before data.train_end={train_end}")
+    # After the cut: days held back as test data may lack values that are not known yet.
+    for name in sorted(regressors):
+        frame[name] = _checked_regressor(frame, name, regressors[name], source)
 
     duplicated = frame.index[frame.duplicated(["unique_id", "ds"], keep=False)]
     if len(duplicated):
@@ -158,8 +185,25 @@ def validate_daily_counts(
         _check_no_missing_days(frame, source)
         frame.attrs["filled_days"] = 0
     else:
-        frame = _fill_missing_days(frame, float(fill_missing))
+        frame = _fill_missing_days(frame, float(fill_missing), source)
     return frame
+
+
+def _regressor_mapping(
+    raw: pd.DataFrame, columns: Mapping[str, str | None], source: str, own: bool = True
+) -> dict[str, str]:
+    """Regressor name -> column in the file: the file's ``x_*`` columns (if ``own``), then the mapped ones."""
+    unknown = [key for key in columns if key not in REQUIRED_COLUMNS and not key.startswith(REGRESSOR_PREFIX)]
+    if unknown:
+        raise DataValidationError(
+            f"{source}: unknown key(s) {unknown} in data.columns: map unique_id, ds and y, and extra "
+            f"regressors under names starting with {REGRESSOR_PREFIX!r}, e.g. "
+            f"+data.columns.{REGRESSOR_PREFIX}{unknown[0]}=<column>"
+        )
+    mapped = {name: column for name, column in columns.items() if name.startswith(REGRESSOR_PREFIX)}
+    # A file's x_* column renamed by the mapping is taken once, under its new name.
+    found = {name: name for name in regressor_columns(raw) if own and name not in mapped.values()}
+    return {name: column for name, column in (found | mapped).items() if column is not None}
 
 
 def _checked_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
@@ -179,6 +223,20 @@ def _checked_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     return counts.astype(float)
 
 
+def _checked_regressor(frame: pd.DataFrame, name: str, column: str, source: str) -> pd.Series:
+    values = pd.to_numeric(frame[name], errors="coerce")
+    bad = frame.index[values.isna()]
+    if len(bad):
+        origin = name if column == name else f"{name} (column {column!r})"
+        raise DataValidationError(
+            f"{source}: {len(bad)} value(s) of regressor {origin} are missing or not numbers, e.g. "
+            f"{frame.loc[bad[0], name]!r} at {_file_rows(bad)}. A regressor needs a number on every day "
+            "of history; fill the gaps in the file, or leave it out with "
+            f"+data.columns.{name}=null."
+        )
+    return values.astype(float)
+
+
 def _check_no_missing_days(frame: pd.DataFrame, source: str) -> None:
     gaps = frame.groupby("unique_id", sort=False)["ds"].diff().dt.days
     bad = frame.index[gaps > 1]
@@ -193,8 +251,12 @@ def _check_no_missing_days(frame: pd.DataFrame, source: str) -> None:
         )
 
 
-def _fill_missing_days(frame: pd.DataFrame, value: float) -> pd.DataFrame:
-    """Add the days missing inside each series with ``value``; count them in ``attrs``."""
+def _fill_missing_days(frame: pd.DataFrame, value: float, source: str) -> pd.DataFrame:
+    """Add the days missing inside each series with ``value``; count them in ``attrs``.
+
+    Regressor values of a missing day are unknown, and inventing them would feed the models made-up
+    weather (say), so a gap in a file with regressors stays an error.
+    """
     spans = frame.groupby("unique_id")["ds"].agg(["min", "max"])
     full = pd.concat(
         [
@@ -205,6 +267,13 @@ def _fill_missing_days(frame: pd.DataFrame, value: float) -> pd.DataFrame:
     )
     filled = full.merge(frame, on=["unique_id", "ds"], how="left")
     added = int(filled["y"].isna().sum())
+    if added and (regressors := regressor_columns(frame)):
+        first = filled[filled["y"].isna()].iloc[0]
+        raise DataValidationError(
+            f"{source}: {added} day(s) missing inside series, e.g. {first['unique_id']!r} on "
+            f"{first['ds']:%Y-%m-%d}, and data.fill_missing cannot know their regressor values "
+            f"{regressors}: add those days to the file with their counts and regressor values."
+        )
     filled["y"] = filled["y"].fillna(value)
     filled.attrs["filled_days"] = added
     return filled

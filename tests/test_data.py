@@ -21,10 +21,14 @@ def good() -> pd.DataFrame:
 COLUMNS = {"unique_id": "area", "ds": "date", "y": "calls"}
 
 
-def _load(tmp_path, frame, **kwargs):
+def _write(tmp_path, frame):
     path = tmp_path / "counts.csv"
     frame.to_csv(path, index=False)
-    return load_daily_counts(path, columns=COLUMNS, **kwargs)
+    return path
+
+
+def _load(tmp_path, frame, **kwargs):
+    return load_daily_counts(_write(tmp_path, frame), columns=COLUMNS, **kwargs)
 
 
 def test_good_file_is_mapped_sorted_and_typed(tmp_path, good):
@@ -98,3 +102,64 @@ def test_train_end_cuts_and_fill_missing_counts_repairs(tmp_path, good):
     assert filled.attrs["filled_days"] == 3 and len(filled) == len(good)
     assert filled.loc[(filled["unique_id"] == "A") & (filled["ds"] == "2023-01-06"), "y"].item() == 0
     assert _load(tmp_path, good).attrs["filled_days"] == 0
+
+
+def test_regressor_columns_are_taken_mapped_and_typed(tmp_path, good):
+    own = _load(tmp_path, good.assign(x_temperature=[str(10 + i % 7) for i in range(len(good))]))
+    assert list(own.columns) == ["unique_id", "ds", "y", "x_temperature"]
+    assert own["x_temperature"].dtype == float and own["x_temperature"].iloc[3] == 13.0
+    mapped = load_daily_counts(
+        _write(tmp_path, good.assign(max_temp_c=1.5)), columns={**COLUMNS, "x_temperature": "max_temp_c"}
+    )
+    assert mapped["x_temperature"].eq(1.5).all() and "max_temp_c" not in mapped.columns
+    dropped = load_daily_counts(
+        _write(tmp_path, good.assign(x_temperature=1.0)), columns={**COLUMNS, "x_temperature": None}
+    )
+    assert "x_temperature" not in dropped.columns
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            "hot",
+            r"x_temperature \(column 'max_temp_c'\) are missing or not numbers.*'hot' at line\(s\) 6",
+        ),
+        (None, r"1 value\(s\) of regressor x_temperature .*line\(s\) 6.*number on every day"),
+    ],
+    ids=["non-numeric", "gap"],
+)
+def test_bad_regressor_values_name_the_column_and_line(tmp_path, good, value, message):
+    bad = good.assign(max_temp_c=good.index.astype(float).astype(object))
+    bad.loc[4, "max_temp_c"] = value
+    with pytest.raises(DataValidationError, match=message):
+        load_daily_counts(_write(tmp_path, bad), columns={**COLUMNS, "x_temperature": "max_temp_c"})
+
+
+def test_regressor_mapping_mistakes_are_explained(tmp_path, good):
+    path = _write(tmp_path, good.assign(max_temp_c=1.0))
+    with pytest.raises(DataValidationError, match=r"unknown key\(s\) \['temperature'\].*x_temperature"):
+        load_daily_counts(path, columns={**COLUMNS, "temperature": "max_temp_c"})
+    with pytest.raises(DataValidationError, match=r"missing column\(s\) \['max_temp'\]"):
+        load_daily_counts(path, columns={**COLUMNS, "x_temperature": "max_temp"})
+    with pytest.raises(DataValidationError, match="fill_missing cannot know their regressor values"):
+        load_daily_counts(
+            _write(tmp_path, good.drop(index=[5]).assign(x_t=1.0)), columns=COLUMNS, fill_missing=0
+        )
+
+
+def test_call_records_refuse_mapped_regressors_and_ignore_their_own_x_columns(tmp_path):
+    records = pd.DataFrame({"when": ["2023-01-01 08:00", "2023-01-02 09:00"], "x_coord": [1.0, 2.0]})
+    path = _write(tmp_path, records)
+    frame = load_daily_counts(path, columns={"ds": "when", "unique_id": None}, records=True)
+    assert list(frame.columns) == ["unique_id", "ds", "y"]
+    with pytest.raises(DataValidationError, match="cannot come with call records"):
+        load_daily_counts(
+            path, columns={"ds": "when", "unique_id": None, "x_temperature": "x_coord"}, records=True
+        )
+
+
+def test_regressors_may_be_unknown_after_train_end(tmp_path, good):
+    later = good.assign(x_temperature=good["calls"].astype(float).where(good["date"] <= "2023-01-15"))
+    frame = _load(tmp_path, later, train_end="2023-01-15")
+    assert frame["x_temperature"].notna().all() and frame["ds"].max() == pd.Timestamp("2023-01-15")
