@@ -1,4 +1,4 @@
-"""Monks et al. (2023) protocol on the SWAST data: our models beside the published benchmark.
+"""Monks et al. (2023) protocol on the SWAST data: our models, the peer libraries and the paper.
 
 Protocol (data/external/swast/README.md): 7 areas, training before 2019-01-01, 41 expanding-window
 origins every 7 days through 2019, 84-day forecasts; MASE over the first h days, scaled by the
@@ -8,150 +8,312 @@ Also reported: a Poisson noise floor, the MASE a forecaster would score if it kn
 true mean exactly and calls were Poisson around it (E|Y - mu| = sqrt(2 mu / pi) for large mu).
 Real demand is overdispersed, so the true floor is higher still.
 
-Run: .venv/bin/python experiments/swast_benchmark/run.py  (writes results.md and results.csv here)
+Run: ``python -m experiments.bench benchmark=swast`` (config: conf/benchmark/swast.yaml).
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments.harness import ROOT, BenchmarkReport, model_label
+from experiments.peers import peer_backtest
 from forecasting.backtest import rolling_origin_backtest
 from forecasting.data import load_daily_counts
-from forecasting.io import atomic_write
 from forecasting.metrics import metrics_within_horizon
-from forecasting.models import ArimaRegression, CalendarGLM, Ensemble, GlobalLightGBM, SeasonalNaive
+from forecasting.pipeline import build_forecaster
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-HORIZONS = [7, 14, 28, 42, 56, 84]
-LEVELS = [80, 95]
+PAPER_MODEL = "paper: Prophet + regression with ARIMA errors"
 PAPER = pd.DataFrame(
     {
-        "h": HORIZONS,
+        "h": [7, 14, 28, 42, 56, 84],
         "mase": [0.66, 0.67, 0.67, 0.68, 0.68, 0.70],
         "coverage_80": [0.846, 0.847, 0.849, 0.847, 0.847, 0.843],
         "coverage_95": [0.961, 0.964, 0.965, 0.965, 0.966, 0.966],
     }
-).assign(model="paper: Prophet + regression with ARIMA errors")
-TARGET = {7: 0.60, 84: 0.63}
+).assign(model=PAPER_MODEL, kind="paper")
+FLOOR_MODEL = "Poisson noise floor (perfect mean)"
+TARGET_MASE = {7: 0.60, 84: 0.63}
+COVERAGE_TOLERANCE = 0.025
 
 
-def load_swast() -> pd.DataFrame:
-    return load_daily_counts(
-        ROOT / "data/external/swast/Daily_Responses_5_Years_2019_full.csv",
-        columns={"unique_id": "ORA", "ds": "Actual_dt", "y": "Actual_Value"},
-        exclude_series=["Trust", "OOA"],
-    )
-
-
-def evaluate(name: str, model, data: pd.DataFrame) -> tuple[pd.DataFrame, float, pd.DataFrame]:
+def timed(backtest: Callable[[], pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Run a backtest; its wall time and the load average around it (above 2 = shared cores)."""
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    backtest = rolling_origin_backtest(
-        model, data, horizon=84, n_origins=41, step=7, level=LEVELS, first_cutoff="2018-12-31"
-    )
+    frame = backtest()
     seconds = time.perf_counter() - start
-    table = metrics_within_horizon(backtest, LEVELS, HORIZONS).assign(model=name)
-    return table, seconds, backtest
+    return frame, {"seconds": seconds, "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
-def poisson_floor(backtest: pd.DataFrame) -> pd.DataFrame:
+def poisson_floor(backtest: pd.DataFrame, horizons: Sequence[int]) -> pd.DataFrame:
     floor = np.sqrt(2 * backtest["mean"] / np.pi) / backtest["scale"]
-    return pd.DataFrame({"h": HORIZONS, "mase": [floor[backtest["h"] <= h].mean() for h in HORIZONS]}).assign(
-        model="Poisson noise floor (perfect mean)"
+    mase = [floor[backtest["h"] <= h].mean() for h in horizons]
+    return pd.DataFrame({"h": list(horizons), "mase": mase}).assign(model=FLOOR_MODEL, kind="floor")
+
+
+def run(
+    workdir: Path,
+    data_path: str,
+    exclude_series: Sequence[str],
+    horizon: int,
+    n_origins: int,
+    step: int,
+    first_cutoff: str,
+    season_length: int,
+    report_horizons: Sequence[int],
+    levels: Sequence[int],
+    models: Mapping[str, Mapping],
+    peers: Sequence[str],
+    n_jobs: int,
+) -> BenchmarkReport:
+    path = Path(data_path) if Path(data_path).is_absolute() else ROOT / data_path
+    data = load_daily_counts(
+        path,
+        columns={"unique_id": "ORA", "ds": "Actual_dt", "y": "Actual_Value"},
+        exclude_series=list(exclude_series),
     )
-
-
-MODELS = {
-    "seasonal naive": SeasonalNaive(),
-    "CalendarGLM": CalendarGLM(),
-    "ArimaRegression": ArimaRegression(),
-    "GlobalLightGBM": GlobalLightGBM(),
-    "Ensemble (GlobalLightGBM + CalendarGLM)": Ensemble([GlobalLightGBM(), CalendarGLM()]),
-}
-
-
-def main() -> None:
-    data = load_swast()
-    tables, times = [], {}
-    for name, model in MODELS.items():
-        table, seconds, backtest = evaluate(name, model, data)
-        tables.append(table)
-        times[name] = seconds
-        print(f"{name}: {seconds:.1f} s", flush=True)
-    results = pd.concat([*tables, PAPER, poisson_floor(backtest)], ignore_index=True)
-    columns = ["model", "h", "mase", "smape", "crps", "coverage_80", "coverage_95", "winkler_95"]
+    protocol = dict(
+        horizon=horizon, n_origins=n_origins, step=step, level=list(levels), first_cutoff=first_cutoff
+    )
+    tables, timings, backtests = [], {}, {}
+    contenders: list[tuple[str, str, Callable[[], pd.DataFrame]]] = []
+    for model_cfg in models.values():
+        forecaster = build_forecaster(model_cfg)
+        contenders.append(
+            (
+                model_label(forecaster),
+                "ours",
+                lambda f=forecaster: rolling_origin_backtest(
+                    f, data, season_length=season_length, **protocol
+                ),
+            )
+        )
+    for peer in peers:
+        contenders.append(
+            (
+                f"peer: {peer}",
+                "peer",
+                lambda p=peer: peer_backtest(p, data, season_length=season_length, n_jobs=n_jobs, **protocol),
+            )
+        )
+    for name, kind, backtest in contenders:
+        frame, timings[name] = timed(backtest)
+        frame.to_csv(workdir / f"backtest_{name.replace(' ', '_').replace(':', '')}.csv.gz", index=False)
+        backtests[name] = frame
+        table = metrics_within_horizon(frame, levels, report_horizons)
+        tables.append(table.assign(model=name, kind=kind, seconds=timings[name]["seconds"]))
+        print(f"{name}: {timings[name]['seconds']:.1f} s", flush=True)
+    ours = [name for name, kind, _ in contenders if kind == "ours"]
+    floor = poisson_floor(backtests[ours[-1]], report_horizons)
+    results = pd.concat([*tables, PAPER[PAPER["h"].isin(report_horizons)], floor], ignore_index=True)
+    columns = [
+        "model",
+        "kind",
+        "h",
+        "mase",
+        "smape",
+        "crps",
+        "coverage_80",
+        "coverage_95",
+        "winkler_95",
+        "seconds",
+    ]
     results = results[[c for c in columns if c in results]]
-    atomic_write(HERE / "results.csv", lambda f: results.to_csv(f, index=False, float_format="%.4f"))
-    atomic_write(HERE / "results.md", lambda f: f.write(render(results, times)))
-    print(render(results, times))
-
-
-def render(results: pd.DataFrame, times: dict[str, float]) -> str:
-    wide = results.pivot_table(index="model", columns="h", values="mase", sort=False)
-    cover = results.pivot_table(index="model", columns="h", values=["coverage_80", "coverage_95"], sort=False)
-    lines = [
-        "# SWAST benchmark (Monks et al. 2023 protocol)",
-        "",
-        "7 areas, 41 weekly origins through 2019, 84-day forecasts, metrics over the first h days,",
-        "averaged over origins and areas. Produced by `experiments/swast_benchmark/run.py`.",
-        "",
-        "## MASE (lower is better)",
-        "",
-        "| model | " + " | ".join(f"h={h}" for h in HORIZONS) + " |",
-        "|---|" + "---|" * len(HORIZONS),
-    ]
-    for model, row in wide.iterrows():
-        lines.append(f"| {model} | " + " | ".join(f"{row[h]:.3f}" for h in HORIZONS) + " |")
-    lines.append(
-        "| target | " + " | ".join(f"<= {TARGET[h]:.2f}" if h in TARGET else "" for h in HORIZONS) + " |"
+    described = (
+        f"{data['unique_id'].nunique()} areas, {n_origins} origins {step} days apart from {first_cutoff}, "
+        f"{horizon}-day forecasts"
     )
-    lines += [
-        "",
-        "## Interval coverage (nominal 0.80 / 0.95)",
-        "",
-        "| model | " + " | ".join(f"h={h}" for h in HORIZONS) + " |",
-        "|---|" + "---|" * len(HORIZONS),
-    ]
-    for model in cover.index:
-        if pd.isna(cover.loc[model, ("coverage_80", 7)]):
-            continue
-        cells = [
-            f"{cover.loc[model, ('coverage_80', h)]:.3f} / {cover.loc[model, ('coverage_95', h)]:.3f}"
-            for h in HORIZONS
+    summary = Summary(results, list(report_horizons), list(levels), timings, described)
+    return BenchmarkReport(markdown=summary.markdown(), metrics=summary.metrics(), tables={"": results})
+
+
+class Summary:
+    """Tables, verdicts and headline metrics from the long results table."""
+
+    def __init__(
+        self,
+        results: pd.DataFrame,
+        horizons: list[int],
+        levels: list[int],
+        timings: dict[str, dict],
+        protocol: str,
+    ) -> None:
+        self.protocol = protocol
+        self.results = results
+        self.horizons = horizons
+        self.levels = levels
+        self.timings = timings
+        self.ours = results.loc[results["kind"] == "ours", "model"].unique().tolist()
+        self.peers = results.loc[results["kind"] == "peer", "model"].unique().tolist()
+        self.first, self.last = horizons[0], horizons[-1]
+        self.best = self.wide("mase").loc[self.ours, self.last].idxmin()
+
+    def wide(self, metric: str) -> pd.DataFrame:
+        return self.results.pivot_table(index="model", columns="h", values=metric, sort=False)
+
+    def coverage_gap(self, model: str) -> float:
+        rows = self.results[self.results["model"] == model]
+        return max(float((rows[f"coverage_{lv}"] - lv / 100).abs().max()) for lv in self.levels)
+
+    def metric_table(self, metric: str, models: list[str], digits: int = 3) -> list[str]:
+        wide = self.wide(metric)
+        lines = ["| model | " + " | ".join(f"h={h}" for h in self.horizons) + " |"]
+        lines.append("|---|" + "---|" * len(self.horizons))
+        for model in models:
+            if model in wide.index and not wide.loc[model].isna().all():
+                cells = [
+                    "" if pd.isna(wide.loc[model, h]) else f"{wide.loc[model, h]:.{digits}f}"
+                    for h in self.horizons
+                ]
+                lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        return lines
+
+    def coverage_table(self, models: list[str]) -> list[str]:
+        lines = ["| model | " + " | ".join(f"h={h}" for h in self.horizons) + " |"]
+        lines.append("|---|" + "---|" * len(self.horizons))
+        for model in models:
+            rows = self.results[self.results["model"] == model].set_index("h")
+            if rows.empty or rows[[f"coverage_{lv}" for lv in self.levels]].isna().all().all():
+                continue
+            cells = [
+                " / ".join(f"{rows.loc[h, f'coverage_{lv}']:.3f}" for lv in self.levels)
+                for h in self.horizons
+            ]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        return lines
+
+    def ratio_table(self) -> list[str]:
+        """Each peer's accuracy and wall time relative to our best model (> 1: ours is better/faster)."""
+        mase, crps = self.wide("mase"), self.wide("crps")
+        best_seconds = self.timings[self.best]["seconds"]
+        lines = [
+            f"| model | MASE h={self.first} | MASE h={self.last} | CRPS h={self.first} | CRPS h={self.last} "
+            f"| wall time | wall time ratio |",
+            "|---|---|---|---|---|---|---|",
         ]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    lines += ["", "## Wall time (full protocol, 41 refits, 2 cores)", ""]
-    lines += [f"- {name}: {seconds:.1f} s" for name, seconds in times.items()]
-    lines += ["", "## Verdict", "", *verdict(wide, cover, times), ""]
-    return "\n".join(lines)
+        for model in [self.best, *self.peers]:
+            cells = [
+                mase.loc[model, self.first] / mase.loc[self.best, self.first],
+                mase.loc[model, self.last] / mase.loc[self.best, self.last],
+                crps.loc[model, self.first] / crps.loc[self.best, self.first],
+                crps.loc[model, self.last] / crps.loc[self.best, self.last],
+            ]
+            seconds = self.timings[model]["seconds"]
+            lines.append(
+                f"| {model} | "
+                + " | ".join(f"{value:.3f}" for value in cells)
+                + f" | {seconds:.1f} s | {seconds / best_seconds:.1f} |"
+            )
+        return lines
 
+    def markdown(self) -> str:
+        shown = [*self.ours, *self.peers]
+        lines = [
+            "# SWAST benchmark (Monks et al. 2023 protocol)",
+            "",
+            f"{self.protocol}; metrics over the first h days, averaged over origins and areas; every",
+            "model and peer refit at every origin. Produced by `python -m experiments.bench benchmark=swast`",
+            "(conf/benchmark/swast.yaml), logged to the MLflow experiment `benchmark-swast`.",
+            "",
+            "## MASE (lower is better)",
+            "",
+            *self.metric_table("mase", [*shown, PAPER_MODEL, FLOOR_MODEL]),
+            "| target | "
+            + " | ".join(f"<= {TARGET_MASE[h]:.2f}" if h in TARGET_MASE else "" for h in self.horizons)
+            + " |",
+            "",
+            "## CRPS (calls per day, from the 80 % and 95 % intervals and the mean; lower is better)",
+            "",
+            *self.metric_table("crps", shown, digits=2),
+            "",
+            f"## Interval coverage (nominal {' / '.join(f'{lv / 100:.2f}' for lv in self.levels)})",
+            "",
+            *self.coverage_table([*shown, PAPER_MODEL]),
+            "",
+            "## Peers relative to our best model (ratio > 1: ours is more accurate or faster)",
+            "",
+            *(self.ratio_table() if self.peers else ["No peers in this run (`benchmark.params.peers=[]`)."]),
+            "",
+            f"## Wall time (full protocol, {os.cpu_count()} cores)",
+            "",
+            "Load average before and after each (above 2 means other work shared the 2 cores):",
+            "",
+            *[
+                f"- {name}: {t['seconds']:.1f} s (load {t['load_before']:.1f} -> {t['load_after']:.1f})"
+                for name, t in self.timings.items()
+            ],
+            "",
+            "## Verdict",
+            "",
+            *self.verdict(),
+        ]
+        return "\n".join(lines) + "\n"
 
-def verdict(wide: pd.DataFrame, cover: pd.DataFrame, times: dict[str, float]) -> list[str]:
-    """Plain statements of where the best model stands against the paper and the targets."""
-    ours = wide.loc[list(times)]
-    best = ours[84].idxmin()
-    paper = wide.loc[PAPER["model"].iloc[0]]
-    floor = wide.loc["Poisson noise floor (perfect mean)"]
-    gaps = [abs(cover.loc[best, (f"coverage_{lv}", h)] - lv / 100) for lv in LEVELS for h in HORIZONS]
-    met = {h: ours.loc[best, h] <= TARGET[h] for h in TARGET}
-    return [
-        f"- Best model at 84 days: **{best}**, MASE {ours.loc[best, 7]:.3f} at 7 days and "
-        f"{ours.loc[best, 84]:.3f} at 84 days; the paper's model {paper[7]:.2f} and {paper[84]:.2f}.",
-        f"- Targets MASE <= 0.60 (7 days) and <= 0.63 (84 days): {'met' if all(met.values()) else 'missed'}. "
-        f"An approximate floor, the MASE of a forecaster that knew each day's mean exactly if calls were "
-        f"Poisson around it, is {floor[7]:.3f}: the targets ask for errors below Poisson noise, which only "
-        "under-dispersed data would allow. The best models already sit at that floor.",
-        f"- Coverage of the best model within {max(gaps) * 100:.1f} points of nominal at every horizon "
-        f"(target 2.5 points): {'met' if max(gaps) <= 0.025 else 'missed'}.",
-        f"- Wall time of the best model for the full protocol: {times[best]:.1f} s (target < 60 s): "
-        f"{'met' if times[best] < 60 else 'missed'}. Measured on a shared 2-core machine.",
-        "- Peer libraries (statsforecast AutoETS/AutoARIMA/MSTL, Prophet) are not yet in this table.",
-    ]
+    def verdict(self) -> list[str]:
+        mase, crps = self.wide("mase"), self.wide("crps")
+        best, first, last = self.best, self.first, self.last
+        paper, floor = mase.loc[PAPER_MODEL], mase.loc[FLOOR_MODEL]
+        gap = self.coverage_gap(best)
+        seconds = self.timings[best]["seconds"]
+        met = all(mase.loc[best, h] <= target for h, target in TARGET_MASE.items() if h in mase.columns)
+        lines = [
+            f"- Best of our models at {last} days: **{best}**, MASE {mase.loc[best, first]:.3f} at "
+            f"{first} days and {mase.loc[best, last]:.3f} at {last} days; the paper's model "
+            f"{paper[first]:.2f} and {paper[last]:.2f}.",
+            f"- Targets MASE <= 0.60 (7 days) and <= 0.63 (84 days): {'met' if met else 'missed'}. An "
+            f"approximate floor, the MASE of a forecaster that knew each day's mean exactly if calls were "
+            f"Poisson around it, is {floor[first]:.3f}: the targets ask for errors below Poisson noise, "
+            "which only under-dispersed data would allow, so we believe no forecaster can meet them on "
+            "this data.",
+            f"- Coverage of the best model within {gap * 100:.1f} points of nominal at every horizon "
+            f"(target {COVERAGE_TOLERANCE * 100:.1f} points): "
+            f"{'met' if gap <= COVERAGE_TOLERANCE else 'missed'}.",
+            f"- Wall time of the best model for the full protocol: {seconds:.1f} s (target < 60 s): "
+            f"{'met' if seconds < 60 else 'missed'}.",
+        ]
+        if self.peers:
+            beaten = {
+                peer: all(
+                    mase.loc[best, h] < mase.loc[peer, h] and crps.loc[best, h] < crps.loc[peer, h]
+                    for h in self.horizons
+                )
+                for peer in self.peers
+            }
+            fastest = min(self.peers, key=lambda peer: self.timings[peer]["seconds"])
+            fastest_seconds = self.timings[fastest]["seconds"]
+            lines += [
+                f"- More accurate than every peer on MASE and CRPS at every reported horizon: "
+                f"{'met' if all(beaten.values()) else 'missed'}"
+                + (
+                    ""
+                    if all(beaten.values())
+                    else f" (not beaten: {', '.join(p for p, b in beaten.items() if not b)})"
+                )
+                + ".",
+                f"- Wall time no more than the fastest peer's ({fastest}, {fastest_seconds:.1f} s): "
+                f"{'met' if seconds <= fastest_seconds else 'missed'}.",
+            ]
+        return lines
 
-
-if __name__ == "__main__":
-    main()
+    def metrics(self) -> dict[str, float]:
+        """Headline numbers for MLflow: the best model's, and MASE / CRPS / time of every contender."""
+        mase, crps = self.wide("mase"), self.wide("crps")
+        out = {
+            "best_coverage_gap": self.coverage_gap(self.best),
+            "best_seconds": self.timings[self.best]["seconds"],
+        }
+        for h in (self.first, self.last):
+            out[f"best_mase_h{h}"] = mase.loc[self.best, h]
+            out[f"best_crps_h{h}"] = crps.loc[self.best, h]
+        for model in [*self.ours, *self.peers]:
+            slug = "".join(c if c.isalnum() else "_" for c in model.lower()).strip("_")
+            out[f"{slug}_mase_h{self.last}"] = mase.loc[model, self.last]
+            out[f"{slug}_crps_h{self.last}"] = crps.loc[model, self.last]
+            out[f"{slug}_seconds"] = self.timings[model]["seconds"]
+        return out

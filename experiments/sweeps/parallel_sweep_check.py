@@ -1,25 +1,25 @@
 """Run parallel joblib sweeps on a new SQLite store and check that nothing was lost or mis-crowned.
 
-    .venv/bin/python experiments/sweeps/parallel_sweep_check.py --jobs 2 4 --runs 8
+    python -m experiments.bench benchmark=sweeps   (config: conf/benchmark/sweeps.yaml)
 
 For each number of jobs: one ``-m`` multirun of seasonal-naive models (season lengths 7, 14, ...)
 on four series of the synthetic world, in a new temporary store. Counts the MLflow runs, the
-registered versions and the "database is locked" messages, checks that ``champion`` is on the
-lowest backtest MASE, and rewrites ``results.md`` beside this file.
+registered versions and the "database is locked" messages, and checks that ``champion`` is on the
+lowest backtest MASE.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
+
+from experiments.harness import BenchmarkReport
 
 ROOT = Path(__file__).resolve().parents[2]
 SERIES = ["city/C2", "coast/C3", "moor/C1", "moor/C4"]
@@ -57,29 +57,27 @@ def check(jobs: int, runs: int, workdir: Path, data: Path) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--runs", type=int, default=8)
-    args = parser.parse_args()
+def run(workdir: Path, jobs: list[int], runs: int) -> BenchmarkReport:
     counts = pd.read_csv(ROOT / "data" / "synthetic" / "daily_counts.csv")
     rows = []
-    for jobs in args.jobs:
-        with tempfile.TemporaryDirectory() as folder:
-            workdir = Path(folder)
-            counts[counts["unique_id"].isin(SERIES)].to_csv(workdir / "counts.csv", index=False)
-            rows.append(check(jobs, args.runs, workdir, workdir / "counts.csv"))
-            print(rows[-1], flush=True)
+    for n_jobs in jobs:
+        folder = workdir / f"jobs_{n_jobs}"
+        folder.mkdir(parents=True, exist_ok=True)
+        counts[counts["unique_id"].isin(SERIES)].to_csv(folder / "counts.csv", index=False)
+        rows.append(check(n_jobs, runs, folder, folder / "counts.csv"))
+        print(rows[-1], flush=True)
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows]
-    table = "\n".join(lines)
-    (Path(__file__).with_name("results.md")).write_text(
+    text = (
         "# Parallel sweeps on a new SQLite store\n\n"
-        f"`{' '.join(['python', 'experiments/sweeps/parallel_sweep_check.py', *sys.argv[1:]])}` "
-        f"on {os.cpu_count()} cores:\n\n{table}\n"
+        f"`python -m experiments.bench benchmark=sweeps` (jobs {jobs}, {runs} runs each) on "
+        f"{os.cpu_count()} cores, logged to the MLflow experiment `benchmark-sweeps`:\n\n" + "\n".join(lines)
     )
-
-
-if __name__ == "__main__":
-    main()
+    lost = sum(row["runs asked"] - row["runs recorded"] for row in rows)
+    metrics = {
+        "runs_lost": lost,
+        "database_locked_messages": sum(row["'database is locked'"] for row in rows),
+        "champion_wrong": sum(not row["champion on lowest MASE"] for row in rows),
+    }
+    return BenchmarkReport(markdown=text, metrics=metrics, tables={"": pd.DataFrame(rows)})

@@ -1,0 +1,100 @@
+"""Benchmarks run as tracked MLflow runs and rewrite their results only when they finish."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from experiments.harness import BenchmarkReport, flatten, run_benchmark
+from mlops.tracking import resolve_store
+from tests.conftest import compose_config
+
+# The SWAST protocol cut to two origins, two horizons and two quick models.
+QUICK_SWAST = [
+    "benchmark=swast",
+    "benchmark.params.n_origins=2",
+    "benchmark.params.horizon=14",
+    "benchmark.params.report_horizons=[7,14]",
+    "benchmark.params.peers=[]",
+    "~benchmark.params.models.arima",
+    "~benchmark.params.models.lightgbm",
+    "~benchmark.params.models.ensemble",
+]
+
+
+def run_quick(cfg, tmp_path, results_dir):
+    store = resolve_store(OmegaConf.create({"store_dir": str(tmp_path / "store")}))
+    params = OmegaConf.to_container(cfg.benchmark.params, resolve=True)
+    outcome = run_benchmark(
+        cfg.benchmark.name, cfg.benchmark.module, params, store, tmp_path / "work", results_dir
+    )
+    return store, outcome
+
+
+def test_swast_benchmark_is_logged_and_written(tmp_path):
+    cfg = compose_config("bench", QUICK_SWAST)
+    store, outcome = run_quick(cfg, tmp_path, tmp_path / "results")
+
+    table = pd.read_csv(tmp_path / "results" / "swast.csv")
+    assert set(table["model"]) >= {"SeasonalNaive", "CalendarGLM", "Poisson noise floor (perfect mean)"}
+    glm = table[(table["model"] == "CalendarGLM") & (table["h"] == 14)].iloc[0]
+    naive = table[(table["model"] == "SeasonalNaive") & (table["h"] == 14)].iloc[0]
+    assert glm["mase"] < naive["mase"]  # the calendar model must beat last week's copy on real data
+    page = (tmp_path / "results" / "swast.md").read_text()
+    assert "Best of our models at 14 days: **CalendarGLM**" in page
+
+    client = MlflowClient(store.tracking_uri)
+    run = client.get_run(outcome.run_id)
+    assert outcome.experiment_name == "benchmark-swast"
+    assert run.info.status == "FINISHED"
+    assert run.data.params["n_origins"] == "2"
+    assert run.data.params["models.glm._target_"] == "forecasting.models.CalendarGLM"
+    assert run.data.metrics["best_mase_h14"] == pytest.approx(glm["mase"], abs=1e-4)
+    assert "git_commit" in run.data.tags
+    logged = {item.path for item in client.list_artifacts(outcome.run_id, "results")}
+    assert logged == {"results/swast.md", "results/swast.csv"}
+
+
+def test_failed_benchmark_keeps_previous_results_and_marks_run_failed(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "swast.md").write_text("previous results\n")
+    cfg = compose_config("bench", [*QUICK_SWAST, "benchmark.params.first_cutoff=2019-12-25"])
+    with pytest.raises(ValueError, match="runs past the data"):
+        run_quick(cfg, tmp_path, results)
+    assert (results / "swast.md").read_text() == "previous results\n"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("benchmark-swast")
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FAILED"
+
+
+def test_every_benchmark_config_names_a_module_with_run():
+    import importlib
+
+    from tests.conftest import CONF_DIR
+
+    names = sorted(path.stem for path in (CONF_DIR / "benchmark").glob("*.yaml"))
+    assert {"swast", "oracle", "scale", "sweeps"} <= set(names)
+    for name in names:
+        cfg = compose_config("bench", [f"benchmark={name}"])
+        assert cfg.benchmark.name == name
+        assert callable(importlib.import_module(cfg.benchmark.module).run)
+
+
+def test_flatten_uses_dotted_keys():
+    assert flatten({"a": {"b": 1, "c": {"d": [2]}}, "e": "x"}) == {"a.b": 1, "a.c.d": [2], "e": "x"}
+
+
+def test_report_tables_are_written_atomically_next_to_the_page(tmp_path):
+    from experiments.harness import write_results
+
+    report = BenchmarkReport(
+        "# t", tables={"": pd.DataFrame({"a": [1.0]}), "extra": pd.DataFrame({"b": [2]})}
+    )
+    files = write_results("demo", report, tmp_path)
+    assert sorted(path.name for path in files) == ["demo.csv", "demo.md", "demo_extra.csv"]
+    assert (tmp_path / "demo.md").read_text() == "# t\n"
+    assert not list(tmp_path.glob(".*.tmp"))
