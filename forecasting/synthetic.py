@@ -7,6 +7,11 @@ scales every category, so category counts and the area total are all negative bi
 same shape. The conditional mean before the shock is returned as ``y_expected``: no model can do
 better on average than forecasting it (the oracle).
 
+Optionally (``world.temperature.enabled``) the world has weather: one daily maximum temperature
+for the trust, a seasonal curve plus autocorrelated noise, returned as the regressor column
+``x_temperature``, with a multiplicative heat effect on expected calls above a threshold. It is off
+by default, so the committed world and the benchmarks on it do not depend on it.
+
 Every default is calibrated to a figure in DOMAIN.md (cited beside it in ``conf/generate.yaml``).
 """
 
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 from forecasting.calendar import FESTIVE_DAYS, is_bank_holiday
 from mlops.errors import ConfigError
@@ -50,6 +56,62 @@ class Area:
 
 
 @dataclass(frozen=True)
+class Temperature:
+    """Daily maximum temperature and its effect on demand (see ``conf/generate.yaml``).
+
+    Parameters
+    ----------
+    enabled : bool
+        Give the world weather; when false nothing below is used and no column is added.
+    mean_c, amplitude_c, warmest_day_of_year
+        Seasonal curve of the daily maximum: ``mean_c + amplitude_c * cos(2 pi (doy - warmest) / 365.25)``.
+    noise_sd_c, autocorrelation
+        Day-to-day weather around the curve: an AR(1) process with this standard deviation and
+        lag-1 correlation.
+    heat_threshold_c, heat_effect_per_c
+        Expected calls are multiplied by ``1 + heat_effect_per_c * max(0, t - heat_threshold_c)``.
+    """
+
+    enabled: bool = False
+    mean_c: float = 14.5
+    amplitude_c: float = 7.0
+    warmest_day_of_year: float = 200.0
+    noise_sd_c: float = 3.0
+    autocorrelation: float = 0.7
+    heat_threshold_c: float = 22.0
+    heat_effect_per_c: float = 0.01
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first impossible value."""
+        if self.noise_sd_c < 0 or self.amplitude_c < 0:
+            raise ConfigError("world.temperature.noise_sd_c and amplitude_c must be >= 0")
+        if not 0 <= self.autocorrelation < 1:
+            raise ConfigError(
+                f"world.temperature.autocorrelation must be in [0, 1), got {self.autocorrelation}"
+            )
+        if self.heat_effect_per_c < 0:
+            raise ConfigError("world.temperature.heat_effect_per_c must be >= 0 (heat adds calls)")
+
+    def daily_max(self, days: pd.DatetimeIndex, seed: int) -> np.ndarray:
+        """Daily maximum temperature in degrees C, to 0.1 C as a weather record would give it."""
+        angle = 2 * np.pi * (days.day_of_year.to_numpy() - self.warmest_day_of_year) / 365.25
+        seasonal = self.mean_c + self.amplitude_c * np.cos(angle)
+        # Its own random stream: the counts' noise stays the same whether weather is on or off.
+        shocks = np.random.default_rng([seed, _TEMPERATURE_STREAM]).standard_normal(len(days))
+        innovations = shocks * self.noise_sd_c * np.sqrt(1 - self.autocorrelation**2)
+        innovations[:1] = shocks[:1] * self.noise_sd_c  # the first day starts in the stationary state
+        noise = lfilter([1.0], [1.0, -self.autocorrelation], innovations)  # AR(1)
+        return np.round(seasonal + noise, 1)
+
+    def multiplier(self, temperature: np.ndarray) -> np.ndarray:
+        """Factor on expected calls for each day's maximum temperature."""
+        return 1 + self.heat_effect_per_c * np.maximum(temperature - self.heat_threshold_c, 0.0)
+
+
+_TEMPERATURE_STREAM = 7  # any fixed number: it separates the weather's draws from the counts'
+
+
+@dataclass(frozen=True)
 class World:
     """Parameters of the synthetic world (see ``conf/generate.yaml`` for sources)."""
 
@@ -66,6 +128,7 @@ class World:
     category_mix: Mapping[str, float]
     dispersion_shape: float
     seed: int = 0
+    temperature: Temperature = field(default_factory=Temperature)
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +136,8 @@ class World:
         """Build a world from a plain mapping (e.g. a resolved Hydra config), validating it."""
         spec = dict(spec)
         spec["areas"] = tuple(Area(**dict(area)) for area in spec["areas"])
+        if "temperature" in spec:
+            spec["temperature"] = Temperature(**dict(spec["temperature"]))
         world = cls(**spec)
         world.validate()
         return world
@@ -106,6 +171,7 @@ class World:
         for key, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"world.{key} must be > 0, got {value}")
+        self.temperature.validate()
 
 
 def band_lower_age(band: str) -> int:
@@ -207,13 +273,19 @@ def calendar_multiplier(world: World, days: pd.DatetimeIndex, nation: str) -> np
 
 
 def expected_daily_calls(world: World, national: pd.DataFrame) -> pd.DataFrame:
-    """True expected calls per area, category and day: columns ``area, category, ds, y_expected``."""
+    """True expected calls per area, category and day: columns ``area, category, ds, y_expected``
+    and, when the world has weather, ``x_temperature`` (its heat effect is in ``y_expected``)."""
     days = pd.date_range(world.start, world.end, freq="D")
     population = area_population(world, national)
     base = _daily_population_demand(world, population, per_capita_rates(world, national), days)
+    weather = {}
+    if world.temperature.enabled:
+        weather["x_temperature"] = world.temperature.daily_max(days, world.seed)
     frames = []
     for area in world.areas:
         total = base[area.name].to_numpy() * calendar_multiplier(world, days, area.nation)
+        if weather:
+            total = total * world.temperature.multiplier(weather["x_temperature"])
         for category in CATEGORIES:
             frames.append(
                 pd.DataFrame(
@@ -222,6 +294,7 @@ def expected_daily_calls(world: World, national: pd.DataFrame) -> pd.DataFrame:
                         "category": category,
                         "ds": days,
                         "y_expected": total * world.category_mix[category],
+                        **weather,
                     }
                 )
             )
@@ -234,8 +307,9 @@ def simulate_daily_counts(world: World, national: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``unique_id`` (``area/category``), ``area``, ``category``, ``ds``, ``y`` (simulated count)
-        and ``y_expected`` (its true expected value), sorted by ``unique_id`` and ``ds``.
+        ``unique_id`` (``area/category``), ``area``, ``category``, ``ds``, ``y`` (simulated count),
+        ``y_expected`` (its true expected value) and, when the world has weather, the regressor
+        ``x_temperature``; sorted by ``unique_id`` and ``ds``.
     """
     expected = expected_daily_calls(world, national)
     rng = np.random.default_rng(world.seed)
@@ -252,4 +326,5 @@ def simulate_daily_counts(world: World, national: pd.DataFrame) -> pd.DataFrame:
         y=counts.astype(np.int64),
     )
     columns = ["unique_id", "area", "category", "ds", "y", "y_expected"]
+    columns += [name for name in expected.columns if name.startswith("x_")]
     return frame[columns].sort_values(["unique_id", "ds"], ignore_index=True)
