@@ -57,11 +57,16 @@ def rolling_origin_backtest(
 ) -> pd.DataFrame:
     """Refit a fresh copy of ``forecaster`` at each origin and forecast ``horizon`` days.
 
+    Extra ``x_*`` regressors are taken as known in advance: each forecast gets their actual values
+    over its test window as ``future``. For a forecast input such as temperature this means a
+    perfect weather forecast, so the scores are a best case; in service the model gets forecast
+    values, whose errors add to its own.
+
     Parameters
     ----------
     df : DataFrame
-        Long-format history ``unique_id, ds, y`` (other columns, e.g. ``y_expected``, are carried
-        into the result beside the actuals).
+        Long-format history ``unique_id, ds, y`` and any ``x_*`` regressors (other columns, e.g.
+        ``y_expected``, are carried into the result beside the actuals).
     horizon, n_origins, step : int
         Days forecast from each origin, number of origins, and days between origins. The newest
         origin leaves exactly ``horizon`` days of test data.
@@ -92,7 +97,7 @@ def rolling_origin_backtest(
     for cutoff in tqdm(cutoffs, desc="backtest origins", disable=not show, leave=False):
         train = df[df["ds"] <= cutoff]
         test = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + pd.Timedelta(days=horizon))]
-        forecast = clone(forecaster).fit(train).predict(horizon, level)
+        forecast = clone(forecaster).fit(train).predict(horizon, level, future=test)
         fold = test.merge(forecast, on=["unique_id", "ds"], how="inner", validate="one_to_one")
         scale = train.groupby("unique_id")["y"].apply(lambda y: seasonal_naive_scale(y, season_length))
         fold.insert(1, "cutoff", cutoff)

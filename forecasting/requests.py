@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from forecasting.models.base import Forecaster, interval_columns
+from forecasting.models.regressors import FutureRegressorError
 from mlops.errors import UserInputError
 
 REQUEST_COLUMNS = ("unique_id", "ds")
@@ -25,7 +26,10 @@ def forecast_for_requests(
     ----------
     requests : DataFrame
         Columns ``unique_id`` and ``ds``: days after the training data, at most ``max_horizon``
-        days after each series' last observed day.
+        days after each series' last observed day. When the model was fitted with ``x_*``
+        regressors the rows also carry them, and for each series asked for there must be a row
+        with their values for every day from the day after its data to the furthest day asked
+        (the model forecasts day by day from there); values are never filled in.
 
     Returns
     -------
@@ -58,6 +62,36 @@ def forecast_for_requests(
             f"{row['ds']:%Y-%m-%d} is out of range for {row['unique_id']!r}: this model forecasts "
             f"{first:%Y-%m-%d} to {final:%Y-%m-%d} (1 to {max_horizon} days after its data)"
         )
-    forecast = forecaster.predict(int(ahead.max()), level)
+    furthest = ahead.groupby(asked["unique_id"].to_numpy()).max()
+    forecast = _forecast(forecaster, requests, asked, furthest, level)
     columns = ["mean", *interval_columns(level)]
     return asked.merge(forecast[["unique_id", "ds", *columns]], on=["unique_id", "ds"], how="left")
+
+
+def _forecast(
+    forecaster: Forecaster,
+    requests: pd.DataFrame,
+    asked: pd.DataFrame,
+    furthest: pd.Series,
+    level: Sequence[int],
+) -> pd.DataFrame:
+    """Forecasts for the series asked for, each up to its furthest day asked."""
+    regressors = forecaster.fitted_regressors
+    if not regressors:
+        return forecaster.predict(int(furthest.max()), level, series=list(furthest.index))
+    missing = [column for column in regressors if column not in requests.columns]
+    if missing:
+        raise ForecastRequestError(
+            f"request lacks regressor column(s) {missing}: this model was trained with {regressors}, so "
+            "each series asked for needs a row with their values for every day from the day after its "
+            "data to the furthest day asked"
+        )
+    future = asked.assign(**{name: requests[name].to_numpy() for name in regressors})
+    parts = []
+    # Series asked up to the same day share one call; each needs values only up to its own day.
+    for h, group in furthest.groupby(furthest):
+        try:
+            parts.append(forecaster.predict(int(h), level, future=future, series=list(group.index)))
+        except FutureRegressorError as error:
+            raise ForecastRequestError(f"request rows: {error}") from error
+    return pd.concat(parts, ignore_index=True)

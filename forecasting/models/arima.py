@@ -2,7 +2,8 @@
 
 This is the family of the NHS benchmark (Monks et al. 2023: ARIMA(1,1,3)(1,0,1)7 errors with a
 New Year dummy). Here weekday, bank holiday, Christmas/New Year and annual Fourier terms enter as
-regressors and the ARIMA part captures the local level and short-term correlation.
+regressors, with any extra ``x_*`` regressors (e.g. temperature) beside them, and the ARIMA part
+captures the local level and short-term correlation.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from forecasting.models.local import LocalForecaster
 
 
 class ArimaRegression(LocalForecaster):
-    """Linear regression on the calendar with ARIMA(p, d, q) errors.
+    """Linear regression on the calendar and extra regressors with ARIMA(p, d, q) errors.
+
+    Extra ``x_*`` regressors enter linearly on the scale of the counts (calls per unit, e.g. per
+    degree), so ``predict`` needs their values for the forecast days in ``future``.
 
     Parameters
     ----------
@@ -33,6 +37,8 @@ class ArimaRegression(LocalForecaster):
         Fit on this many most recent days (state-space fits grow with length).
     """
 
+    uses_regressors = True
+
     def __init__(
         self,
         order: tuple[int, int, int] = (1, 1, 1),
@@ -45,11 +51,11 @@ class ArimaRegression(LocalForecaster):
         self.nation = nation
         self.window_days = window_days
 
-    def _design(self, ds: pd.Series) -> np.ndarray:
-        return calendar_design(ds, self.nation, self.annual_order).to_numpy()
+    def _design(self, ds: pd.Series, exog: np.ndarray) -> np.ndarray:
+        return np.column_stack([calendar_design(ds, self.nation, self.annual_order).to_numpy(), exog])
 
-    def _fit_series(self, ds: pd.Series, y: np.ndarray):
-        design = self._design(ds)
+    def _fit_series(self, ds: pd.Series, y: np.ndarray, exog: np.ndarray):
+        design = self._design(ds, exog)
         # A regressor that never varies in the window (e.g. no 1 January in it) cannot be estimated.
         varying = design.std(axis=0) > 0
         # Regression coefficients go into the state vector rather than the likelihood search:
@@ -62,9 +68,11 @@ class ArimaRegression(LocalForecaster):
             warnings.simplefilter("ignore", UserWarning)
             return model.fit(disp=False), varying
 
-    def _forecast_series(self, state, ds: pd.Series, level: list[int]) -> dict[str, np.ndarray]:
+    def _forecast_series(
+        self, state, ds: pd.Series, exog: np.ndarray, level: list[int]
+    ) -> dict[str, np.ndarray]:
         result, columns = state
-        forecast = result.get_forecast(len(ds), exog=self._design(ds)[:, columns])
+        forecast = result.get_forecast(len(ds), exog=self._design(ds, exog)[:, columns])
         out = {"mean": np.asarray(forecast.predicted_mean)}
         for lv in level:
             bounds = np.asarray(forecast.conf_int(alpha=1 - lv / 100))

@@ -17,6 +17,9 @@ class Ensemble(Forecaster):
     Lichtendahl, Grushka-Cockayne & Winkler 2013), which keeps the combined intervals about as
     wide as the members' while the means gain from the combination.
 
+    Every member sees the same history, extra ``x_*`` regressors included; ``predict``'s
+    ``future`` is passed on to them, and needed when any member was fitted with regressors.
+
     Parameters
     ----------
     members : list of Forecaster
@@ -43,11 +46,14 @@ class Ensemble(Forecaster):
             raise ValueError("weights must be one non-negative number per member")
         self._remember_history(df)
         self.members_ = [member.fit(df) for member in self.members]
+        # The ensemble needs the regressors of any of its members, and no others.
+        self.regressors_ = sorted({name for member in self.members_ for name in member.fitted_regressors})
         return self
 
-    def _predict(self, h: int, level: list[int]) -> pd.DataFrame:
+    def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         columns = ["mean", *interval_columns(level)]
-        forecasts = [member.predict(h, level) for member in self.members_]
+        series = frame["unique_id"].unique().tolist()
+        forecasts = [member.predict(h, level, future=frame, series=series) for member in self.members_]
         stacked = np.stack([forecast[columns].to_numpy() for forecast in forecasts])
         if self.combine == "median":
             combined = np.median(stacked, axis=0)

@@ -17,6 +17,7 @@ class ETS(LocalForecaster):
 
     Intervals are the model's own (simulation-free analytic intervals of the state-space form).
     ETS has no regressors, so holidays are not modelled: it is here as the classical baseline.
+    Extra ``x_*`` regressors in the history are ignored, and so is ``predict``'s ``future``.
 
     Parameters
     ----------
@@ -33,7 +34,7 @@ class ETS(LocalForecaster):
         self.damped_trend = damped_trend
         self.window_days = window_days
 
-    def _fit_series(self, ds: pd.Series, y: np.ndarray):
+    def _fit_series(self, ds: pd.Series, y: np.ndarray, exog: np.ndarray):
         model = ETSModel(
             pd.Series(y.astype(float)),
             error="add",
@@ -46,7 +47,9 @@ class ETS(LocalForecaster):
             warnings.simplefilter("ignore", ConvergenceWarning)
             return model.fit(disp=False, maxiter=200)
 
-    def _forecast_series(self, state, ds: pd.Series, level: list[int]) -> dict[str, np.ndarray]:
+    def _forecast_series(
+        self, state, ds: pd.Series, exog: np.ndarray, level: list[int]
+    ) -> dict[str, np.ndarray]:
         n_obs = int(state.nobs)
         prediction = state.get_prediction(start=n_obs, end=n_obs + len(ds) - 1)
         out = {"mean": np.asarray(prediction.predicted_mean)}

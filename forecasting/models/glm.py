@@ -1,4 +1,4 @@
-"""Poisson or Tweedie regression of daily counts on the calendar and a trend (scikit-learn)."""
+"""Poisson or Tweedie regression of daily counts on the calendar, a trend and extra regressors."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ from sklearn.linear_model import TweedieRegressor
 
 from forecasting.calendar import calendar_design
 from forecasting.models.local import LocalForecaster
+from forecasting.models.regressors import Standardizer
 
 _EPOCH = np.datetime64("2000-01-01", "D")
 
 
 class CalendarGLM(LocalForecaster):
     """Log-link GLM per series: trend + weekday + holidays + festive days + annual Fourier terms.
+
+    Extra ``x_*`` regressors (e.g. temperature) enter standardized over the fit window, so each
+    coefficient is the change in log calls per standard deviation; the effect is log-linear (a
+    threshold effect such as heat above some temperature is approximated by a straight line).
+    ``predict`` then needs their values for the forecast days in ``future``.
 
     Intervals use the GLM's variance function: variance = phi * mean ** power, with phi the
     Pearson dispersion of the fit (quasi-Poisson for power 1), and normal quantiles (counts here
@@ -34,6 +40,8 @@ class CalendarGLM(LocalForecaster):
         Fit on this many most recent days.
     """
 
+    uses_regressors = True
+
     def __init__(
         self,
         power: float = 1.0,
@@ -48,14 +56,15 @@ class CalendarGLM(LocalForecaster):
         self.nation = nation
         self.window_days = window_days
 
-    def _design(self, ds: pd.Series, centre: float) -> np.ndarray:
+    def _design(self, ds: pd.Series, centre: float, scaled: np.ndarray) -> np.ndarray:
         years = (pd.DatetimeIndex(ds).values.astype("datetime64[D]") - _EPOCH).astype(float) / 365.25
-        return np.column_stack([years - centre, calendar_design(ds, self.nation, self.annual_order)])
+        return np.column_stack([years - centre, calendar_design(ds, self.nation, self.annual_order), scaled])
 
-    def _fit_series(self, ds: pd.Series, y: np.ndarray):
+    def _fit_series(self, ds: pd.Series, y: np.ndarray, exog: np.ndarray):
         years = (pd.DatetimeIndex(ds).values.astype("datetime64[D]") - _EPOCH).astype(float) / 365.25
         centre = float(years.mean())
-        design = self._design(ds, centre)
+        scaling = Standardizer.fit(exog)
+        design = self._design(ds, centre, scaling.transform(exog))
         glm = TweedieRegressor(
             power=self.power, link="log", alpha=self.alpha, solver="newton-cholesky", max_iter=200
         )
@@ -63,11 +72,13 @@ class CalendarGLM(LocalForecaster):
         fitted = glm.predict(design)
         variance = fitted**self.power
         dispersion = float(np.sum((y - fitted) ** 2 / variance) / max(len(y) - design.shape[1] - 1, 1))
-        return glm, centre, max(dispersion, 1e-6)
+        return glm, centre, max(dispersion, 1e-6), scaling
 
-    def _forecast_series(self, state, ds: pd.Series, level: list[int]) -> dict[str, np.ndarray]:
-        glm, centre, dispersion = state
-        mean = glm.predict(self._design(ds, centre))
+    def _forecast_series(
+        self, state, ds: pd.Series, exog: np.ndarray, level: list[int]
+    ) -> dict[str, np.ndarray]:
+        glm, centre, dispersion, scaling = state
+        mean = glm.predict(self._design(ds, centre, scaling.transform(exog)))
         spread = np.sqrt(dispersion * mean**self.power)
         out = {"mean": mean}
         for lv in level:

@@ -8,6 +8,12 @@ valid without recursive lags. Real series shift level (a new contract, a changed
 final per-series factor rescales the model to the ratio of actual to fitted calls over the most
 recent ``level_window_days``: the local level that differenced models such as ARIMA track.
 
+Extra ``x_*`` regressors (e.g. temperature) are tree features beside the calendar: their effect is
+multiplicative on the baseline and may be non-linear (heat above a threshold), but, like any tree
+feature, it is flat beyond the range seen in training (a record heatwave counts as the hottest
+day seen). In the Poisson trend they are controls only, as the weekday and annual terms are, so an
+unusually hot or cold stretch does not tilt the slope; the extrapolated baseline is time alone.
+
 Intervals are split-conformal: the model is first fitted without the last ``calibration_days`` of
 each series, its Pearson residuals (y - mu) / sqrt(mu) on those days are kept per series, and
 their empirical quantiles around the final model's mean give the bounds.
@@ -22,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from forecasting.calendar import calendar_features, fourier_terms
-from forecasting.data import future_dates
 from forecasting.models.base import Forecaster
+from forecasting.models.regressors import Standardizer
 
 _EPOCH = np.datetime64("2000-01-01", "D")
 
@@ -32,11 +38,12 @@ def _years_since_epoch(ds: pd.Series) -> np.ndarray:
     return (ds.to_numpy().astype("datetime64[D]") - _EPOCH).astype(float) / 365.25
 
 
-def _trend_design(ds: pd.Series) -> np.ndarray:
-    """Time plus weekday and annual terms; only the time column is kept as the baseline."""
+def _trend_design(ds: pd.Series, exog: np.ndarray) -> np.ndarray:
+    """Time plus weekday, annual and regressor controls; only the time column is kept as the baseline."""
     dates = pd.DatetimeIndex(ds)
     weekday = np.eye(7)[dates.day_of_week][:, 1:]
-    return np.column_stack([_years_since_epoch(ds), weekday, fourier_terms(dates, 365.25, 3)])
+    controls = Standardizer.fit(exog).transform(exog)  # on one scale, for a well-conditioned solve
+    return np.column_stack([_years_since_epoch(ds), weekday, fourier_terms(dates, 365.25, 3), controls])
 
 
 @dataclass
@@ -70,21 +77,26 @@ def _poisson_regression(design: np.ndarray, y: np.ndarray, max_iter: int = 50) -
     return beta
 
 
-def _fit_trend(ds: pd.Series, y: np.ndarray) -> _SeriesTrend:
+def _fit_trend(ds: pd.Series, y: np.ndarray, exog: np.ndarray) -> _SeriesTrend:
     if y.sum() <= 0:
         return _SeriesTrend(np.log(1e-3), 0.0, 0.0)
-    design = _trend_design(ds)
+    design = _trend_design(ds, exog)
     centre = design[:, 0].mean()
     design[:, 0] -= centre
     beta = _poisson_regression(design, y.astype(float))
-    # The intercept absorbs the average calendar effect, so exp(log_level) is the typical day.
+    # The intercept absorbs the average calendar (and regressor) effect, so exp(log_level) is the
+    # typical day.
     calendar_mean = np.log(np.mean(np.exp(design[:, 1:] @ beta[2:])))
     return _SeriesTrend(beta[0] + calendar_mean, beta[1], centre)
 
 
-def _features(frame: pd.DataFrame, series: pd.CategoricalDtype, nation: str, order: int) -> pd.DataFrame:
+def _features(
+    frame: pd.DataFrame, series: pd.CategoricalDtype, nation: str, order: int, regressors: tuple[str, ...]
+) -> pd.DataFrame:
     features = calendar_features(frame["ds"], nation, order)
     features.insert(0, "series", pd.Categorical(frame["unique_id"].to_numpy(), dtype=series))
+    for name in regressors:
+        features[name] = frame[name].to_numpy(dtype=float)
     return features
 
 
@@ -104,10 +116,11 @@ class _MeanModel:
     series: pd.CategoricalDtype
     nation: str
     annual_order: int
+    regressors: tuple[str, ...] = ()
     recent_level: dict[str, float] | None = None
 
     def mean(self, frame: pd.DataFrame) -> np.ndarray:
-        features = _features(frame, self.series, self.nation, self.annual_order)
+        features = _features(frame, self.series, self.nation, self.annual_order, self.regressors)
         raw = self.booster.predict(features, raw_score=True)
         mean = np.exp(raw + _log_baseline(frame, self.trends))
         if self.recent_level:
@@ -137,6 +150,8 @@ class GlobalLightGBM(Forecaster):
     random_state : int
         Seed, for reproducible fits.
     """
+
+    uses_regressors = True
 
     def __init__(
         self,
@@ -178,7 +193,7 @@ class GlobalLightGBM(Forecaster):
                 f"{short.index[0]!r} has {short.iloc[0]}. Lower model.calibration_days or add history."
             )
         self._remember_history(df)
-        df = df[["unique_id", "ds", "y"]].reset_index(drop=True)
+        df = df[["unique_id", "ds", "y", *self.regressors_]].reset_index(drop=True)
         cut = df["unique_id"].map(self.last_dates_) - pd.Timedelta(days=self.calibration_days)
         holdout = df["ds"] > cut
         inner = self._fit_mean_model(df[~holdout])
@@ -192,13 +207,15 @@ class GlobalLightGBM(Forecaster):
         return self
 
     def _fit_mean_model(self, df: pd.DataFrame) -> _MeanModel:
+        regressors = tuple(self.regressors_)
         trends = {}
         for uid, rows in df.groupby("unique_id"):
             recent = rows[rows["ds"] > rows["ds"].max() - pd.Timedelta(days=self.trend_window_days)]
-            trends[uid] = _fit_trend(recent["ds"], recent["y"].to_numpy())
+            exog = recent[list(regressors)].to_numpy(dtype=float)
+            trends[uid] = _fit_trend(recent["ds"], recent["y"].to_numpy(), exog)
         series = pd.CategoricalDtype(self.series_)
         data = lgb.Dataset(
-            _features(df, series, self.nation, self.annual_order),
+            _features(df, series, self.nation, self.annual_order, regressors),
             label=df["y"].to_numpy(),
             init_score=_log_baseline(df, trends),
             categorical_feature=["series"],
@@ -217,7 +234,7 @@ class GlobalLightGBM(Forecaster):
             "verbosity": -1,
         }
         booster = lgb.train(params, data, num_boost_round=self.n_estimators)
-        model = _MeanModel(trends, booster, series, self.nation, self.annual_order)
+        model = _MeanModel(trends, booster, series, self.nation, self.annual_order, regressors)
         if self.level_window_days > 0:
             recent = df[
                 df["ds"]
@@ -228,9 +245,9 @@ class GlobalLightGBM(Forecaster):
             model.recent_level = (fitted["y"] / fitted["fitted"].clip(lower=1e-9)).to_dict()
         return model
 
-    def _predict(self, h: int, level: list[int]) -> pd.DataFrame:
-        frame = future_dates(self.last_dates_, h)
+    def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         mean = self.mean_model_.mean(frame)
+        frame = frame[["unique_id", "ds"]].copy()
         frame["mean"] = mean
         root = np.sqrt(mean)
         for lv in level:

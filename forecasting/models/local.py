@@ -7,7 +7,6 @@ from abc import abstractmethod
 import numpy as np
 import pandas as pd
 
-from forecasting.data import future_dates
 from forecasting.models.base import Forecaster
 
 
@@ -15,7 +14,9 @@ class LocalForecaster(Forecaster):
     """Fits one model per series on the last ``window_days`` of history and stacks the forecasts.
 
     Subclasses implement :meth:`_fit_series` (returning any fitted state) and
-    :meth:`_forecast_series` (returning mean and interval arrays for the future dates).
+    :meth:`_forecast_series` (returning mean and interval arrays for the future dates). Both get
+    the regressors as an array with one column per ``x_*`` regressor (no columns when the model
+    does not use them or was fitted without any).
     """
 
     window_days: int | None
@@ -26,15 +27,19 @@ class LocalForecaster(Forecaster):
         for uid, rows in df.groupby("unique_id", sort=True):
             if self.window_days:
                 rows = rows[rows["ds"] > rows["ds"].max() - pd.Timedelta(days=self.window_days)]
-            self.fitted_[uid] = self._fit_series(rows["ds"].reset_index(drop=True), rows["y"].to_numpy())
+            self.fitted_[uid] = self._fit_series(
+                rows["ds"].reset_index(drop=True), rows["y"].to_numpy(), self._exog(rows)
+            )
         return self
 
-    def _predict(self, h: int, level: list[int]) -> pd.DataFrame:
-        frame = future_dates(self.last_dates_, h)
+    def _exog(self, rows: pd.DataFrame) -> np.ndarray:
+        return rows[self.fitted_regressors].to_numpy(dtype=float).reshape(len(rows), -1)
+
+    def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         parts = []
         for uid, rows in frame.groupby("unique_id", sort=False):
-            part = rows.reset_index(drop=True)
-            columns = self._forecast_series(self.fitted_[uid], part["ds"], level)
+            part = rows[["unique_id", "ds"]].reset_index(drop=True)
+            columns = self._forecast_series(self.fitted_[uid], part["ds"], self._exog(rows), level)
             for name, values in columns.items():
                 part[name] = np.asarray(values, dtype=float)
             parts.append(part)
@@ -44,7 +49,9 @@ class LocalForecaster(Forecaster):
         return out
 
     @abstractmethod
-    def _fit_series(self, ds: pd.Series, y: np.ndarray) -> object: ...
+    def _fit_series(self, ds: pd.Series, y: np.ndarray, exog: np.ndarray) -> object: ...
 
     @abstractmethod
-    def _forecast_series(self, state: object, ds: pd.Series, level: list[int]) -> dict[str, np.ndarray]: ...
+    def _forecast_series(
+        self, state: object, ds: pd.Series, exog: np.ndarray, level: list[int]
+    ) -> dict[str, np.ndarray]: ...

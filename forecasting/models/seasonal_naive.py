@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from forecasting.data import future_dates
 from forecasting.models.base import Forecaster
 
 
@@ -16,6 +15,8 @@ class SeasonalNaive(Forecaster):
     Interval width follows Hyndman & Athanasopoulos (FPP3, 5.5): the standard deviation of the
     in-sample seasonal differences times sqrt(k), k the number of whole seasons ahead, with a
     normal quantile; bounds below zero are cut at zero as counts cannot be negative.
+
+    Extra ``x_*`` regressors in the history are ignored, and so is ``predict``'s ``future``.
 
     Parameters
     ----------
@@ -40,11 +41,12 @@ class SeasonalNaive(Forecaster):
         self.sigma_ = grouped.apply(lambda y: np.std(y.to_numpy()[m:] - y.to_numpy()[:-m], ddof=1))
         return self
 
-    def _predict(self, h: int, level: list[int]) -> pd.DataFrame:
+    def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         m = self.season_length
-        frame = future_dates(self.last_dates_, h)
-        step = np.tile(np.arange(h), len(self.last_dates_))
-        mean = np.concatenate([np.resize(self.last_season_[uid], h) for uid in self.last_dates_.index])
+        frame = frame[["unique_id", "ds"]].copy()
+        series = frame["unique_id"].unique()
+        step = np.tile(np.arange(h), len(series))
+        mean = np.concatenate([np.resize(self.last_season_[uid], h) for uid in series])
         spread = frame["unique_id"].map(self.sigma_).to_numpy() * np.sqrt(step // m + 1)
         frame["mean"] = mean
         for lv in level:
