@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
 
 from forecasting.backtest import rolling_origin_backtest
-from forecasting.data import load_daily_counts
+from forecasting.data import load_daily_counts, regressor_columns
 from forecasting.metrics import metrics_by_horizon, summary_metrics
 from forecasting.models.base import Forecaster, check_levels
 from forecasting.plots import forecast_figure
@@ -90,19 +90,21 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     by_horizon = metrics_by_horizon(backtest, levels)
     summary = summary_metrics(backtest, levels)
     final = clone(forecaster).fit(data)
-    forecast = final.predict(int(cfg.backtest.horizon), levels)
-
     output_dir.mkdir(parents=True, exist_ok=True)
     backtest.to_csv(output_dir / "backtest.csv", index=False)
     by_horizon.to_csv(output_dir / "metrics_by_horizon.csv", index=False)
-    forecast.to_csv(output_dir / "forecast.csv", index=False)
+    forecast = _forecast_to_show(final, backtest, int(cfg.backtest.horizon), levels)
+    if not final.fitted_regressors:
+        forecast.to_csv(output_dir / "forecast.csv", index=False)
     shown = sorted(data["unique_id"].unique())[: int(cfg.plot.n_series)]
     figure = forecast_figure(data, forecast, shown, levels, int(cfg.plot.history_days))
     figure.savefig(output_dir / "forecast.png", dpi=110)
 
     store = resolve_store(cfg.tracking)
     experiment_id = prepare_experiment(store, cfg.experiment_name)
-    fingerprint = dataset_fingerprint(data[["unique_id", "ds", "y"]])
+    # Regressors are part of the data: the same counts with other regressors are other data.
+    modelled = data[["unique_id", "ds", "y", *regressor_columns(data)]]
+    fingerprint = dataset_fingerprint(modelled)
     client = MlflowClient(store.tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
@@ -110,20 +112,28 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         with warnings.catch_warnings():  # MLflow cannot tell which kind of local source a path is
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(
-                data[["unique_id", "ds", "y"]],
+                modelled,
                 source=str(cfg.data.path),
                 name=str(cfg.data.name),
                 digest=fingerprint,
             )
         mlflow.log_input(dataset, context="training")  # schema and digest only: no rows are copied
-        mlflow.set_tags({"data_fingerprint": fingerprint, "model_class": type(forecaster).__name__})
+        mlflow.set_tags(
+            {
+                "data_fingerprint": fingerprint,
+                "model_class": type(forecaster).__name__,
+                "regressors": ",".join(final.fitted_regressors),
+            }
+        )
         mlflow.log_metrics(summary)
         mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
         for row in by_horizon.to_dict("records"):
             step = int(row.pop("h"))
             mlflow.log_metrics({f"{name}_by_horizon": value for name, value in row.items()}, step=step)
         mlflow.log_artifacts(str(output_dir), artifact_path="results")
-        model_info = log_forecast_model(final, int(cfg.serving.max_horizon), levels, output_dir / "model")
+        model_info = log_forecast_model(
+            final, int(cfg.serving.max_horizon), levels, output_dir / "model", history=data
+        )
 
         version = register_version(
             model_info.model_uri,
@@ -155,6 +165,21 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         output_dir,
         store.ui_command,
     )
+
+
+def _forecast_to_show(
+    final: Forecaster, backtest: pd.DataFrame, horizon: int, levels: list[int]
+) -> pd.DataFrame:
+    """The forecast after the data, or, when the model needs regressor values nobody has yet, the
+    newest backtest fold (made with the actual values) so the plot still shows the model at work."""
+    if not final.fitted_regressors:
+        return final.predict(horizon, levels)
+    print(
+        f"data: regressors {final.fitted_regressors} have no values after the data, so forecast.png "
+        "shows the newest backtest fold and no forecast.csv is written; the registered model forecasts "
+        "from requests that carry them"
+    )
+    return backtest[backtest["cutoff"] == backtest["cutoff"].max()]
 
 
 def _backtest(forecaster: Forecaster, data: pd.DataFrame, protocol: dict, levels: list[int]) -> pd.DataFrame:

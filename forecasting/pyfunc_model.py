@@ -1,4 +1,4 @@
-"""The daily forecast as an MLflow pyfunc: other services send ``unique_id, ds`` rows."""
+"""The daily forecast as an MLflow pyfunc: other services send ``unique_id, ds`` (and ``x_*``) rows."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 import forecasting
 import mlops
+from forecasting.data import future_dates
 from forecasting.models.base import Forecaster
 from forecasting.requests import ForecastRequestError, forecast_for_requests
 from mlops.model_logging import log_code_model
@@ -40,16 +41,24 @@ class DailyForecastModel(mlflow.pyfunc.PythonModel):
 
 
 def log_forecast_model(
-    forecaster: Forecaster, max_horizon: int, levels: list[int], work_dir: Path
+    forecaster: Forecaster,
+    max_horizon: int,
+    levels: list[int],
+    work_dir: Path,
+    history: pd.DataFrame | None = None,
 ) -> mlflow.models.model.ModelInfo:
-    """Log ``forecaster`` as a pyfunc named ``model`` in the active run, with signature and example."""
+    """Log ``forecaster`` as a pyfunc named ``model`` in the active run, with signature and example.
+
+    A model fitted with ``x_*`` regressors needs ``history`` (its training data): the input
+    example carries each series' last observed regressor values, so that the signature lists
+    the regressor columns a request must send.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     forecaster_path = work_dir / "forecaster.joblib"
     joblib.dump(forecaster, forecaster_path)
     serving_path = work_dir / "serving.json"
     serving_path.write_text(json.dumps({"max_horizon": max_horizon, "levels": levels}))
-    example = forecaster.predict(2, levels).head(4)
-    request = example[["unique_id", "ds"]]
+    request = _example_request(forecaster, history)
     signature = infer_signature(request, forecast_for_requests(forecaster, request, max_horizon, levels))
     return log_code_model(
         Path(__file__).with_name("pyfunc_entry.py"),
@@ -69,3 +78,17 @@ def log_forecast_model(
         ],
         code_packages=[forecasting, mlops],
     )
+
+
+def _example_request(forecaster: Forecaster, history: pd.DataFrame | None) -> pd.DataFrame:
+    """The first two days after the data for two series, with regressor values if the model has any."""
+    series = list(forecaster.last_dates_.index[:2])
+    request = future_dates(forecaster.last_dates_[series], 2)
+    regressors = forecaster.fitted_regressors
+    if regressors:
+        if history is None:
+            raise ValueError(f"the model uses regressors {regressors}: pass its training data as history")
+        # Only an example of the columns and types: real requests send forecast values.
+        last = history.sort_values("ds").groupby("unique_id")[regressors].last()
+        request = request.join(last, on="unique_id")
+    return request

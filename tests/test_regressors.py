@@ -192,3 +192,34 @@ def test_cli_form_maps_a_column_to_a_regressor():
         compose_config(
             "forecast", ["data=csv", "data.path=calls.csv", "data.columns.x_temperature=max_temp_c"]
         )
+
+
+def test_trained_model_serves_with_the_regressors_in_its_signature(tmp_path, hot_world):
+    import mlflow
+    from mlflow.models import get_model_info
+
+    from forecasting.pipeline import train
+    from tests.conftest import fast_forecast_overrides
+
+    path = tmp_path / "calls.csv"
+    hot_world.rename(columns={"x_temperature": "max_temp_c"}).drop(columns="y_expected").to_csv(
+        path, index=False
+    )
+    overrides = ["data=csv", "+data.columns.x_temperature=max_temp_c"]
+    cfg = compose_config("forecast", [*fast_forecast_overrides(path, tmp_path / "store", "glm"), *overrides])
+    result = train(cfg, tmp_path / "out")
+    assert (result.output_dir / "forecast.png").is_file() and not (
+        result.output_dir / "forecast.csv"
+    ).exists()
+    assert "x_temperature" in get_model_info(result.model_uri).signature.inputs.input_names()
+
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    days = pd.date_range(hot_world["ds"].max() + pd.Timedelta(days=1), periods=3)
+    request = pd.DataFrame({"unique_id": "city/C2", "ds": days, "x_temperature": [15.0, 15.0, 15.0]})
+    mild = model.predict(request)
+    heatwave = model.predict(request.assign(x_temperature=30.0))
+    assert (heatwave["mean"] > 1.1 * mild["mean"]).all()
+    with pytest.raises(mlflow.exceptions.MlflowException, match="x_temperature"):
+        model.predict(request.drop(columns="x_temperature"))
+    with pytest.raises(mlflow.exceptions.MlflowException, match="no number"):
+        model.predict(request.iloc[[0, 2]])  # the second day is missing
