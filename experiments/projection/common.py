@@ -1,7 +1,7 @@
 """Inputs shared by the projection experiments: the synthetic world, SWAST, and England's population.
 
-Run the experiments from the repository root, each with one command, e.g.
-``.venv/bin/python experiments/projection/synthetic_backtest.py``; each writes its ``.md`` here.
+Each experiment is a benchmark run, e.g. ``python -m experiments.bench benchmark=projection_speed``,
+logged to MLflow and written to ``experiments/results/<name>.md``.
 """
 
 from __future__ import annotations

@@ -5,21 +5,20 @@ and ambulance demand to rise by over 20 % in the next decade (DOMAIN.md). What d
 the method give with England's population, with the over-85s growing by 60 %, and the literature
 rate ratios? And what would it take to reach 20 %?
 
-Run: .venv/bin/python experiments/projection/consistency_check.py   (writes consistency_check.md)
+Run: ``python -m experiments.bench benchmark=projection_consistency``
+(config: conf/benchmark/projection_consistency.yaml).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    HERE,
+from experiments.harness import BenchmarkReport
+from experiments.projection.common import (
     SWAST_AREAS,
     england,
     england_back_cast,
@@ -29,15 +28,15 @@ from common import (  # noqa: E402
     swast_daily,
     synthetic_world,
 )
+from forecasting.projection.bands import bands_in_range
+from forecasting.projection.daily_shape import DailyShape
+from forecasting.projection.history import annual_history
+from forecasting.projection.population import apply_ageing, scale_to_areas
+from forecasting.projection.projector import ProjectionSettings, project_scenarios
+from forecasting.projection.rates import AgeRateModel
 
-from forecasting.io import atomic_write  # noqa: E402
-from forecasting.projection.bands import bands_in_range  # noqa: E402
-from forecasting.projection.daily_shape import DailyShape  # noqa: E402
-from forecasting.projection.history import annual_history  # noqa: E402
-from forecasting.projection.population import apply_ageing, scale_to_areas  # noqa: E402
-from forecasting.projection.projector import ProjectionSettings, project_scenarios  # noqa: E402
-from forecasting.projection.rates import AgeRateModel  # noqa: E402
-
+NAME = "projection_consistency"
+# Fixed by the statement being checked ("by 2034", "in the next decade"), not parameters.
 START, END = 2024, 2034
 SOUTH_EAST_OVER_85 = 0.60  # SCAS/SECAmb case for change: "more than 60 % by 2034"
 STATED_DEMAND = 0.20  # "could rise by over 20 % in the next decade"
@@ -74,7 +73,9 @@ def swast_trend(ratio: dict[str, float]) -> float:
     )
 
 
-def monte_carlo(ratio: dict[str, float], scale_85: float) -> tuple[pd.DataFrame, float]:
+def monte_carlo(
+    ratio: dict[str, float], scale_85: float, n_paths: int, seed: int
+) -> tuple[pd.DataFrame, float]:
     """The planner's default run (synthetic history) for principal and principal with over-85s at +60 %,
     and the per-capita trend it fitted."""
     daily, population = synthetic_world()
@@ -83,14 +84,14 @@ def monte_carlo(ratio: dict[str, float], scale_85: float) -> tuple[pd.DataFrame,
     shape = DailyShape().fit(total)
     trust = scale_to_areas(england(2020), {"trust": 4_600_000}, START)
     scenarios = [principal(), principal(name="principal_with_over_85s_+60%", ageing={"85+": scale_85})]
-    settings = ProjectionSettings(base_year=START, horizon_years=END - START, n_paths=1000, seed=11)
+    settings = ProjectionSettings(base_year=START, horizon_years=END - START, n_paths=n_paths, seed=seed)
     growth = project_scenarios(rates, shape, trust, scenarios, settings).growth
     return growth[growth["measure"] == "calls"][["scenario", "mean", "p10", "p90"]], float(
         np.expm1(rates.trend_)
     )
 
 
-def main() -> None:
+def run(workdir: Path, n_paths: int, seed: int) -> BenchmarkReport:
     started = time.perf_counter()
     ratio = rate_ratio()
     national = england(2020)
@@ -129,7 +130,7 @@ def main() -> None:
             for name, pop, r, t in rows
         ]
     )
-    mc, trend_fitted = monte_carlo(ratio, scale)
+    mc, trend_fitted = monte_carlo(ratio, scale, n_paths, seed)
     spans = {
         row.scenario: f"{100 * row.mean:+.1f} %, P10-P90 {100 * row.p10:+.1f} % to {100 * row.p90:+.1f} %"
         for row in mc.itertuples()
@@ -162,7 +163,8 @@ def main() -> None:
 
     text = f"""# Consistency check: over-85s +60 % by 2034 and "demand over 20 % in a decade"
 
-Command: `.venv/bin/python experiments/projection/consistency_check.py` ({elapsed:.0f} s).
+Produced by `python -m experiments.bench benchmark={NAME}` ({elapsed:.0f} s), logged to the MLflow
+experiment `benchmark-{NAME}`.
 
 England (ONS 2020-based principal projection) {START}-{END}: over-85s {100 * over_85:+.1f} %, 65-84
 {g_65:+.1f} %, all ages {g_all:+.1f} %. The South East
@@ -177,7 +179,7 @@ and {100 * share[END]:.0f} % in {END} with England's population.
 {markdown_table(table)}
 
 The principal scenario as the planner runs it (rates and trend fitted on the synthetic history,
-1,000 simulated paths, England's population scaled to a 4.6 M trust):
+{n_paths:,} simulated paths, England's population scaled to a 4.6 M trust):
 
 {markdown_table(mc_table)}
 
@@ -204,9 +206,29 @@ The principal scenario as the planner runs it (rates and trend fitted on the syn
   - what "demand" counts (calls, incidents or responses); the projection counts incidents before
     remote closure, and a rising remote-closure share lowers responses below it.
 """
-    atomic_write(HERE / "consistency_check.md", lambda f: f.write(text))
-    print(text)
-
-
-if __name__ == "__main__":
-    main()
+    by_scenario = mc.set_index("scenario")
+    metrics = {
+        "over_85_growth_england": over_85,
+        "demography_growth": demography,
+        "needed_per_capita_trend": needed,
+        "swast_trend": trend_swast,
+        "synthetic_trend": trend_fitted,
+        "principal_growth": by_scenario.loc["principal", "mean"],
+        "principal_over_85_60_growth": by_scenario.loc["principal_with_over_85s_+60%", "mean"],
+        "principal_over_85_60_growth_p10": by_scenario.loc["principal_with_over_85s_+60%", "p10"],
+        "principal_over_85_60_growth_p90": by_scenario.loc["principal_with_over_85s_+60%", "p90"],
+        "seconds": elapsed,
+    }
+    growth = pd.DataFrame(
+        [
+            {
+                "assumption": name,
+                "over_85_growth": group_growth(pop, "85+"),
+                "age_65_84_growth": group_growth(pop, "65-84"),
+                "all_ages_growth": group_growth(pop, None),
+                "demand_growth": demand_growth(pop, r, t),
+            }
+            for name, pop, r, t in rows
+        ]
+    )
+    return BenchmarkReport(markdown=text, metrics=metrics, tables={"": growth, "monte_carlo": mc})

@@ -7,34 +7,42 @@ change of the age-weighted population from year to year matters. What it project
 with the actual annual totals, with age-blind baselines, and with a variant that ignores the
 population's change before 2018.
 
-Run: .venv/bin/python experiments/projection/swast_backtest.py   (writes swast_backtest.md)
+Run: ``python -m experiments.bench benchmark=projection_swast_backtest``
+(config: conf/benchmark/projection_swast_backtest.yaml).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, SWAST_AREAS, england_back_cast, markdown_table, principal, rate_ratio, swast_daily  # noqa: E402
+from experiments.harness import BenchmarkReport
+from experiments.projection.common import (
+    SWAST_AREAS,
+    england_back_cast,
+    markdown_table,
+    principal,
+    rate_ratio,
+    swast_daily,
+)
+from forecasting.projection.daily_shape import DailyShape
+from forecasting.projection.history import annual_history
+from forecasting.projection.population import scale_to_areas
+from forecasting.projection.projector import ProjectionSettings, project_scenarios
+from forecasting.projection.rates import AgeRateModel
 
-from forecasting.io import atomic_write  # noqa: E402
-from forecasting.projection.daily_shape import DailyShape  # noqa: E402
-from forecasting.projection.history import annual_history  # noqa: E402
-from forecasting.projection.population import scale_to_areas  # noqa: E402
-from forecasting.projection.projector import ProjectionSettings, project_scenarios  # noqa: E402
-from forecasting.projection.rates import AgeRateModel  # noqa: E402
-
+NAME = "projection_swast_backtest"
+# The years are fixed: the page's discussion is about SWAST's acceleration after 2016.
 FIT = (2014, 2016)
 TEST = (2017, 2019)
-N_PATHS = 1000
 
 
-def run(daily: pd.DataFrame, national: pd.DataFrame, ratio: dict[str, float]) -> dict:
+def fit_and_project(
+    daily: pd.DataFrame, national: pd.DataFrame, ratio: dict[str, float], n_paths: int, seed: int
+) -> dict:
     """Fit on the fit years, project the test years; annual table per area and for the trust."""
     train = daily[daily["ds"].dt.year.between(*FIT)]
     # Nominal 1,000,000 residents per area with England's structure: each area's own level is
@@ -42,7 +50,9 @@ def run(daily: pd.DataFrame, national: pd.DataFrame, ratio: dict[str, float]) ->
     population = scale_to_areas(national, dict.fromkeys(SWAST_AREAS, 1_000_000), FIT[0])
     rates = AgeRateModel(ratio, area_effects=True).fit(annual_history(train), population)
     shape = DailyShape().fit(train)
-    settings = ProjectionSettings(base_year=TEST[0], horizon_years=TEST[1] - TEST[0], n_paths=N_PATHS, seed=7)
+    settings = ProjectionSettings(
+        base_year=TEST[0], horizon_years=TEST[1] - TEST[0], n_paths=n_paths, seed=seed
+    )
     projection = project_scenarios(rates, shape, population, [principal()], settings)
     annual = projection.annual[projection.annual["measure"] == "calls"][
         ["area", "year", "mean", "p10", "p90"]
@@ -71,14 +81,14 @@ def baselines(annual: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
+def run(workdir: Path, n_paths: int, seed: int) -> BenchmarkReport:
     started = time.perf_counter()
     daily = swast_daily()
     actual = annual_history(daily)
     ratio = rate_ratio()
-    shipped = run(daily, england_back_cast(2014), ratio)
-    frozen = run(daily, england_back_cast(2014, scale_to_mid_year=False), ratio)
-    no_age = run(daily, england_back_cast(2014), dict.fromkeys(ratio, 1.0))
+    shipped = fit_and_project(daily, england_back_cast(2014), ratio, n_paths, seed)
+    frozen = fit_and_project(daily, england_back_cast(2014, scale_to_mid_year=False), ratio, n_paths, seed)
+    no_age = fit_and_project(daily, england_back_cast(2014), dict.fromkeys(ratio, 1.0), n_paths, seed)
 
     test = actual[actual["year"].between(*TEST)].rename(columns={"calls": "actual"})
     compare = test.merge(shipped["annual"], on=["area", "year"]).merge(baselines(actual), on=["area", "year"])
@@ -131,7 +141,8 @@ def main() -> None:
 
     text = f"""# SWAST: fitted on 2014-2016, projected 2017-2019 (annual totals)
 
-Command: `.venv/bin/python experiments/projection/swast_backtest.py` ({elapsed:.0f} s).
+Produced by `python -m experiments.bench benchmark={NAME}` ({elapsed:.0f} s), logged to the MLflow
+experiment `benchmark-{NAME}`.
 
 Data: SWAST daily calls that led to the dispatch of an ambulance, 7 areas (Monks et al. 2023, MIT;
 `data/external/swast/`). The file has no ages and no area populations, so each area gets England's
@@ -153,7 +164,7 @@ Trust total by year:
   {100 * ((weighted[2019] / weighted[2016]) ** (1 / 3) - 1):+.2f} % a year over 2016-2019. Areas' years
   scatter {100 * rates.year_sd_:.1f} % beyond Poisson around the common trend (quasi-Poisson
   dispersion {rates.dispersion_:.0f}), which is why the trend's interval is wide.
-- Actual area-years inside the projected P10-P90: {100 * inside:.0f} % of 21 (nominal 80 %).
+- Actual area-years inside the projected P10-P90: {100 * inside:.0f} % of {len(compare)} (nominal 80 %).
 - Projected median P95 day against the actual 95th-percentile day of each area and year: mean abs
   error {100 * peak_error.abs().mean():.1f} %, bias {100 * peak_error.mean():+.1f} %.
 - Actual trust growth: {100 * (growth[2016] / growth[2014] - 1):+.1f} % over the two years 2014-2016,
@@ -190,9 +201,17 @@ Trust total by year:
 - **Peak days** are projected well (within a few per cent), because the daily shape and noise are
   estimated from the same trust and change little between years.
 """
-    atomic_write(HERE / "swast_backtest.md", lambda f: f.write(text))
-    print(text)
-
-
-if __name__ == "__main__":
-    main()
+    log_linear = table.set_index("method").loc["log-linear trend"]
+    metrics = {
+        "area_mape": table.iloc[0, 1],
+        "trust_mape": table.iloc[0, 2],
+        f"trust_error_{TEST[1]}": table.iloc[0, 3],
+        "log_linear_area_mape": log_linear.iloc[0],
+        f"log_linear_trust_error_{TEST[1]}": log_linear.iloc[2],
+        "coverage_p10_p90": inside,
+        "trend": float(np.expm1(rates.trend_)),
+        "peak_day_error_pct": 100 * peak_error.abs().mean(),
+        "peak_day_bias_pct": 100 * peak_error.mean(),
+        "seconds": elapsed,
+    }
+    return BenchmarkReport(markdown=text, metrics=metrics, tables={"": table, "by_year": by_year})

@@ -5,39 +5,39 @@ compare with the world's true expected calls (and with the simulated counts): an
 error, interval coverage, peak days. Then the same with deliberately wrong assumptions, to show
 what drives the error, and against two simple baselines that ignore age.
 
-Run: .venv/bin/python experiments/projection/synthetic_backtest.py   (writes synthetic_backtest.md)
+Run: ``python -m experiments.bench benchmark=projection_synthetic_backtest``
+(config: conf/benchmark/projection_synthetic_backtest.yaml).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, markdown_table, principal, rate_ratio, synthetic_world  # noqa: E402
+from experiments.harness import BenchmarkReport
+from experiments.projection.common import markdown_table, principal, rate_ratio, synthetic_world
+from forecasting.projection.backtest import backtest_on_truth
+from forecasting.projection.daily_shape import DailyShape
+from forecasting.projection.history import annual_history
+from forecasting.projection.projector import ProjectionSettings, project_scenarios
+from forecasting.projection.rates import AgeRateModel
 
-from forecasting.io import atomic_write  # noqa: E402
-from forecasting.projection.backtest import backtest_on_truth  # noqa: E402
-from forecasting.projection.daily_shape import DailyShape  # noqa: E402
-from forecasting.projection.history import annual_history  # noqa: E402
-from forecasting.projection.projector import ProjectionSettings, project_scenarios  # noqa: E402
-from forecasting.projection.rates import AgeRateModel  # noqa: E402
-
-FIT_THROUGH = 2020
-N_PATHS = 1000
+NAME = "projection_synthetic_backtest"
 
 
-def coverage(daily, population, ratio) -> dict[str, float]:
+def coverage(daily, population, ratio, fit_through: int, n_paths: int, seed: int) -> dict[str, float]:
     """Share of actual annual and daily counts inside the projected P10-P90 (nominal 80 %), and peak days."""
-    train = daily[daily["ds"].dt.year <= FIT_THROUGH]
-    test = daily[daily["ds"].dt.year > FIT_THROUGH]
+    train = daily[daily["ds"].dt.year <= fit_through]
+    test = daily[daily["ds"].dt.year > fit_through]
     rates = AgeRateModel(ratio).fit(annual_history(train), population)
     shape = DailyShape().fit(train)
-    settings = ProjectionSettings(base_year=FIT_THROUGH + 1, horizon_years=2, n_paths=N_PATHS, seed=1)
+    last_year = int(test["ds"].dt.year.max())
+    settings = ProjectionSettings(
+        base_year=fit_through + 1, horizon_years=last_year - fit_through - 1, n_paths=n_paths, seed=seed
+    )
     projection = project_scenarios(rates, shape, population, [principal()], settings)
     annual = projection.annual[projection.annual["measure"] == "calls"]
     actual_annual = test.groupby(["area", test["ds"].dt.year.rename("year")])["y"].sum().rename("actual")
@@ -46,6 +46,8 @@ def coverage(daily, population, ratio) -> dict[str, float]:
     peaks = projection.peaks[projection.peaks["statistic"] == "peak_day"].set_index(["area", "year"])["p50"]
     actual_peak = test.groupby(["area", test["ds"].dt.year.rename("year")])["y"].quantile(0.95)
     return {
+        "n_annual": len(annual),
+        "n_daily": len(day),
         "annual_in_p10_p90": float(
             ((annual["actual"] >= annual["p10"]) & (annual["actual"] <= annual["p90"])).mean()
         ),
@@ -65,14 +67,14 @@ def coverage(daily, population, ratio) -> dict[str, float]:
     }
 
 
-def baselines(daily) -> pd.DataFrame:
+def baselines(daily, fit_through: int) -> pd.DataFrame:
     """Age-blind projections of each area's annual expected calls: last year held, and a log-linear trend."""
     annual = daily.groupby(["area", daily["ds"].dt.year.rename("year")])["y_expected"].sum().reset_index()
     rows = []
     for area, rows_area in annual.groupby("area"):
-        fit = rows_area[rows_area["year"] <= FIT_THROUGH]
+        fit = rows_area[rows_area["year"] <= fit_through]
         slope, intercept = np.polyfit(fit["year"], np.log(fit["y_expected"]), 1)
-        for row in rows_area[rows_area["year"] > FIT_THROUGH].itertuples():
+        for row in rows_area[rows_area["year"] > fit_through].itertuples():
             rows.append(
                 {
                     "area": area,
@@ -84,20 +86,20 @@ def baselines(daily) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
+def run(workdir: Path, fit_through: int, n_paths: int, seed: int) -> BenchmarkReport:
     started = time.perf_counter()
     daily, population = synthetic_world()
     ratio = rate_ratio()
-    main_result = backtest_on_truth(daily, population, FIT_THROUGH, ratio)
+    main_result = backtest_on_truth(daily, population, fit_through, ratio)
     wrong_old = {
         band: (value / 2 if band in ("80-84", "85-89", "90+") else value) for band, value in ratio.items()
     }
     variants = {
-        "as shipped (literature rate ratios)": backtest_on_truth(daily, population, FIT_THROUGH, ratio),
-        "own level per area": backtest_on_truth(daily, population, FIT_THROUGH, ratio, area_effects=True),
-        "over-80 rates halved (wrong ratios)": backtest_on_truth(daily, population, FIT_THROUGH, wrong_old),
+        "as shipped (literature rate ratios)": backtest_on_truth(daily, population, fit_through, ratio),
+        "own level per area": backtest_on_truth(daily, population, fit_through, ratio, area_effects=True),
+        "over-80 rates halved (wrong ratios)": backtest_on_truth(daily, population, fit_through, wrong_old),
         "no age effect (all ratios 1)": backtest_on_truth(
-            daily, population, FIT_THROUGH, dict.fromkeys(ratio, 1.0)
+            daily, population, fit_through, dict.fromkeys(ratio, 1.0)
         ),
         "fit 2018-2019 only, project 2020-2023": backtest_on_truth(daily, population, 2019, ratio),
     }
@@ -112,7 +114,7 @@ def main() -> None:
             for name, r in variants.items()
         ]
     )
-    base = baselines(daily)
+    base = baselines(daily, fit_through)
     base_table = pd.DataFrame(
         [
             {"method": "projection (as shipped)", "annual MAPE vs truth (%)": main_result.annual_mape},
@@ -139,7 +141,7 @@ def main() -> None:
         )
         .reset_index()
     )
-    cov = coverage(daily, population, ratio)
+    cov = coverage(daily, population, ratio, fit_through, n_paths, seed)
     low, high = (100 * v for v in cov["trend_interval"])
     summary = pd.DataFrame(
         [
@@ -153,11 +155,11 @@ def main() -> None:
             ("fitted day-to-day noise, NB shape k (world: 400)", f"{cov['k']:.0f}"),
             (
                 "actual annual counts inside P10-P90 (nominal 80 %)",
-                f"{100 * cov['annual_in_p10_p90']:.0f} % of 21",
+                f"{100 * cov['annual_in_p10_p90']:.0f} % of {cov['n_annual']}",
             ),
             (
                 "actual daily counts inside P10-P90 (nominal 80 %)",
-                f"{100 * cov['daily_in_p10_p90']:.1f} % of 7,672",
+                f"{100 * cov['daily_in_p10_p90']:.1f} % of {cov['n_daily']:,}",
             ),
             (
                 "projected P95 day vs actual 95th-percentile day",
@@ -166,16 +168,19 @@ def main() -> None:
         ],
         columns=["measure", "value"],
     )
+    last_year = int(daily["ds"].dt.year.max())
     elapsed = time.perf_counter() - started
 
     text = f"""# Synthetic backtest of the projection method
 
-Command: `.venv/bin/python experiments/projection/synthetic_backtest.py` ({elapsed:.0f} s).
+Produced by `python -m experiments.bench benchmark={NAME}` ({elapsed:.0f} s), logged to the MLflow
+experiment `benchmark-{NAME}`.
 
 The synthetic world (`data/synthetic/`, 7 areas, 2018-2023) is population by age band x age-specific
 rates x a per-capita trend of +0.5 % a year x calendar, with negative-binomial noise, and every day
-carries its true expected calls. The method is fitted on 2018-{FIT_THROUGH} (annual calls per area for
-the rates GLM, daily calls for the shape) and projects 2021-2023 with the world's own population.
+carries its true expected calls. The method is fitted on 2018-{fit_through} (annual calls per area for
+the rates GLM, daily calls for the shape) and projects {fit_through + 1}-{last_year} with the world's own
+population.
 
 ## Result
 
@@ -218,9 +223,18 @@ earns its keep where the age mix changes differently from the recent past (the b
 reaching 80-89 after 2030 in the ONS projection) and when a scenario changes the population; a
 three-year backtest cannot show that, the consistency check below does.
 """
-    atomic_write(HERE / "synthetic_backtest.md", lambda f: f.write(text))
-    print(text)
-
-
-if __name__ == "__main__":
-    main()
+    metrics = {
+        "annual_mape_vs_truth": main_result.annual_mape,
+        "daily_mape_vs_truth": main_result.daily_mape,
+        "trend": cov["trend"],
+        "trend_on_truth": cov["trend_on_truth"],
+        "nb_shape_k": cov["k"],
+        "annual_coverage_p10_p90": cov["annual_in_p10_p90"],
+        "daily_coverage_p10_p90": cov["daily_in_p10_p90"],
+        "peak_day_error_pct": cov["peak_day_error"],
+        "peak_day_bias_pct": cov["peak_day_bias"],
+        "log_linear_baseline_annual_mape": float(base_table.iloc[2, 1]),
+        "seconds": elapsed,
+    }
+    tables = {"by_year": by_year, "variants": variant_table, "baselines": base_table}
+    return BenchmarkReport(markdown=text, metrics=metrics, tables=tables)
