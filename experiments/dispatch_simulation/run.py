@@ -1,6 +1,6 @@
 """Reference consumer: a week of 999 calls through a clinical hub and an ambulance fleet.
 
-    .venv/bin/python experiments/dispatch_simulation/run.py          # or: make simulate
+    python -m experiments.bench benchmark=dispatch_simulation   # or: make simulate
 
 Loads three registered models by alias, as any other service would (docs/serving.md):
 
@@ -10,17 +10,17 @@ Loads three registered models by alias, as any other service would (docs/serving
 
 Calls are drawn at the forecast volume with the synthetic call generator, scored by the
 disposition model, and run through :mod:`simulation` with and without the hub, for the 2024 week
-and for 2035 (the forecast scaled by the projected growth, same fleet). Prints the response-time
-table against the ARP standards and writes ``results.md`` beside this file.
+and for 2035 (the forecast scaled by the projected growth, same fleet), and reports the
+response-time table against the ARP standards (config: conf/benchmark/dispatch_simulation.yaml).
 
-Store: ``--tracking-uri`` or ``MLFLOW_TRACKING_URI``; by default a store of its own in
-``experiments/dispatch_simulation/mlruns``, where any missing model is first trained by the
-toolkit's own commands with quicker settings.
+Store of the models: ``tracking_uri`` (``benchmark.params.tracking_uri=...``), else
+``MLFLOW_TRACKING_URI``; by default a store of its own in ``experiments/dispatch_simulation/mlruns``,
+where any missing model is first trained by the toolkit's own commands with quicker settings. The
+benchmark run itself is logged by the harness to its own store.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -35,10 +35,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
+from experiments.dispatch_simulation.simulation import Settings, response_table, simulate
+from experiments.harness import BenchmarkReport
+from mlops.errors import ConfigError
 
-sys.path.insert(0, str(Path(__file__).parent))  # run as a script: the simulation module beside it
-from simulation import Settings, response_table, simulate  # noqa: E402
-
+NAME = "dispatch_simulation"
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SYNTHETIC = ROOT / "data" / "synthetic"
@@ -66,7 +67,9 @@ def ensure_models(tracking_uri: str, store_dir: Path | None) -> None:
             continue
         except mlflow.exceptions.MlflowException:
             if store_dir is None:
-                raise SystemExit(f"error: no {name}@champion in {tracking_uri}; train it first") from None
+                raise ConfigError(
+                    f"no {name}@champion in {tracking_uri} (benchmark.params.tracking_uri); train it first"
+                ) from None
         print(f"training {name} into {store_dir} ...", flush=True)
         with tempfile.TemporaryDirectory() as run_dir:
             overrides = [f"tracking.store_dir={store_dir}", f"hydra.run.dir={run_dir}"]
@@ -112,20 +115,17 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--output", type=Path, default=HERE / "results.md")
-    args = parser.parse_args()
+def run(workdir: Path, tracking_uri: str | None, seed: int) -> BenchmarkReport:
+    # Not MLFLOW_TRACKING_URI here: the harness has pointed it at its own store. The config reads
+    # the variable when the command starts (${oc.env:MLFLOW_TRACKING_URI,null}).
     store_dir = None
-    if not args.tracking_uri:
+    if not tracking_uri:
         store_dir = HERE / "mlruns"
         store_dir.mkdir(exist_ok=True)
-        args.tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
+        tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
     started = time.perf_counter()
-    ensure_models(args.tracking_uri, store_dir)
-    mlflow.set_tracking_uri(args.tracking_uri)
+    ensure_models(tracking_uri, store_dir)
+    mlflow.set_tracking_uri(tracking_uri)
     forecast = mlflow.pyfunc.load_model(f"models:/{FORECAST}@champion")
     projection = mlflow.pyfunc.load_model(f"models:/{PROJECTION}@champion")
     disposition = mlflow.pyfunc.load_model(f"models:/{DISPOSITION}@champion")
@@ -133,35 +133,47 @@ def main() -> None:
     expected = forecast_week(forecast)
     growth = projected_growth(projection)
     settings = Settings()
-    sections, summary = [], []
-    for label, scale in [("2024 week (forecast)", 1.0), ("2035 week (projection, principal)", growth)]:
-        calls = week_of_calls(expected, scale, args.seed)
+    sections, tables = [], []
+    metrics: dict[str, float] = {"growth_2035": growth}
+    for year, label, scale in [
+        (2024, "2024 week (forecast)", 1.0),
+        (2035, "2035 week (projection, principal)", growth),
+    ]:
+        calls = week_of_calls(expected, scale, seed)
         scores = disposition.predict(calls, params={"reasons": "none"})
         calls = calls.assign(
             recommend_remote=scores["recommend_remote"], p_safe_remote=scores["p_safe_remote"]
         )
+        metrics[f"calls_{year}"] = len(calls)
         for with_hub in (False, True):
-            result = simulate(calls, settings, with_hub, seed=args.seed)
+            result = simulate(calls, settings, with_hub, seed=seed)
             table = response_table(result)
             name = f"{label}, {'with' if with_hub else 'without'} the hub"
             closed = (result["outcome"] == "closed_remotely").mean()
             sections.append(
                 f"### {name}\n\n{len(calls):,} calls, {closed:.1%} closed by the hub\n\n{to_markdown(table)}"
             )
-            summary.append((name, len(calls), closed, table))
             print(f"\n{name}: {len(calls):,} calls, {closed:.1%} closed by the hub")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+            case = f"{year}_{'hub' if with_hub else 'no_hub'}"
+            tables.append(table.assign(year=year, hub=with_hub))
+            metrics[f"{case}_closed_share"] = closed
+            metrics[f"{case}_standards_met"] = int((table["met"] == "yes").sum())
+            for row in table.itertuples(index=False):
+                metrics[f"{case}_{row.category}_mean_min"] = row.mean_min
+                metrics[f"{case}_{row.category}_p90_min"] = row.p90_min
 
     champion = {
-        n: MlflowClient(args.tracking_uri).get_model_version_by_alias(n, "champion").version
+        n: MlflowClient(tracking_uri).get_model_version_by_alias(n, "champion").version
         for n in (FORECAST, PROJECTION, DISPOSITION)
     }
     travel = "/".join(f"{minutes:g}" for minutes in settings.travel_median.values())
+    elapsed = time.perf_counter() - started
     header = [
         "# Dispatch simulation: a week with and without the clinical hub",
         "",
-        "`.venv/bin/python experiments/dispatch_simulation/run.py` (or `make simulate`); "
-        f"seed {args.seed}; {time.perf_counter() - started:.0f} s on 2 cores.",
+        f"Produced by `python -m experiments.bench benchmark={NAME}` (or `make simulate`), logged to the "
+        f"MLflow experiment `benchmark-{NAME}`; seed {seed}; {elapsed:.0f} s on 2 cores.",
         "",
         "Models (by alias): " + ", ".join(f"`{n}@champion` (v{v})" for n, v in champion.items()) + ".",
         f"Week of {WEEK[0]:%Y-%m-%d} to {WEEK[-1]:%Y-%m-%d} at the forecast's expected volume; "
@@ -179,9 +191,10 @@ def main() -> None:
         "synthetic calls, round service times.",
         "",
     ]
-    args.output.write_text("\n".join(header) + "\n" + "\n\n".join(sections) + "\n")
-    print(f"\nwrote {args.output}")
-
-
-if __name__ == "__main__":
-    main()
+    responses = pd.concat(tables, ignore_index=True)
+    responses = responses[["year", "hub", *(c for c in responses.columns if c not in ("year", "hub"))]]
+    return BenchmarkReport(
+        markdown="\n".join(header) + "\n" + "\n\n".join(sections),
+        metrics=metrics,
+        tables={"": responses},
+    )

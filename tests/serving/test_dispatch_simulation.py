@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 
-from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "experiments" / "dispatch_simulation"))
-from simulation import Settings, response_table, simulate  # noqa: E402
+from experiments.dispatch_simulation.simulation import Settings, response_table, simulate
 
 
 def calls(categories, recommend, p_safe=1.0) -> pd.DataFrame:
