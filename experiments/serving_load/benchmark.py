@@ -1,18 +1,18 @@
 """Load on the served disposition model: 5,000 single-call requests, 16 at a time, on loopback.
 
-    .venv/bin/python experiments/serving_load/benchmark.py            # or: make serving-load
+    python -m experiments.bench benchmark=serving_load   # or: make serving-load
 
 Serves ``disposition-remote-closure@champion`` with ``mlflow models serve --env-manager local``
 (as docs/serving.md says), sends each request as one call in ``dataframe_records`` as a dispatch
-system would while a call is in progress, from 16 client threads, and writes p50/p99 latency,
-throughput and the error count to ``results.md`` beside this file. The store is
-``--tracking-uri`` / ``MLFLOW_TRACKING_URI``, else this folder's own ``mlruns``, where a missing
-model is first trained by ``disposition.train`` with quicker settings.
+system would while a call is in progress, from 16 client threads, and reports p50/p99 latency,
+throughput and the error count (config: conf/benchmark/serving_load.yaml). The model's store is
+``tracking_uri`` / ``MLFLOW_TRACKING_URI``, else this folder's own ``mlruns``, where a missing
+model is first trained by ``disposition.train`` with quicker settings. The benchmark run itself is
+logged by the harness to its own store.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -34,11 +34,14 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
+from experiments.harness import BenchmarkReport
+from mlops.errors import ConfigError
 
+NAME = "serving_load"
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SYNTHETIC = ROOT / "data" / "synthetic"
-NAME = "disposition-remote-closure"
+MODEL = "disposition-remote-closure"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -46,11 +49,13 @@ def ensure_model(tracking_uri: str, store_dir: Path | None) -> str:
     """The champion's version; trains one into our own store when it is missing."""
     client = MlflowClient(tracking_uri)
     try:
-        return client.get_model_version_by_alias(NAME, "champion").version
+        return client.get_model_version_by_alias(MODEL, "champion").version
     except MlflowException:
         if store_dir is None:
-            raise SystemExit(f"error: no {NAME}@champion in {tracking_uri}; train it first") from None
-    print(f"training {NAME} into {store_dir} ...", flush=True)
+            raise ConfigError(
+                f"no {MODEL}@champion in {tracking_uri} (benchmark.params.tracking_uri); train it first"
+            ) from None
+    print(f"training {MODEL} into {store_dir} ...", flush=True)
     with tempfile.TemporaryDirectory() as run_dir:
         command = [
             sys.executable,
@@ -61,10 +66,10 @@ def ensure_model(tracking_uri: str, store_dir: Path | None) -> str:
         ]
         command += [f"tracking.store_dir={store_dir}", f"hydra.run.dir={run_dir}"]
         subprocess.run(command, cwd=ROOT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, check=True)
-    return client.get_model_version_by_alias(NAME, "champion").version
+    return client.get_model_version_by_alias(MODEL, "champion").version
 
 
-def request_bodies(n: int, seed: int = 11) -> list[str]:
+def request_bodies(n: int, seed: int) -> list[str]:
     """``n`` one-call JSON bodies drawn from the synthetic world (no outcome columns)."""
     ratio = OmegaConf.to_container(OmegaConf.load(SYNTHETIC / "world.yaml").world.age_rate_ratio)
     counts = pd.read_csv(SYNTHETIC / "daily_counts.csv")
@@ -76,7 +81,8 @@ def request_bodies(n: int, seed: int = 11) -> list[str]:
 
 
 def serve(tracking_uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
-    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@champion"]
+    """``mlflow models serve`` in a session of its own (stopped with its workers); waits for /ping."""
+    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion"]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"  # `mlflow models serve` runs uvicorn by name
@@ -91,7 +97,7 @@ def serve(tracking_uri: str, port: int, workers: int, log: Path) -> subprocess.P
         except requests.RequestException:
             time.sleep(0.3)
     os.killpg(process.pid, signal.SIGTERM)
-    raise SystemExit(f"server did not start:\n{log.read_text()[-2000:]}")
+    raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
 
 
 def run_load(url: str, bodies: list[str], concurrency: int) -> tuple[np.ndarray, list[str], float]:
@@ -118,38 +124,41 @@ def run_load(url: str, bodies: list[str], concurrency: int) -> tuple[np.ndarray,
     return np.array([t for t, _ in outcomes]), [e for _, e in outcomes if e], wall
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (one per core here)")
-    parser.add_argument("--output", type=Path, default=HERE / "results.md")
-    args = parser.parse_args()
+def run(
+    workdir: Path,
+    tracking_uri: str | None,
+    n_requests: int,
+    concurrency: int,
+    workers: int,
+    warmup: int,
+    seed: int,
+) -> BenchmarkReport:
+    # Not MLFLOW_TRACKING_URI here: the harness has pointed it at its own store. The config reads
+    # the variable when the command starts (${oc.env:MLFLOW_TRACKING_URI,null}).
     store_dir = None
-    if not args.tracking_uri:
+    if not tracking_uri:
         store_dir = HERE / "mlruns"
         store_dir.mkdir(exist_ok=True)
-        args.tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
-    version = ensure_model(args.tracking_uri, store_dir)
+        tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
+    version = ensure_model(tracking_uri, store_dir)
     load = os.getloadavg()[0]
-    bodies = request_bodies(args.requests + 100)
+    bodies = request_bodies(n_requests + warmup, seed)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    log = Path(tempfile.gettempdir()) / f"serving-load-{port}.log"
-    process = serve(args.tracking_uri, port, args.workers, log)
+    log = workdir / "server.log"
+    process = serve(tracking_uri, port, workers, log)
     try:
         url = f"http://127.0.0.1:{port}/invocations"
-        run_load(url, bodies[:100], args.concurrency)  # warm-up: imports, SHAP explainer, connections
-        latencies, errors, wall = run_load(url, bodies[100:], args.concurrency)
+        run_load(url, bodies[:warmup], concurrency)  # warm-up: imports, SHAP explainer, connections
+        latencies, errors, wall = run_load(url, bodies[warmup:], concurrency)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     ms = latencies * 1000
     rows = [
         ("requests", f"{len(latencies):,}"),
-        ("concurrency (client threads)", str(args.concurrency)),
+        ("concurrency (client threads)", str(concurrency)),
         ("errors", str(len(errors))),
         ("throughput", f"{len(latencies) / wall:.0f} requests/s"),
         ("latency p50", f"{np.percentile(ms, 50):.1f} ms"),
@@ -161,11 +170,12 @@ def main() -> None:
     table = "\n".join(["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
     text = f"""# Load on the served disposition model
 
-`.venv/bin/python experiments/serving_load/benchmark.py` (or `make serving-load`), run on
-{time.strftime("%Y-%m-%d")}: `{NAME}@champion` (v{version}) served by `mlflow models serve
---env-manager local -w {args.workers}` on loopback; each request is one call (`dataframe_records`: the
+Produced by `python -m experiments.bench benchmark={NAME}` (or `make serving-load`), logged to the
+MLflow experiment `benchmark-{NAME}`, run on
+{time.strftime("%Y-%m-%d")}: `{MODEL}@champion` (v{version}) served by `mlflow models serve
+--env-manager local -w {workers}` on loopback; each request is one call (`dataframe_records`: the
 signature's 14 columns and `call_id`) with the default `reasons=auto` (exact TreeSHAP reasons for
-the call), from {args.concurrency} Python threads with keep-alive connections, after 100 warm-up requests.
+the call), from {concurrency} Python threads with keep-alive connections, after {warmup} warm-up requests.
 Machine: {os.cpu_count()} cores, Python {platform.python_version()}, load average {load:.1f} before the
 run (other work shared the machine); the client shares the cores with the server, so the server
 alone would do somewhat better.
@@ -174,9 +184,15 @@ alone would do somewhat better.
 """
     if errors:
         text += "\nFirst errors:\n\n" + "\n".join(f"- {e}" for e in errors[:5]) + "\n"
-    args.output.write_text(text)
-    print(text)
-
-
-if __name__ == "__main__":
-    main()
+    metrics = {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "requests_per_second": len(latencies) / wall,
+        "latency_p50_ms": np.percentile(ms, 50),
+        "latency_p90_ms": np.percentile(ms, 90),
+        "latency_p99_ms": np.percentile(ms, 99),
+        "latency_max_ms": ms.max(),
+        "wall_seconds": wall,
+        "load_average_before": load,
+    }
+    return BenchmarkReport(markdown=text, metrics=metrics)
