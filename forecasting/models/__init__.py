@@ -1,4 +1,4 @@
-"""Daily-demand forecasters sharing one interface: ``fit(df)`` then ``predict(h, level)``."""
+"""Daily-demand forecasters sharing one interface: ``fit(df)`` then ``predict(h, level, future)``."""
 
 from forecasting.models.arima import ArimaRegression
 from forecasting.models.base import DEFAULT_LEVELS, Forecaster, interval_columns
@@ -6,6 +6,7 @@ from forecasting.models.ensemble import Ensemble
 from forecasting.models.ets import ETS
 from forecasting.models.glm import CalendarGLM
 from forecasting.models.lightgbm_global import GlobalLightGBM
+from forecasting.models.regressors import FutureRegressorError
 from forecasting.models.seasonal_naive import SeasonalNaive
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "CalendarGLM",
     "Ensemble",
     "Forecaster",
+    "FutureRegressorError",
     "GlobalLightGBM",
     "SeasonalNaive",
     "interval_columns",
