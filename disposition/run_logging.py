@@ -25,7 +25,7 @@ from disposition.pyfunc_model import log_remote_closure_model
 from disposition.scorer import RemoteClosureScorer
 from mlops.concurrency import store_lock_path
 from mlops.registry import CHAMPION, promote_on_evidence, register_version
-from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
+from mlops.tracking import dataset_fingerprint, flatten_params, prepare_experiment, resolve_store
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def log_and_register(
     output_dir = paths["report"].parent
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        mlflow.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+        mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)))
         mlflow.log_params({f"tuned.{k}": v for k, v in tuned.items()})
         _log_datasets(calls, windows, str(cfg.calls.path))
         mlflow.set_tags(
@@ -145,14 +145,3 @@ def _log_datasets(calls: PreparedCalls, windows: dict[str, np.ndarray], source: 
                 targets=TARGET,
             )
             mlflow.log_input(dataset, context=window, tags={"rows": str(len(part))})
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

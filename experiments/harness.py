@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from forecasting.io import atomic_write
 from forecasting.models import Ensemble
-from mlops.tracking import TrackingStore, prepare_experiment
+from mlops.tracking import TrackingStore, flatten_params, prepare_experiment
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def run_benchmark(
     run_id = run.info.run_id
     status = "FAILED"
     try:
-        flat = flatten(params)
+        flat = flatten_params(params)
         client.log_batch(run_id, params=[Param(key, _param_text(value)) for key, value in flat.items()])
         workdir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -137,17 +137,6 @@ def write_results(name: str, report: BenchmarkReport, results_dir: Path) -> list
             atomic_write(path, lambda f, table=table: table.to_csv(f, index=False, float_format="%.4f"))
         )
     return files
-
-
-def flatten(tree: Mapping[str, object], prefix: str = "") -> dict[str, object]:
-    """Nested parameters as dotted keys, as they are written on the command line."""
-    flat: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _param_text(value: object) -> str:

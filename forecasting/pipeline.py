@@ -30,7 +30,7 @@ from mlops.registry import (
     promote_on_evidence,
     register_version,
 )
-from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
+from mlops.tracking import dataset_fingerprint, flatten_params, prepare_experiment, resolve_store
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     client = MlflowClient(store.tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        mlflow.log_params(_flatten(OmegaConf.to_container(cfg, resolve=True)))
+        mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)))
         with warnings.catch_warnings():  # MLflow cannot tell which kind of local source a path is
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(
@@ -235,14 +235,3 @@ def _promotion_decision(
         False,
         f"MASE {mase:.4f} does not beat champion v{champion.version} ({champion_mase:.4f})",
     )
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +89,14 @@ def dataset_fingerprint(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(row_hashes.tobytes())
     digest.update(",".join(map(str, frame.columns)).encode())
     return digest.hexdigest()[:16]
+
+
+def flatten_params(tree: Mapping[str, object], prefix: str = "") -> dict[str, object]:
+    """Nested config values as dotted keys (``model.n_estimators``), as written on the command line."""
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

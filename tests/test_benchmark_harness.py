@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from experiments.harness import BenchmarkReport, flatten, run_benchmark
+from experiments.harness import BenchmarkReport, run_benchmark
 from mlops.tracking import resolve_store
 from tests.conftest import compose_config
 
@@ -77,15 +77,29 @@ def test_every_benchmark_config_names_a_module_with_run():
     from tests.conftest import CONF_DIR
 
     names = sorted(path.stem for path in (CONF_DIR / "benchmark").glob("*.yaml"))
-    assert {"swast", "oracle", "scale", "sweeps"} <= set(names)
+    assert {
+        "swast",
+        "oracle",
+        "scale",
+        "sweeps",
+        "projection_synthetic_backtest",
+        "projection_swast_backtest",
+        "projection_consistency",
+        "projection_speed",
+        "disposition_scale",
+        "dispatch_simulation",
+        "serving_load",
+    } <= set(names)
     for name in names:
         cfg = compose_config("bench", [f"benchmark={name}"])
         assert cfg.benchmark.name == name
         assert callable(importlib.import_module(cfg.benchmark.module).run)
 
 
-def test_flatten_uses_dotted_keys():
-    assert flatten({"a": {"b": 1, "c": {"d": [2]}}, "e": "x"}) == {"a.b": 1, "a.c.d": [2], "e": "x"}
+def test_params_are_flattened_to_dotted_keys():
+    from mlops.tracking import flatten_params
+
+    assert flatten_params({"a": {"b": 1, "c": {"d": [2]}}, "e": "x"}) == {"a.b": 1, "a.c.d": [2], "e": "x"}
 
 
 def test_report_tables_are_written_atomically_next_to_the_page(tmp_path):
