@@ -46,22 +46,27 @@ tracking-server-stop:
 
 # Reference consumer: a week of dispatch with and without the clinical hub (experiments/dispatch_simulation).
 simulate: $(INSTALLED)
-	$(BIN)/python experiments/dispatch_simulation/run.py
+	$(BIN)/python -m experiments.bench benchmark=dispatch_simulation
 
 # 5,000 requests at concurrency 16 to the served disposition model (experiments/serving_load).
 serving-load: $(INSTALLED)
-	$(BIN)/python experiments/serving_load/benchmark.py
+	$(BIN)/python -m experiments.bench benchmark=serving_load
 
-# Every benchmark and study, one after another; each rewrites the results committed beside it.
-# Takes about half an hour on 2 cores (the ARIMA backtests dominate). Run on a quiet machine:
-# wall times are part of the results.
-BENCHMARKS := swast_benchmark/run.py oracle_benchmark/run.py scale_benchmark/run.py \
-	projection/synthetic_backtest.py projection/swast_backtest.py projection/consistency_check.py \
-	projection/speed_benchmark.py disposition_scale/benchmark.py sweeps/parallel_sweep_check.py \
-	dispatch_simulation/run.py serving_load/benchmark.py
-bench: $(INSTALLED)
-	@for script in $(BENCHMARKS); do echo "== experiments/$$script"; \
-		$(BIN)/python experiments/$$script || exit 1; done
+# Every benchmark and study, one after another: each is a Hydra run logged to the MLflow
+# experiment benchmark-<name> (store: mlruns/) that rewrites experiments/results/<name>.md.
+# One only: `$(BIN)/python -m experiments.bench benchmark=swast` (configs in conf/benchmark/).
+# Takes about 40 minutes on 2 cores (the peer libraries and the disposition scale run dominate).
+# Run it on a quiet machine: wall times are part of the results.
+BENCH_INSTALLED := $(VENV)/.bench-installed
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
+	@touch $@
+
+BENCHMARKS := swast oracle scale sweeps projection_synthetic_backtest projection_swast_backtest \
+	projection_consistency projection_speed disposition_scale dispatch_simulation serving_load
+bench: $(BENCH_INSTALLED)
+	@for name in $(BENCHMARKS); do echo "== benchmark $$name"; \
+		$(BIN)/python -m experiments.bench benchmark=$$name || exit 1; done
 
 clean:
 	rm -rf $(VENV) outputs multirun mlruns .pytest_cache

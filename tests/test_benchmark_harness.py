@@ -38,7 +38,7 @@ def test_swast_benchmark_is_logged_and_written(tmp_path):
     store, outcome = run_quick(cfg, tmp_path, tmp_path / "results")
 
     table = pd.read_csv(tmp_path / "results" / "swast.csv")
-    assert set(table["model"]) >= {"SeasonalNaive", "CalendarGLM", "Poisson noise floor (perfect mean)"}
+    assert set(table["model"]) >= {"SeasonalNaive", "CalendarGLM", "Poisson noise reference (perfect mean)"}
     glm = table[(table["model"] == "CalendarGLM") & (table["h"] == 14)].iloc[0]
     naive = table[(table["model"] == "SeasonalNaive") & (table["h"] == 14)].iloc[0]
     assert glm["mase"] < naive["mase"]  # the calendar model must beat last week's copy on real data
@@ -52,6 +52,7 @@ def test_swast_benchmark_is_logged_and_written(tmp_path):
     assert run.data.params["n_origins"] == "2"
     assert run.data.params["models.glm._target_"] == "forecasting.models.CalendarGLM"
     assert run.data.metrics["best_mase_h14"] == pytest.approx(glm["mase"], abs=1e-4)
+    assert 0.5 < run.data.metrics["best_error_dispersion"] < 3  # errors of roughly Poisson size
     assert "git_commit" in run.data.tags
     logged = {item.path for item in client.list_artifacts(outcome.run_id, "results")}
     assert logged == {"results/swast.md", "results/swast.csv"}
