@@ -113,3 +113,16 @@ def test_report_tables_are_written_atomically_next_to_the_page(tmp_path):
     assert sorted(path.name for path in files) == ["demo.csv", "demo.md", "demo_extra.csv"]
     assert (tmp_path / "demo.md").read_text() == "# t\n"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_consumer_benchmarks_only_read_a_store_that_is_not_theirs(tmp_path):
+    from experiments.model_store import DISPOSITION, ensure_champions, model_store
+    from mlops.errors import ConfigError
+
+    uri, own_dir = model_store(f"sqlite:///{tmp_path / 'team.db'}", tmp_path / "own")
+    assert own_dir is None and not (tmp_path / "own").exists()
+    with pytest.raises(ConfigError, match=f"no {DISPOSITION}@champion in .*team.db.*train it first"):
+        ensure_champions(uri, own_dir, [DISPOSITION])
+
+    uri, own_dir = model_store(None, tmp_path / "own")
+    assert own_dir == tmp_path / "own" and uri == f"sqlite:///{tmp_path / 'own' / 'mlflow.db'}"

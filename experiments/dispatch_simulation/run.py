@@ -21,60 +21,25 @@ benchmark run itself is logged by the harness to its own store.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
 from experiments.dispatch_simulation.simulation import Settings, response_table, simulate
 from experiments.harness import BenchmarkReport
-from mlops.errors import ConfigError
+from experiments.model_store import DISPOSITION, FORECAST, PROJECTION, ensure_champions, model_store
 
 NAME = "dispatch_simulation"
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SYNTHETIC = ROOT / "data" / "synthetic"
-FORECAST, PROJECTION, DISPOSITION = (
-    "daily-demand-synthetic",
-    "demand-projection-ons-england",
-    "disposition-remote-closure",
-)
 WEEK = pd.date_range("2024-01-08", periods=7)  # Monday to Sunday, clear of the festive fortnight
 WEEK_2035 = pd.date_range("2035-01-08", periods=7)  # the same January week, also Monday to Sunday
-# How each model is trained when the store lacks it: the toolkit's commands, quicker settings.
-TRAIN = {
-    FORECAST: ["forecasting.train", "model=lightgbm", "model.n_jobs=1", "backtest.n_origins=2"],
-    PROJECTION: ["forecasting.project", "n_paths=200"],
-    DISPOSITION: ["disposition.train", "tuning.enabled=false", "baseline_enabled=false"],
-}
-
-
-def ensure_models(tracking_uri: str, store_dir: Path | None) -> None:
-    """Train any missing champion into our own store; in someone else's store, say what is missing."""
-    client = MlflowClient(tracking_uri)
-    for name, command in TRAIN.items():
-        try:
-            client.get_model_version_by_alias(name, "champion")
-            continue
-        except mlflow.exceptions.MlflowException:
-            if store_dir is None:
-                raise ConfigError(
-                    f"no {name}@champion in {tracking_uri} (benchmark.params.tracking_uri); train it first"
-                ) from None
-        print(f"training {name} into {store_dir} ...", flush=True)
-        with tempfile.TemporaryDirectory() as run_dir:
-            overrides = [f"tracking.store_dir={store_dir}", f"hydra.run.dir={run_dir}"]
-            env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-            subprocess.run([sys.executable, "-m", *command, *overrides], cwd=ROOT, env=env, check=True)
 
 
 def forecast_week(model) -> pd.DataFrame:
@@ -118,13 +83,9 @@ def to_markdown(table: pd.DataFrame) -> str:
 def run(workdir: Path, tracking_uri: str | None, seed: int) -> BenchmarkReport:
     # Not MLFLOW_TRACKING_URI here: the harness has pointed it at its own store. The config reads
     # the variable when the command starts (${oc.env:MLFLOW_TRACKING_URI,null}).
-    store_dir = None
-    if not tracking_uri:
-        store_dir = HERE / "mlruns"
-        store_dir.mkdir(exist_ok=True)
-        tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
+    tracking_uri, own_dir = model_store(tracking_uri, HERE / "mlruns")
     started = time.perf_counter()
-    ensure_models(tracking_uri, store_dir)
+    champion = ensure_champions(tracking_uri, own_dir, [FORECAST, PROJECTION, DISPOSITION])
     mlflow.set_tracking_uri(tracking_uri)
     forecast = mlflow.pyfunc.load_model(f"models:/{FORECAST}@champion")
     projection = mlflow.pyfunc.load_model(f"models:/{PROJECTION}@champion")
@@ -163,10 +124,6 @@ def run(workdir: Path, tracking_uri: str | None, seed: int) -> BenchmarkReport:
                 metrics[f"{case}_{row.category}_mean_min"] = row.mean_min
                 metrics[f"{case}_{row.category}_p90_min"] = row.p90_min
 
-    champion = {
-        n: MlflowClient(tracking_uri).get_model_version_by_alias(n, "champion").version
-        for n in (FORECAST, PROJECTION, DISPOSITION)
-    }
     travel = "/".join(f"{minutes:g}" for minutes in settings.travel_median.values())
     elapsed = time.perf_counter() - started
     header = [

@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,44 +28,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import requests
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
 from experiments.harness import BenchmarkReport
-from mlops.errors import ConfigError
+from experiments.model_store import DISPOSITION, ensure_champions, model_store
 
 NAME = "serving_load"
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SYNTHETIC = ROOT / "data" / "synthetic"
-MODEL = "disposition-remote-closure"
+MODEL = DISPOSITION
 VENV_BIN = Path(sys.executable).parent
-
-
-def ensure_model(tracking_uri: str, store_dir: Path | None) -> str:
-    """The champion's version; trains one into our own store when it is missing."""
-    client = MlflowClient(tracking_uri)
-    try:
-        return client.get_model_version_by_alias(MODEL, "champion").version
-    except MlflowException:
-        if store_dir is None:
-            raise ConfigError(
-                f"no {MODEL}@champion in {tracking_uri} (benchmark.params.tracking_uri); train it first"
-            ) from None
-    print(f"training {MODEL} into {store_dir} ...", flush=True)
-    with tempfile.TemporaryDirectory() as run_dir:
-        command = [
-            sys.executable,
-            "-m",
-            "disposition.train",
-            "tuning.enabled=false",
-            "baseline_enabled=false",
-        ]
-        command += [f"tracking.store_dir={store_dir}", f"hydra.run.dir={run_dir}"]
-        subprocess.run(command, cwd=ROOT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}, check=True)
-    return client.get_model_version_by_alias(MODEL, "champion").version
 
 
 def request_bodies(n: int, seed: int) -> list[str]:
@@ -135,12 +108,8 @@ def run(
 ) -> BenchmarkReport:
     # Not MLFLOW_TRACKING_URI here: the harness has pointed it at its own store. The config reads
     # the variable when the command starts (${oc.env:MLFLOW_TRACKING_URI,null}).
-    store_dir = None
-    if not tracking_uri:
-        store_dir = HERE / "mlruns"
-        store_dir.mkdir(exist_ok=True)
-        tracking_uri = f"sqlite:///{store_dir / 'mlflow.db'}"
-    version = ensure_model(tracking_uri, store_dir)
+    tracking_uri, own_dir = model_store(tracking_uri, HERE / "mlruns")
+    version = ensure_champions(tracking_uri, own_dir, [MODEL])[MODEL]
     load = os.getloadavg()[0]
     bodies = request_bodies(n_requests + warmup, seed)
     with socket.socket() as sock:
