@@ -55,7 +55,7 @@ serving-load: $(INSTALLED)
 # Every benchmark and study, one after another: each is a Hydra run logged to the MLflow
 # experiment benchmark-<name> (store: mlruns/) that rewrites experiments/results/<name>.md.
 # One only: `$(BIN)/python -m experiments.bench benchmark=swast` (configs in conf/benchmark/).
-# Takes about 40 minutes on 2 cores (the peer libraries and the disposition scale run dominate).
+# Takes under half an hour on 2 cores (the peer libraries in the SWAST benchmark take 12 minutes).
 # Run it on a quiet machine: wall times are part of the results.
 BENCH_INSTALLED := $(VENV)/.bench-installed
 $(BENCH_INSTALLED): $(INSTALLED)
