@@ -2,6 +2,7 @@
 
 from forecasting.models.arima import ArimaRegression
 from forecasting.models.base import DEFAULT_LEVELS, Forecaster, interval_columns
+from forecasting.models.conformal import BacktestConformal
 from forecasting.models.ensemble import Ensemble
 from forecasting.models.ets import ETS
 from forecasting.models.glm import CalendarGLM
@@ -13,6 +14,7 @@ __all__ = [
     "DEFAULT_LEVELS",
     "ETS",
     "ArimaRegression",
+    "BacktestConformal",
     "CalendarGLM",
     "Ensemble",
     "Forecaster",

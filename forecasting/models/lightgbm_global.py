@@ -29,6 +29,7 @@ import pandas as pd
 
 from forecasting.calendar import calendar_features, fourier_terms
 from forecasting.models.base import Forecaster
+from forecasting.models.conformal import conformal_quantile
 from forecasting.models.regressors import Standardizer
 
 _EPOCH = np.datetime64("2000-01-01", "D")
@@ -253,20 +254,10 @@ class GlobalLightGBM(Forecaster):
         for lv in level:
             tail = (1 - lv / 100) / 2
             bounds = {
-                uid: (_conformal_quantile(z, tail), _conformal_quantile(z, 1 - tail))
+                uid: (conformal_quantile(z, tail), conformal_quantile(z, 1 - tail))
                 for uid, z in self.calibration_residuals_.items()
             }
             lo, hi = np.array([bounds[uid] for uid in frame["unique_id"]]).T
             frame[f"lo_{lv}"] = np.maximum(mean + lo * root, 0.0)
             frame[f"hi_{lv}"] = mean + hi * root
         return frame
-
-
-def _conformal_quantile(sorted_residuals: np.ndarray, q: float) -> float:
-    """Split-conformal quantile with the finite-sample correction ((n + 1) q / n)."""
-    n = len(sorted_residuals)
-    if q >= 0.5:
-        rank = min(int(np.ceil((n + 1) * q)), n)
-    else:
-        rank = max(int(np.floor((n + 1) * q)), 1)
-    return float(sorted_residuals[rank - 1])
