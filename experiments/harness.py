@@ -22,7 +22,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from forecasting.io import atomic_write
-from forecasting.models import Ensemble
+from forecasting.models import BacktestConformal, Ensemble
 from mlops.tracking import TrackingStore, flatten_params, prepare_experiment
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -60,6 +60,8 @@ def model_label(model) -> str:
     """A readable name for a result table: the class, and for an ensemble its members."""
     if isinstance(model, Ensemble):
         return f"Ensemble ({' + '.join(model_label(member) for member in model.members)})"
+    if isinstance(model, BacktestConformal):
+        return f"{model_label(model.model)}, backtest-conformal intervals"
     return type(model).__name__
 
 

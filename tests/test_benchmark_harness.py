@@ -19,6 +19,9 @@ QUICK_SWAST = [
     "benchmark.params.report_horizons=[7,14]",
     "benchmark.params.peers=[]",
     "~benchmark.params.models.arima",
+    "~benchmark.params.models.ets",
+    "~benchmark.params.models.lightgbm_conformal",
+    "~benchmark.params.models.ets_conformal",
     "~benchmark.params.models.lightgbm",
     "~benchmark.params.models.ensemble",
 ]
