@@ -48,5 +48,9 @@ def test_model_group_wraps_any_model_from_the_command_line():
 
     default = build_forecaster(compose_config("forecast", ["model=conformal"]).model)
     assert isinstance(default, BacktestConformal) and isinstance(default.model, GlobalLightGBM)
-    cfg = compose_config("forecast", ["model=conformal", "model.model={_target_: forecasting.models.ETS}"])
+    tuned = build_forecaster(
+        compose_config("forecast", ["model=conformal", "model.model.n_estimators=7"]).model
+    )
+    assert tuned.model.n_estimators == 7
+    cfg = compose_config("forecast", ["model=conformal", "model@model.model=ets"])
     assert isinstance(build_forecaster(cfg.model).model, ETS)
