@@ -20,8 +20,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from forecasting.backtest import backtest_cutoffs
-from forecasting.metrics import seasonal_naive_scale
+from forecasting.backtest import backtest_cutoffs, origin_scales
 
 STATSFORECAST_MODELS = ("AutoETS", "AutoARIMA", "MSTL")
 PEERS = (*STATSFORECAST_MODELS, "Prophet")
@@ -141,10 +140,10 @@ def _with_truth_and_scale(forecasts: pd.DataFrame, data: pd.DataFrame, season_le
     merged = forecasts.merge(data, on=["unique_id", "ds"], how="inner", validate="many_to_one")
     merged["h"] = (merged["ds"] - merged["cutoff"]).dt.days
     scales = {
-        (series, cutoff): seasonal_naive_scale(
-            data.loc[(data["unique_id"] == series) & (data["ds"] <= cutoff), "y"], season_length
-        )
-        for series, cutoff in merged[["unique_id", "cutoff"]].drop_duplicates().itertuples(index=False)
+        cutoff: origin_scales(data[data["ds"] <= cutoff], season_length)
+        for cutoff in merged["cutoff"].unique()
     }
-    merged["scale"] = [scales[key] for key in zip(merged["unique_id"], merged["cutoff"], strict=True)]
+    merged["scale"] = [
+        scales[cutoff][series] for series, cutoff in zip(merged["unique_id"], merged["cutoff"], strict=True)
+    ]
     return merged.sort_values(["cutoff", "unique_id", "ds"], ignore_index=True)

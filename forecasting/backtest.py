@@ -44,6 +44,11 @@ def backtest_cutoffs(
     return cutoffs
 
 
+def origin_scales(train: pd.DataFrame, season_length: int = 7) -> pd.Series:
+    """Each series' MASE denominator at an origin: in-sample MAE of the seasonal naive forecast."""
+    return train.groupby("unique_id")["y"].apply(lambda y: seasonal_naive_scale(y, season_length))
+
+
 def rolling_origin_backtest(
     forecaster: Forecaster,
     df: pd.DataFrame,
@@ -99,7 +104,7 @@ def rolling_origin_backtest(
         test = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + pd.Timedelta(days=horizon))]
         forecast = clone(forecaster).fit(train).predict(horizon, level, future=test)
         fold = test.merge(forecast, on=["unique_id", "ds"], how="inner", validate="one_to_one")
-        scale = train.groupby("unique_id")["y"].apply(lambda y: seasonal_naive_scale(y, season_length))
+        scale = origin_scales(train, season_length)
         fold.insert(1, "cutoff", cutoff)
         fold.insert(3, "h", (fold["ds"] - cutoff).dt.days)
         fold["scale"] = fold["unique_id"].map(scale)

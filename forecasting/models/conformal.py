@@ -19,9 +19,9 @@ import pandas as pd
 from sklearn.base import clone
 
 from forecasting.models.base import Forecaster
+from mlops.errors import ConfigError
 
 HORIZON_BAND = 3  # days either side of h whose errors also calibrate h
-MIN_CALIBRATION_TRAIN_DAYS = 28  # as for a backtest origin (the wrapped model may need more)
 
 
 class BacktestConformal(Forecaster):
@@ -49,29 +49,26 @@ class BacktestConformal(Forecaster):
         if int(self.n_windows) < 1 or int(self.step) < 1 or int(self.horizon) < 1:
             raise ValueError("n_windows, step and horizon must each be at least 1")
         self._remember_history(df)
-        last = df["ds"].max()
-        oldest = last - pd.Timedelta(days=int(self.horizon) + (int(self.n_windows) - 1) * int(self.step))
-        if (oldest - df["ds"].min()).days + 1 < MIN_CALIBRATION_TRAIN_DAYS:
+        # Imported here: forecasting.backtest itself imports the models package.
+        from forecasting.backtest import rolling_origin_backtest
+
+        try:
+            folds = rolling_origin_backtest(
+                self.model,
+                df,
+                int(self.horizon),
+                int(self.n_windows),
+                int(self.step),
+                level=[],
+                progress=False,
+            )
+        except ConfigError as error:
             raise ValueError(
-                f"too little history before the oldest calibration origin {oldest:%Y-%m-%d} (at least "
-                f"{MIN_CALIBRATION_TRAIN_DAYS} days needed): lower n_windows, step or horizon"
-            )
-        errors = []
-        for k in range(int(self.n_windows)):
-            cutoff = last - pd.Timedelta(days=int(self.horizon) + k * int(self.step))
-            train, test = df[df["ds"] <= cutoff], df[df["ds"] > cutoff]
-            forecast = clone(self.model).fit(train).predict(int(self.horizon), [], future=test)
-            scored = forecast.merge(test[["unique_id", "ds", "y"]], on=["unique_id", "ds"])
-            mean = np.maximum(scored["mean"].to_numpy(), 1e-6)
-            errors.append(
-                pd.DataFrame(
-                    {
-                        "h": (scored["ds"] - cutoff).dt.days,
-                        "z": (scored["y"].to_numpy() - mean) / np.sqrt(mean),
-                    }
-                )
-            )
-        pooled = pd.concat(errors, ignore_index=True)
+                f"too little history before the oldest calibration origin: lower n_windows, step or horizon "
+                f"({error})"
+            ) from None
+        mean = np.maximum(folds["mean"].to_numpy(), 1e-6)
+        pooled = pd.DataFrame({"h": folds["h"], "z": (folds["y"].to_numpy() - mean) / np.sqrt(mean)})
         self.residuals_by_h_ = {
             h: np.sort(pooled.loc[(pooled["h"] - h).abs() <= HORIZON_BAND, "z"].to_numpy())
             for h in range(1, int(self.horizon) + 1)
