@@ -51,8 +51,17 @@ def resolve_store(tracking_cfg) -> TrackingStore:
     store_dir = tracking_cfg.get("store_dir")
     if not store_dir:
         raise ConfigError("tracking needs either `uri` or `store_dir`; set tracking.store_dir=mlruns")
-    store_dir = Path(str(store_dir)).expanduser().resolve()
-    store_dir.mkdir(parents=True, exist_ok=True)
+    given = str(store_dir)
+    store_dir = Path(given).expanduser().resolve()
+    if store_dir.exists() and not store_dir.is_dir():
+        raise ConfigError(f"tracking.store_dir={given}: is a file; give a folder for the MLflow store")
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a parent is a file, or no permission
+        raise ConfigError(
+            f"tracking.store_dir={given}: cannot create the folder ({error.strerror}); "
+            "give a folder you can write to"
+        ) from error
     return TrackingStore(
         tracking_uri=f"sqlite:///{store_dir / 'mlflow.db'}",
         artifact_root=(store_dir / "artifacts").as_uri(),

@@ -7,7 +7,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError
 
 from forecasting.models import Ensemble, GlobalLightGBM, SeasonalNaive
-from forecasting.pipeline import build_forecaster, validate_config
+from forecasting.config_checks import check_config
+from forecasting.pipeline import build_forecaster
 from mlops.errors import ConfigError
 from tests.conftest import compose_config
 
@@ -49,7 +50,7 @@ def test_unknown_model_parameter_is_a_config_error():
 )
 def test_impossible_values_are_config_errors(override, message):
     with pytest.raises(ConfigError, match=message):
-        validate_config(compose_config("forecast", [override]))
+        check_config(compose_config("forecast", [override]))
 
 
 def test_missing_path_for_own_csv_is_reported():

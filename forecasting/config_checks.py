@@ -1,0 +1,215 @@
+"""Every value the forecasting job reads, checked before any file is opened (pipeline layer).
+
+``check_config(cfg)`` refuses the first impossible value in one line naming its key, e.g.
+``backtest.horizon=7.5: must be a whole number of days >= 1``; the model's hyperparameters are
+checked by its class, members of an ensemble and the model wrapped by ``conformal`` included.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from forecasting.calendar import UK_NATIONS
+from mlops.config_checks import (
+    Choice,
+    ExistingPath,
+    Flag,
+    IsoDate,
+    ListOf,
+    MappingOf,
+    Number,
+    Rule,
+    Text,
+    WholeNumber,
+    check_all,
+    check_tracking,
+    lookup,
+    refuse,
+    sequence_of_items,
+    shown,
+)
+from mlops.errors import ConfigError
+
+LEVELS = ListOf(
+    WholeNumber(1, 99),
+    what="a non-empty list of whole percentages between 0 and 100 (exclusive), e.g. [80,95]",
+)
+
+RULES: dict[str, Rule] = {
+    "experiment_name": Text(),
+    "data.name": Text(),
+    "data.path": ExistingPath("file"),
+    "data.columns": MappingOf(
+        Text(nullable=True), what="a mapping {unique_id: column, ds: column, y: column}"
+    ),
+    "data.keep": ListOf(Text(), min_length=0, what="a list of column names, e.g. [y_expected]"),
+    "data.exclude_series": ListOf(Text(), min_length=0, what="a list of series names, e.g. [OOA]"),
+    "data.records": Flag(),
+    "data.train_end": IsoDate(),
+    "data.fill_missing": Number(0, nullable=True, what="a number of calls"),
+    "backtest.horizon": WholeNumber(1, unit="days"),
+    "backtest.n_origins": WholeNumber(1, unit="origins"),
+    "backtest.step": WholeNumber(1, unit="days"),
+    "backtest.season_length": WholeNumber(1, unit="days"),
+    "backtest.first_cutoff": IsoDate(),
+    "levels": LEVELS,
+    "serving.max_horizon": WholeNumber(1, unit="days"),
+    "registry.model_name": Text(),
+    "plot.n_series": WholeNumber(1, unit="series"),
+    "plot.history_days": WholeNumber(1, unit="days"),
+}
+
+HINTS = {
+    "data.path": "the CSV or Parquet file of daily counts, e.g. data.path=my_counts.csv",
+}
+
+NATION = Choice(tuple(UK_NATIONS))
+WINDOW = WholeNumber(28, unit="days", nullable=True)  # fewer days than this cannot show a season
+ANNUAL_ORDER = WholeNumber(0, 20)  # Fourier pairs of the yearly cycle; more only fits noise
+
+# Hyperparameters by model class. Keys a class does not list are still refused when its
+# constructor does not take them (see _check_known_parameters).
+MODEL_RULES: dict[str, dict[str, Rule]] = {
+    "forecasting.models.GlobalLightGBM": {
+        "n_estimators": WholeNumber(1),
+        "learning_rate": Number(0, low_open=True),
+        "num_leaves": WholeNumber(2),
+        "min_child_samples": WholeNumber(1),
+        "feature_fraction": Number(0, 1, low_open=True),
+        "lambda_l2": Number(0),
+        "annual_order": ANNUAL_ORDER,
+        "trend_window_days": WholeNumber(28, unit="days"),
+        "level_window_days": WholeNumber(0, unit="days"),
+        "calibration_days": WholeNumber(7, unit="days"),
+        "nation": NATION,
+        "n_jobs": WholeNumber(),
+        "random_state": WholeNumber(0),
+    },
+    "forecasting.models.CalendarGLM": {
+        # Counts include zeros: a log-link Tweedie GLM needs a power in [1, 2) (1 = Poisson).
+        "power": Number(1, 2, high_open=True, what="a Tweedie power"),
+        "alpha": Number(0),
+        "annual_order": ANNUAL_ORDER,
+        "nation": NATION,
+        "window_days": WINDOW,
+    },
+    "forecasting.models.ArimaRegression": {
+        "order": ListOf(WholeNumber(0, 5), min_length=3, what="[p,d,q]: three whole numbers from 0 to 5"),
+        "annual_order": ANNUAL_ORDER,
+        "nation": NATION,
+        "window_days": WINDOW,
+    },
+    "forecasting.models.ETS": {
+        "season_length": WholeNumber(2, unit="days"),
+        "damped_trend": Flag(),
+        "window_days": WINDOW,
+    },
+    "forecasting.models.SeasonalNaive": {"season_length": WholeNumber(1, unit="days")},
+    "forecasting.models.Ensemble": {
+        "combine": Choice(("mean", "median")),
+        "weights": ListOf(Number(0), what="one weight >= 0 per member, e.g. [0.5,0.5]", nullable=True),
+    },
+    "forecasting.models.BacktestConformal": {
+        "n_windows": WholeNumber(1, unit="origins"),
+        "step": WholeNumber(1, unit="days"),
+        "horizon": WholeNumber(1, unit="days"),
+    },
+}
+MODEL_CONFIGS = "seasonal_naive, lightgbm, glm, ets, arima, ensemble, conformal"  # conf/model/*.yaml
+
+
+@dataclass(frozen=True)
+class CheckedForecastConfig:
+    """Values the job uses in a converted form."""
+
+    levels: list[int]
+
+
+def check_config(cfg: DictConfig) -> CheckedForecastConfig:
+    """Refuse the first impossible value of the forecasting config; return the interval levels.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key, the value and what is allowed.
+    """
+    values = check_all(cfg, RULES, HINTS)
+    cutoff, train_end = values["backtest.first_cutoff"], values["data.train_end"]
+    if cutoff is not None and train_end is not None and cutoff >= train_end:
+        raise ConfigError(
+            f"backtest.first_cutoff={shown(lookup(cfg, 'backtest.first_cutoff'))} must be before "
+            f"data.train_end={shown(lookup(cfg, 'data.train_end'))}: the backtest needs data after its "
+            "first origin"
+        )
+    columns = values["data.columns"]
+    for name in ("ds", "y"):
+        if not columns.get(name):
+            raise ConfigError(f"data.columns.{name} is required: the file's column for {name}")
+    check_model(cfg, "model")
+    check_tracking(cfg)
+    return CheckedForecastConfig(levels=sorted(set(values["levels"])))
+
+
+def check_model(cfg: DictConfig, key: str) -> None:
+    """Check the model config at ``key`` (and any models inside it) against its class's rules."""
+    node = lookup(cfg, key)
+    if not isinstance(node, DictConfig | Mapping) or not node.get("_target_"):
+        raise refuse(key, node, "a model config with a _target_, e.g. model=lightgbm")
+    target = str(node["_target_"])
+    try:
+        cls = _import_class(target)
+    except Exception:  # noqa: BLE001 - an import can fail in many ways; all mean a wrong _target_
+        raise ConfigError(
+            f"{key}._target_={target}: not a model class that can be imported; choose a model with "
+            f"model=<one of {MODEL_CONFIGS}>"
+        ) from None
+    _check_known_parameters(node, key, cls)
+    rules = next((r for name, r in MODEL_RULES.items() if _import_class(name) is cls), {})
+    for name, rule in rules.items():
+        if name in node:
+            rule.check(cfg, f"{key}.{name}")
+    if target.endswith("ArimaRegression") and "order" in node and len(node["order"]) != 3:
+        raise refuse(f"{key}.order", node["order"], "[p,d,q]: three whole numbers from 0 to 5")
+    if "members" in node:
+        members = sequence_of_items(node["members"])
+        if not members:
+            raise refuse(f"{key}.members", node["members"], "a non-empty list of model configs")
+        for i in range(len(members)):
+            check_model(cfg, f"{key}.members[{i}]")
+        weights = node.get("weights")
+        if weights is not None and (len(weights) != len(members) or sum(float(w) for w in weights) <= 0):
+            allowed = f"one weight >= 0 per member ({len(members)}), not all zero, or null"
+            raise refuse(f"{key}.weights", weights, allowed)
+    if "model" in node:  # a wrapper (conformal) around another model
+        check_model(cfg, f"{key}.model")
+
+
+def _import_class(target: str) -> type:
+    module, _, name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    if not isinstance(cls, type):
+        raise TypeError(f"{target} is not a class")
+    return cls
+
+
+def _check_known_parameters(node, key: str, cls: type) -> None:
+    """A key the constructor does not take would fail only after the data is read: refuse it now."""
+    try:
+        parameters = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    known = [name for name in parameters if name != "self"]
+    for name in node:
+        if str(name).startswith("_"):
+            continue  # _target_, _convert_, ... are Hydra's
+        if name not in known:
+            raise ConfigError(
+                f"{key}.{name} is not a parameter of {cls.__name__}; it takes {', '.join(known)}"
+            )
