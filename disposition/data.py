@@ -4,7 +4,9 @@ Works for the synthetic calls and for anyone's own CSV or Parquet file. The targ
 an expression over columns (e.g. ``closed_remotely == 1 and adverse_outcome == 0``) whose value 1
 means "was (or would have been) safely closed remotely". Every mistake in the file or the config
 is one :class:`~mlops.errors.DataValidationError` or :class:`~mlops.errors.ConfigError` saying
-what to change.
+what to change. Call dates are ISO unless ``calls.read.date_format`` gives their format, and the
+plausibility checks (``calls.checks``) refuse impossible ages, dates before 1900 or in the future,
+and infinite numbers, naming the column, the value and the file line.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from disposition.features import TIME_FEATURES
 from disposition.safety import HardRule, rules_from_mapping
 from disposition.scorer import FeatureSpec
 from mlops.errors import ConfigError, DataValidationError
+from mlops.tables import ReadOptions, file_lines, parse_dates
 
 TARGET = "_target"
 # A text column with more distinct values than this share of rows is an identifier, not a category.
 _IDENTIFIER_SHARE = 0.5
 _MAX_LEVELS = 1000
+# A call stamped up to a day ahead of this machine's clock is a time-zone difference, not an error.
+_CLOCK_SLACK = pd.Timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,22 @@ class CallSpec:
     oracle_column: str | None = None
     never_remote: Mapping[str, Sequence] = field(default_factory=dict)
     subgroups: Mapping[str, str | None] = field(default_factory=dict)
+    date_format: str | None = None
+    age_column: str | None = None
+    max_age: float = 120.0
+    earliest_date: str = "1900-01-01"
 
     @classmethod
     def from_config(cls, calls: Mapping) -> CallSpec:
         """Build from a resolved ``calls`` config (a plain dict)."""
         target = calls.get("target") or {}
         features = calls.get("features") or {}
+        checks = dict(calls.get("checks") or {})
+        unknown = sorted(set(checks) - {"age_column", "max_age", "earliest_date"})
+        if unknown:
+            raise ConfigError(
+                f"calls.checks: unknown key(s) {unknown}; it takes age_column, max_age and earliest_date"
+            )
         spec = cls(
             name=str(calls.get("name", "calls")),
             date_column=str(calls.get("date_column") or ""),
@@ -62,6 +77,10 @@ class CallSpec:
             oracle_column=calls.get("oracle_column"),
             never_remote=dict(calls.get("never_remote") or {}),
             subgroups=dict(calls.get("subgroups") or {}),
+            date_format=ReadOptions.from_config(calls.get("read"), "calls.read").date_format,
+            age_column=checks.get("age_column"),
+            max_age=_number(checks.get("max_age", 120), "calls.checks.max_age"),
+            earliest_date=str(checks.get("earliest_date") or "1900-01-01"),
         )
         spec.validate()
         return spec
@@ -81,6 +100,26 @@ class CallSpec:
             raise ConfigError(
                 f"calls.features.time has unknown name(s) {sorted(unknown)}; use {list(TIME_FEATURES)}"
             )
+        if not self.max_age > 0:
+            raise ConfigError(
+                f"calls.checks.max_age must be a positive number of years, got {self.max_age:g}"
+            )
+        try:
+            pd.Timestamp(self.earliest_date)
+        except ValueError as error:
+            raise ConfigError(
+                f"calls.checks.earliest_date={self.earliest_date!r} is not a date; write YYYY-MM-DD"
+            ) from error
+
+
+def _number(value, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{key} must be a number, got {value!r}") from error
+    if not np.isfinite(number):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    return number
 
 
 def _optional_list(value) -> list[str] | None:
@@ -127,6 +166,7 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     target_columns = _target_columns(frame, spec)
     y = _target(frame, spec, source)
     dates = _dates(frame, spec, source)
+    _check_ages(frame, spec, source)
     notes: list[str] = []
     features = _features(frame, spec, y, target_columns, notes, source)
     rules = rules_from_mapping(spec.never_remote)
@@ -222,14 +262,53 @@ def _dates(frame: pd.DataFrame, spec: CallSpec, source: str) -> pd.Series:
             f"{source}: date column {column!r} not found; set calls.date_column to one of "
             f"{list(frame.columns)}"
         )
-    dates = pd.to_datetime(frame[column], errors="coerce", format="mixed")
-    bad = dates.isna()
-    if bad.any():
+    what = f"date column {column!r}"
+    dates = parse_dates(frame[column], spec.date_format, what=what, source=source, setting="calls.read")
+    bad = frame.index[dates.isna()]
+    if len(bad):
         raise DataValidationError(
-            f"{source}: {int(bad.sum())} value(s) of date column {column!r} are missing or not dates, e.g. "
-            f"{frame.loc[bad, column].iloc[0]!r}; the temporal split needs a date for every call"
+            f"{source}: {len(bad)} value(s) of {what} are missing (not dates) at {file_lines(bad)}; the "
+            "temporal split needs a date for every call (drop those calls with calls.filter)"
         )
+    if getattr(dates.dt, "tz", None) is not None:  # compare in UTC, then drop the zone like the rest
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    earliest = pd.Timestamp(spec.earliest_date)
+    latest = pd.Timestamp.now() + _CLOCK_SLACK
+    for bad, why in (
+        (frame.index[dates < earliest], f"before {earliest:%Y-%m-%d} (calls.checks.earliest_date)"),
+        (frame.index[dates > latest], "in the future"),
+    ):
+        if len(bad):
+            raise DataValidationError(
+                f"{source}: {len(bad)} call(s) in {what} are dated {why}, e.g. {frame.loc[bad[0], column]!r} "
+                f"at {file_lines(bad)}; fix the dates (or their format, calls.read.date_format) or drop "
+                "those calls with calls.filter"
+            )
     return dates
+
+
+def _check_ages(frame: pd.DataFrame, spec: CallSpec, source: str) -> None:
+    """Refuse ages below 0 or above ``calls.checks.max_age`` (a typo or a code such as 999)."""
+    column = spec.age_column or spec.subgroups.get("age") or ("age" if "age" in frame.columns else None)
+    if column is None:
+        return
+    if column not in frame.columns:
+        raise ConfigError(
+            f"age column {column!r} (calls.checks.age_column / calls.subgroups.age) is not in {source}; "
+            f"it has {list(frame.columns)[:12]}"
+        )
+    ages = pd.to_numeric(frame[column], errors="coerce")
+    if ages.notna().sum() == 0:
+        return  # age bands as text ('18-64'): nothing to check as numbers
+    ages = ages.astype(float)
+    bad = frame.index[(ages < 0) | (ages > spec.max_age) | ages.isin([np.inf, -np.inf])]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: {len(bad)} call(s) have an impossible age in column {column!r}, e.g. "
+            f"{frame.loc[bad[0], column]!r} at {file_lines(bad)}; ages must be 0-{spec.max_age:g} "
+            f"(calls.checks.max_age). Fix them, or declare a code for unknown age (e.g. 999) as missing "
+            "with \"calls.read.na_values=['999']\""
+        )
 
 
 def _features(
@@ -301,7 +380,10 @@ def _infer_features(frame: pd.DataFrame, forbidden: Mapping[str, str], notes: li
 
 
 def _check_numeric(values: pd.Series, column: str, source: str) -> None:
-    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+    if pd.api.types.is_bool_dtype(values):
+        return
+    if pd.api.types.is_numeric_dtype(values):
+        _check_finite(values, values, column, source)
         return
     parsed = pd.to_numeric(values, errors="coerce")
     bad = parsed.isna() & values.notna()
@@ -309,6 +391,16 @@ def _check_numeric(values: pd.Series, column: str, source: str) -> None:
         raise DataValidationError(
             f"{source}: numeric feature {column!r} holds non-numbers, e.g. {values[bad].iloc[0]!r} "
             f"({int(bad.sum())} call(s)); list it under calls.features.categorical or fix the values"
+        )
+    _check_finite(parsed, values, column, source)
+
+
+def _check_finite(numbers: pd.Series, values: pd.Series, column: str, source: str) -> None:
+    infinite = values.index[numbers.astype(float).isin([np.inf, -np.inf])]
+    if len(infinite):
+        raise DataValidationError(
+            f"{source}: numeric feature {column!r} holds infinite values, e.g. {values[infinite[0]]!r} at "
+            f"{file_lines(infinite)}; fix them or leave them empty (missing)"
         )
 
 

@@ -51,7 +51,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     timings: dict[str, float] = {}
     spec = CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))
     source = str(cfg.calls.path)
-    calls = prepare_calls(read_table(source), spec, source=source)
+    calls = prepare_calls(read_table(source, cfg.calls.get("read"), "calls.read"), spec, source=source)
     safety = SafetySettings(float(cfg.safety.limit), float(cfg.safety.confidence), bool(cfg.safety.two_sided))
     train_mask, cal_mask, test_mask, bounds = temporal_split(calls.dates, **OmegaConf.to_container(cfg.split))
     windows = {"training": train_mask, "calibration": cal_mask, "test": test_mask}

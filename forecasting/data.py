@@ -7,23 +7,25 @@ one through the mapping, e.g. ``columns={"x_temperature": "max_temp_c"}`` (on th
 ``+data.columns.x_temperature=max_temp_c``), and ``{"x_temperature": None}`` leaves one out.
 
 Every problem a user's file can have is reported as one :class:`DataValidationError` that names
-the problem, shows an example row and says what to fix.
+the problem, shows an example row and says what to fix. Dates are ISO unless the read options give
+their format (:func:`mlops.tables.parse_dates` never guesses), and counts pass a plausibility
+screen (:class:`CountChecks`) so that a typo such as 1e12 cannot train and register a model.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from forecasting.io import read_table
-from mlops.errors import DataValidationError
+from mlops.errors import ConfigError, DataValidationError
+from mlops.tables import ReadOptions, file_lines, parse_dates, read_table, separator_hint
 
 REQUIRED_COLUMNS = ("unique_id", "ds", "y")
 REGRESSOR_PREFIX = "x_"
-_EXAMPLES = 3
 
 
 def regressor_columns(frame: pd.DataFrame) -> list[str]:
@@ -31,11 +33,61 @@ def regressor_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(str(c) for c in frame.columns if str(c).startswith(REGRESSOR_PREFIX))
 
 
-def _file_rows(index: pd.Index) -> str:
-    """Describe rows by their line number in a CSV with a header (index 0 is line 2)."""
-    lines = [str(i + 2) for i in index[:_EXAMPLES]]
-    more = f" and {len(index) - _EXAMPLES} more" if len(index) > _EXAMPLES else ""
-    return f"line(s) {', '.join(lines)}{more}"
+_file_rows = file_lines
+
+
+@dataclass(frozen=True)
+class CountChecks:
+    """The plausibility screen for daily counts (the ``checks:`` block of a data config).
+
+    A count is refused when it exceeds ``max_ratio_to_median * max(median, median_floor)`` of its
+    own series. Real ambulance series stay within about 3x their median (SWAST's busiest day is
+    1.8x, a sparse out-of-area series 3.7x), so the default 20 refuses only typos and unit
+    mistakes (a 1e12, counts pasted in thousands). The floor keeps sparse series from being
+    refused for an ordinary busy day: with a median of 0-2 calls a day, a day of 30 is plausible,
+    and 20 x 5 = 100 still is not reached by chance (Poisson with mean 5 exceeds 30 with
+    probability below 1e-12).
+
+    Parameters
+    ----------
+    max_ratio_to_median : float or None
+        None switches the screen off.
+    median_floor : float
+        Smallest median the ratio is applied to.
+    """
+
+    max_ratio_to_median: float | None = 20.0
+    median_floor: float = 5.0
+
+    @classmethod
+    def from_config(cls, checks: Mapping | CountChecks | None, setting: str = "data.checks") -> CountChecks:
+        """Check the ``checks`` block of a config, naming ``<setting>.<key>`` for a bad value."""
+        if isinstance(checks, CountChecks):
+            return checks
+        given = dict(checks or {})
+        unknown = sorted(set(map(str, given)) - {"max_ratio_to_median", "median_floor"})
+        if unknown:
+            raise ConfigError(
+                f"{setting}: unknown key(s) {unknown}; the screen takes max_ratio_to_median and median_floor"
+            )
+        ratio = given.get("max_ratio_to_median", cls.max_ratio_to_median)
+        floor = given.get("median_floor", cls.median_floor)
+        try:
+            ratio = None if ratio is None else float(ratio)
+            floor = float(floor)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"{setting}: max_ratio_to_median ({ratio!r}) and median_floor ({floor!r}) must be numbers "
+                "(max_ratio_to_median=null switches the screen off)"
+            ) from error
+        if ratio is not None and not (np.isfinite(ratio) and ratio > 1):
+            raise ConfigError(
+                f"{setting}.max_ratio_to_median={ratio:g} must be a number above 1, or null to switch the "
+                "screen off"
+            )
+        if not (np.isfinite(floor) and floor >= 0):
+            raise ConfigError(f"{setting}.median_floor={floor:g} must be a number >= 0")
+        return cls(ratio, floor)
 
 
 def load_daily_counts(
@@ -47,6 +99,9 @@ def load_daily_counts(
     records: bool = False,
     train_end: str | None = None,
     fill_missing: float | None = None,
+    read: Mapping | ReadOptions | None = None,
+    checks: Mapping | CountChecks | None = None,
+    setting: str = "data",
 ) -> pd.DataFrame:
     """Read a file of daily counts (or of call records) and return a validated long-format frame.
 
@@ -54,10 +109,13 @@ def load_daily_counts(
     ----------
     path : path-like
         CSV or Parquet file.
-    columns, keep, exclude_series, records, train_end, fill_missing
+    columns, keep, exclude_series, records, train_end, fill_missing, checks, setting
         See :func:`validate_daily_counts`.
+    read : mapping or ReadOptions, optional
+        Reader options (the config's ``<setting>.read``; see :func:`mlops.tables.read_table`).
     """
-    raw = read_table(path)
+    options = ReadOptions.from_config(read, f"{setting}.read")
+    raw = read_table(path, options)
     return validate_daily_counts(
         raw,
         columns=columns,
@@ -67,6 +125,9 @@ def load_daily_counts(
         records=records,
         train_end=train_end,
         fill_missing=fill_missing,
+        date_format=options.date_format,
+        checks=checks,
+        setting=setting,
     )
 
 
@@ -80,11 +141,16 @@ def validate_daily_counts(
     records: bool = False,
     train_end: str | None = None,
     fill_missing: float | None = None,
+    date_format: str | None = None,
+    checks: Mapping | CountChecks | None = None,
+    setting: str = "data",
+    exclude_fix: str | None = None,
 ) -> pd.DataFrame:
     """Map columns, parse and check a table of daily counts.
 
-    Checks, each failing with its own message: required columns present, dates parse, counts are
-    non-negative numbers, one row per series and day, and no day missing inside a series.
+    Checks, each failing with its own message: required columns present, dates ISO (or in
+    ``date_format``), counts are finite non-negative numbers, no series all zeros, no count beyond
+    the plausibility screen, one row per series and day, and no day missing inside a series.
 
     Parameters
     ----------
@@ -105,6 +171,15 @@ def validate_daily_counts(
     fill_missing : float, optional
         Value for days missing inside a series (e.g. 0). By default a missing day is an error;
         filled days are counted in ``frame.attrs["filled_days"]`` so the pipeline can log them.
+    date_format : str, optional
+        ``strftime`` format of the dates (e.g. ``%d/%m/%Y``); None: ISO only.
+    checks : mapping or CountChecks, optional
+        The plausibility screen; None uses the defaults.
+    setting : str
+        Config key of this table (``data``, ``history``), named in the fixes messages suggest.
+    exclude_fix : str, optional
+        How to leave an all-zero series out, with ``{uid}`` for its name; default
+        ``<setting>.exclude_series``.
 
     Returns
     -------
@@ -133,6 +208,7 @@ def validate_daily_counts(
         fix = f"Map yours with {' '.join(hints)}." if hints else "Add them or drop them from the config."
         raise DataValidationError(
             f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. {fix}"
+            f"{separator_hint(raw, f'{setting}.read')}"
         )
     frame = raw[wanted].rename(columns={v: k for k, v in mapping.items() if v is not None})
     frame["unique_id"] = frame["unique_id"].astype(str) if mapping["unique_id"] else "all"
@@ -141,12 +217,14 @@ def validate_daily_counts(
     if frame.empty:
         raise DataValidationError(f"{source}: no rows left to forecast (is every series excluded?)")
 
-    dates = pd.to_datetime(frame["ds"], errors="coerce", format="mixed")
+    checks = CountChecks.from_config(checks, f"{setting}.checks")
+    what = f"date column {mapping['ds']!r}"
+    dates = parse_dates(frame["ds"], date_format, what=what, source=source, setting=f"{setting}.read")
     bad = frame.index[dates.isna()]
     if len(bad):
         raise DataValidationError(
-            f"{source}: {len(bad)} value(s) in date column {mapping['ds']!r} are not dates, e.g. "
-            f"{frame.loc[bad[0], 'ds']!r} at {_file_rows(bad)}. Use ISO dates (YYYY-MM-DD)."
+            f"{source}: {len(bad)} value(s) in {what} are missing (not dates) at {_file_rows(bad)}; "
+            "every row needs its day: fill them in or remove those rows"
         )
     if records:
         frame = (
@@ -164,9 +242,19 @@ def validate_daily_counts(
         frame["ds"] = dates
         frame["y"] = _checked_counts(frame, mapping["y"], source)
     if train_end is not None:
-        frame = frame[frame["ds"] <= pd.Timestamp(train_end)]
+        try:
+            cut = pd.Timestamp(str(train_end))
+        except ValueError as error:
+            raise ConfigError(
+                f"{setting}.train_end={train_end!r} is not a date; write it as YYYY-MM-DD"
+            ) from error
+        frame = frame[frame["ds"] <= cut]
         if frame.empty:
             raise DataValidationError(f"{source}: no rows on or before data.train_end={train_end}")
+    exclude_fix = (
+        exclude_fix or f"leave it out with '{setting}.exclude_series=[{{uid}}]' (beside any already excluded)"
+    )
+    _screen_counts(frame, checks, source, setting, exclude_fix, records)
     # After the cut: days held back as test data may lack values that are not known yet.
     for name in sorted(regressors):
         frame[name] = _checked_regressor(frame, name, regressors[name], source)
@@ -220,7 +308,47 @@ def _checked_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
             f"{source}: {len(bad)} negative count(s) in column {column!r}, e.g. "
             f"{counts[bad[0]]:g} at {_file_rows(bad)}. Counts must be >= 0."
         )
+    bad = frame.index[~np.isfinite(counts.to_numpy(dtype=float))]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: {len(bad)} infinite count(s) in column {column!r}, e.g. "
+            f"{frame.loc[bad[0], 'y']!r} at {_file_rows(bad)}. Counts must be finite numbers >= 0."
+        )
     return counts.astype(float)
+
+
+def _screen_counts(
+    frame: pd.DataFrame, checks: CountChecks, source: str, setting: str, exclude_fix: str, records: bool
+) -> None:
+    """Refuse all-zero series and counts far above their series' median (see :class:`CountChecks`).
+
+    ``frame`` still has the file's row numbers as index unless the counts came from call records.
+    """
+    by_series = frame.groupby("unique_id", sort=True)["y"]
+    totals = by_series.sum()
+    if (totals == 0).any():
+        uid = totals.index[totals == 0][0]
+        days = int((frame["unique_id"] == uid).sum())
+        raise DataValidationError(
+            f"{source}: series {uid!r} is all zeros ({days} days); it cannot be forecast or scored. "
+            f"Check the file, or {exclude_fix.format(uid=uid)}"
+        )
+    if checks.max_ratio_to_median is None:
+        return
+    median = by_series.transform("median")
+    limit = checks.max_ratio_to_median * np.maximum(median, checks.median_floor)
+    bad = frame.index[frame["y"] > limit]
+    if len(bad):
+        row = frame.loc[bad[0]]
+        where = "counted from call records" if records else _file_rows(bad[:1])
+        raise DataValidationError(
+            f"{source}: implausible count {row['y']:g} for series {row['unique_id']!r} on "
+            f"{row['ds']:%Y-%m-%d} ({where}): above {checks.max_ratio_to_median:g} x the series' median "
+            f"({median[bad[0]]:g}, at least {checks.median_floor:g}) = {limit[bad[0]]:g}"
+            f"{f'; {len(bad)} such count(s) in all' if len(bad) > 1 else ''}. Fix the value, or relax the "
+            f"screen with {setting}.checks.max_ratio_to_median=<larger> ({setting}.checks."
+            "max_ratio_to_median=null switches it off)"
+        )
 
 
 def _checked_regressor(frame: pd.DataFrame, name: str, column: str, source: str) -> pd.Series:

@@ -1,31 +1,20 @@
-"""Reading user tables and writing outputs so that a failure never leaves a truncated file."""
+"""Reading user tables (through :mod:`mlops.tables`) and writing outputs that are never truncated."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 
 from mlops.errors import DataValidationError
+from mlops.tables import ReadOptions, file_lines, read_table
 
-
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV (optionally compressed) or Parquet file, with one clear error if it cannot be read."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataValidationError(f"{path}: file not found (check the path, relative to {Path.cwd()})")
-    suffixes = "".join(path.suffixes).lower()
-    try:
-        if suffixes.endswith(".parquet") or suffixes.endswith(".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        kind = "Parquet" if ".parq" in suffixes or ".pq" in suffixes else "CSV"
-        raise DataValidationError(f"{path}: not a readable {kind} file ({error})") from error
+__all__ = ["POPULATION_COLUMNS", "ReadOptions", "atomic_write", "read_population", "read_table"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], object], mode: str = "w") -> Path:
@@ -56,12 +45,28 @@ def _current_umask() -> int:
 POPULATION_COLUMNS = ("year", "age_band", "population")
 
 
-def read_population(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a population table with at least ``year, age_band, population``."""
-    table = read_table(path)
+def read_population(path: str | os.PathLike, options: Mapping | ReadOptions | None = None) -> pd.DataFrame:
+    """Read a population table with at least ``year, age_band, population``, every population > 0.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV or Parquet file.
+    options : mapping or ReadOptions, optional
+        Reader options (see :func:`mlops.tables.read_table`).
+    """
+    table = read_table(path, options)
     missing = [column for column in POPULATION_COLUMNS if column not in table.columns]
     if missing:
         raise DataValidationError(
             f"{path}: population table lacks column(s) {missing}; it needs {list(POPULATION_COLUMNS)}"
         )
-    return table
+    numbers = pd.to_numeric(table["population"], errors="coerce")
+    bad = table.index[~np.isfinite(numbers.to_numpy(dtype=float)) | (numbers <= 0).to_numpy()]
+    if len(bad):
+        row = table.loc[bad[0]]
+        raise DataValidationError(
+            f"{path}: population {row['population']!r} for {row['year']} {row['age_band']} at "
+            f"{file_lines(bad)} is not a positive number; every band needs residents (> 0)"
+        )
+    return table.assign(population=numbers.astype(float))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from forecasting.data import validate_daily_counts
+from forecasting.data import CountChecks, validate_daily_counts
 from forecasting.projection.daily_shape import days_in_year
 from mlops.errors import DataValidationError
+from mlops.tables import ReadOptions, file_lines, parse_dates, separator_hint
 
 HISTORY_COLUMNS = ("area", "ds", "y")
 
@@ -18,6 +20,8 @@ def daily_history(
     columns: Mapping[str, str] | None = None,
     areas: Sequence[str] = (),
     source: str = "history",
+    read: Mapping | ReadOptions | None = None,
+    checks: Mapping | CountChecks | None = None,
 ) -> pd.DataFrame:
     """Calls per area and day, ``area, ds, y``, summing rows that share an area and day (e.g. categories).
 
@@ -29,6 +33,10 @@ def daily_history(
         Names in the table for ``area``, ``ds`` and ``y``.
     areas : sequence of str
         Areas to keep (empty keeps all), e.g. to leave out a trust total stored beside its areas.
+    read : mapping or ReadOptions, optional
+        The reader options the table was read with (``history.read``): its ``date_format``.
+    checks : mapping or CountChecks, optional
+        The plausibility screen (``history.checks``), applied to the summed daily counts.
     """
     mapping = {name: (columns or {}).get(name, name) for name in HISTORY_COLUMNS}
     missing = [column for column in mapping.values() if column not in raw.columns]
@@ -36,6 +44,7 @@ def daily_history(
         hints = " ".join(f"history.columns.{k}=<column>" for k, v in mapping.items() if v in missing)
         raise DataValidationError(
             f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. Map yours with {hints}"
+            f"{separator_hint(raw, 'history.read')}"
         )
     frame = raw[list(mapping.values())].set_axis(list(mapping), axis=1)
     frame["area"] = frame["area"].astype(str)
@@ -47,13 +56,28 @@ def daily_history(
             )
         frame = frame[frame["area"].isin([str(a) for a in areas])]
     counts = pd.to_numeric(frame["y"], errors="coerce")
-    if counts.isna().any() or (counts < 0).any():
-        bad = frame.loc[counts.isna() | (counts < 0), "y"].iloc[0]
+    bad = frame.index[counts.isna() | (counts < 0) | counts.isin([np.inf, -np.inf])]
+    if len(bad):
         raise DataValidationError(
-            f"{source}: calls must be numbers >= 0, found {bad!r} in column {mapping['y']!r}"
+            f"{source}: calls must be finite numbers >= 0, found {frame.loc[bad[0], 'y']!r} in column "
+            f"{mapping['y']!r} at {file_lines(bad)}"
         )
-    frame = frame.assign(y=counts).groupby(["area", "ds"], as_index=False)["y"].sum()
-    daily = validate_daily_counts(frame, columns={"unique_id": "area"}, source=source)
+    # Dates are parsed here, before rows are summed, so that a bad one is reported with its line.
+    options = ReadOptions.from_config(read, "history.read")
+    what = f"date column {mapping['ds']!r}"
+    dates = parse_dates(frame["ds"], options.date_format, what=what, source=source, setting="history.read")
+    if dates.isna().any():
+        bad = frame.index[dates.isna()]
+        raise DataValidationError(f"{source}: {len(bad)} value(s) in {what} are missing at {file_lines(bad)}")
+    frame = frame.assign(y=counts, ds=dates).groupby(["area", "ds"], as_index=False)["y"].sum()
+    daily = validate_daily_counts(
+        frame,
+        columns={"unique_id": "area"},
+        source=source,
+        checks=checks,
+        setting="history",
+        exclude_fix="leave it out by listing only the other areas in history.areas",
+    )
     return daily.rename(columns={"unique_id": "area"})
 
 

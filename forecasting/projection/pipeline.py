@@ -67,7 +67,10 @@ def projection_settings(cfg: DictConfig) -> ProjectionSettings:
 def read_history(cfg: DictConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The configured history: calls per area and day, and per area and complete year."""
     h = cfg.history
-    daily = daily_history(read_table(h.counts_path), h.columns, list(h.areas), source=str(h.counts_path))
+    raw = read_table(h.counts_path, h.get("read"), "history.read")
+    daily = daily_history(
+        raw, h.columns, list(h.areas), source=str(h.counts_path), read=h.get("read"), checks=h.get("checks")
+    )
     return daily, annual_history(daily)
 
 
@@ -76,7 +79,8 @@ def fit_rates(cfg: DictConfig, annual: pd.DataFrame, population: pd.DataFrame) -
     rate_ratio = {str(k): float(v) for k, v in cfg.rates.rate_ratio.items()}
     if cfg.rates.source == "fit":
         path = cfg.history.population_path
-        history_population = validate_population(read_table(path), sorted(annual["year"].unique()), str(path))
+        table = read_table(path, cfg.history.get("read"), "history.read")
+        history_population = validate_population(table, sorted(annual["year"].unique()), str(path))
         return AgeRateModel(rate_ratio, bool(cfg.rates.area_effects)).fit(annual, history_population)
     if cfg.rates.source == "config":
         last = int(annual["year"].max())
@@ -99,7 +103,7 @@ def fit_shape(cfg: DictConfig, daily: pd.DataFrame) -> DailyShape:
 def load_projection_population(cfg: DictConfig, years: range) -> pd.DataFrame:
     """The projection areas' population, validated for ``years`` and scaled if configured."""
     p = cfg.population
-    raw = read_table(p.path)
+    raw = read_table(p.path, p.get("read"), "population.read")
     columns = {str(v): str(k) for k, v in p.columns.items()}
     table = validate_population(raw.rename(columns=columns), years, source=str(p.path))
     areas = OmegaConf.to_container(p.areas, resolve=True) if p.get("areas") else None

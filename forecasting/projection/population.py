@@ -9,6 +9,7 @@ import pandas as pd
 
 from forecasting.projection.bands import bands_in_range, ordered_bands
 from mlops.errors import ConfigError, DataValidationError
+from mlops.tables import file_lines, separator_hint
 
 POPULATION_COLUMNS = ("area", "year", "age_band", "population")
 
@@ -30,14 +31,16 @@ def validate_population(
     Raises
     ------
     DataValidationError
-        For a missing column, a year or population that is not a number, a negative population,
-        duplicate rows, bands that are unknown, overlap or leave ages out, an area-year lacking a
-        band, or a needed year that is missing.
+        For a missing column, a year or population that is not a number, a population that is not
+        positive and finite (a band without residents is a mistake in the file), duplicate rows,
+        bands that are unknown, overlap or leave ages out, an area-year lacking a band, or a needed
+        year that is missing.
     """
     missing = [column for column in POPULATION_COLUMNS if column not in table.columns]
     if missing:
         raise DataValidationError(
             f"{source}: missing column(s) {missing}; a population table needs {list(POPULATION_COLUMNS)}"
+            f"{separator_hint(table, 'population.read')}"
         )
     frame = table[list(POPULATION_COLUMNS)].copy()
     frame["area"] = frame["area"].astype(str)
@@ -49,16 +52,39 @@ def validate_population(
     frame["year"] = year.astype(int)
     population = pd.to_numeric(frame["population"], errors="coerce")
     if population.isna().any():
-        row = frame[population.isna()].iloc[0]
+        bad = frame.index[population.isna()]
+        row = frame.loc[bad[0]]
         raise DataValidationError(
             f"{source}: population is missing or not a number for "
-            f"{row['area']} {row['year']} {row['age_band']}"
+            f"{row['area']} {row['year']} {row['age_band']} ({row['population']!r} at {file_lines(bad)})"
         )
     if (population < 0).any():
-        row = frame[population < 0].iloc[0]
+        bad = frame.index[population < 0]
+        row = frame.loc[bad[0]]
         raise DataValidationError(
-            f"{source}: negative population ({row['population']}) for {row['area']} {row['year']} "
-            f"{row['age_band']}; populations must be >= 0"
+            f"{source}: negative population ({population[bad[0]]:g}) for {row['area']} {row['year']} "
+            f"{row['age_band']} at {file_lines(bad)}; populations must be > 0"
+        )
+    infinite = frame.index[~np.isfinite(population.to_numpy(dtype=float))]
+    if len(infinite):
+        row = frame.loc[infinite[0]]
+        raise DataValidationError(
+            f"{source}: population {row['population']!r} for {row['area']} {row['year']} {row['age_band']} "
+            f"at {file_lines(infinite)} is not a finite number"
+        )
+    zero = population == 0
+    if zero.all():
+        raise DataValidationError(
+            f"{source}: every population is 0 ({len(frame)} rows); the table has no residents to project "
+            "(wrong column mapped as population.columns.population?)"
+        )
+    if zero.any():
+        bad = frame.index[zero]
+        row = frame.loc[bad[0]]
+        raise DataValidationError(
+            f"{source}: population 0 for {row['area']} {row['year']} {row['age_band']} at {file_lines(bad)}"
+            f"{f' ({len(bad)} rows in all)' if len(bad) > 1 else ''}; every band needs residents (rates "
+            "are calls per resident): fix the value or merge the band into its neighbour"
         )
     frame["population"] = population.astype(float)
     duplicated = frame.duplicated(["area", "year", "age_band"])

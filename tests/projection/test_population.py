@@ -38,7 +38,7 @@ def test_bands_that_do_not_tile_the_ages_are_refused(bands, message):
 def test_negative_population_is_named():
     table = tiny_population(BANDS)
     table.loc[4, "population"] = -5
-    with pytest.raises(DataValidationError, match=r"pop.csv: negative population \(-5.0\) for A 2021 65-84"):
+    with pytest.raises(DataValidationError, match=r"pop.csv: negative population \(-5\) for A 2021 65-84 at line\(s\) 6"):
         validate_population(table, source="pop.csv")
 
 
