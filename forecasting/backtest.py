@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 from sklearn.base import clone
@@ -13,6 +13,15 @@ from forecasting.models.base import DEFAULT_LEVELS, Forecaster
 from mlops.errors import ConfigError
 
 MIN_TRAIN_DAYS = 28
+# How the settings are spelled on the command line, for messages that say what to change.
+SETTING_NAMES = {
+    "horizon": "backtest.horizon",
+    "n_origins": "backtest.n_origins",
+    "step": "backtest.step",
+    "season_length": "backtest.season_length",
+    "first_cutoff": "backtest.first_cutoff",
+    "exclude": "data.exclude_series",
+}
 
 
 def backtest_cutoffs(
@@ -44,6 +53,50 @@ def backtest_cutoffs(
     return cutoffs
 
 
+def check_history(
+    df: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    horizon: int,
+    n_origins: int,
+    step: int,
+    season_length: int = 7,
+    fixed_start: bool = False,
+    setting_names: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a backtest in which a series has too little history before the oldest origin.
+
+    Every series needs ``MIN_TRAIN_DAYS`` days (and more than a season, for MASE's scale) up to the
+    oldest origin; otherwise that series would be silently missing from the early folds or make a
+    model fail with a message that does not say which setting to change. The error names the
+    shortest series, the days it has and needs, and the settings that fix it.
+    """
+    names = {**SETTING_NAMES, **(setting_names or {})}
+    needed = max(MIN_TRAIN_DAYS, int(season_length) + 1)
+    oldest = pd.Timestamp(cutoffs[0])
+    series = df["unique_id"].unique()
+    available = df[df["ds"] <= oldest].groupby("unique_id").size().reindex(series, fill_value=0)
+    short = available[available < needed].sort_values()
+    if short.empty:
+        return
+    uid, has = short.index[0], int(short.iloc[0])
+    others = f" ({len(short)} series are too short)" if len(short) > 1 else ""
+    if fixed_start:
+        fix = f"move {names['first_cutoff']} later"
+        span = ""
+    else:
+        fix = f"shorten {names['horizon']}, lower {names['n_origins']} or {names['step']}"
+        total = needed + int(horizon) + int(step) * (int(n_origins) - 1)
+        span = (
+            f", i.e. {total} days of data per series with {names['horizon']}={horizon}, "
+            f"{names['n_origins']}={n_origins} and {names['step']}={step}"
+        )
+    raise ConfigError(
+        f"series {uid!r} has {has} day(s) of training data up to the oldest backtest origin "
+        f"{oldest:%Y-%m-%d}; every series needs at least {needed} there{span}{others}: {fix}, "
+        f"or leave the series out with {names['exclude']}=[{uid}]"
+    )
+
+
 def origin_scales(train: pd.DataFrame, season_length: int = 7) -> pd.Series:
     """Each series' MASE denominator at an origin: in-sample MAE of the seasonal naive forecast."""
     return train.groupby("unique_id")["y"].apply(lambda y: seasonal_naive_scale(y, season_length))
@@ -59,6 +112,7 @@ def rolling_origin_backtest(
     season_length: int = 7,
     first_cutoff: str | pd.Timestamp | None = None,
     progress: bool | None = None,
+    setting_names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Refit a fresh copy of ``forecaster`` at each origin and forecast ``horizon`` days.
 
@@ -81,6 +135,10 @@ def rolling_origin_backtest(
         Oldest origin, for protocols fixed from the start (see :func:`backtest_cutoffs`).
     progress : bool, optional
         Show a progress bar; by default only for more than a few origins.
+    setting_names : mapping, optional
+        How the caller's settings are spelled in error messages (default ``backtest.horizon``,
+        ``backtest.n_origins``, ``backtest.step``, ``backtest.season_length``, ``backtest.first_cutoff``
+        and ``data.exclude_series``).
 
     Returns
     -------
@@ -90,13 +148,11 @@ def rolling_origin_backtest(
         ``scale``, the in-sample MAE of the seasonal naive forecast up to that origin (MASE's
         denominator).
     """
+    names = {**SETTING_NAMES, **(setting_names or {})}
+    if int(season_length) < 1:
+        raise ConfigError(f"{names['season_length']}={season_length}: must be a whole number of days >= 1")
     cutoffs = backtest_cutoffs(df["ds"].max(), horizon, n_origins, step, first_cutoff)
-    first_day = df["ds"].min()
-    if (cutoffs[0] - first_day).days + 1 < MIN_TRAIN_DAYS:
-        raise ConfigError(
-            f"the oldest backtest origin {cutoffs[0]:%Y-%m-%d} leaves under {MIN_TRAIN_DAYS} days of "
-            "training data: lower backtest.n_origins, backtest.step or backtest.horizon"
-        )
+    check_history(df, cutoffs, horizon, n_origins, step, season_length, first_cutoff is not None, names)
     show = progress if progress is not None else n_origins > 4
     folds = []
     for cutoff in tqdm(cutoffs, desc="backtest origins", disable=not show, leave=False):

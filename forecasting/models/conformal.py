@@ -61,12 +61,14 @@ class BacktestConformal(Forecaster):
                 int(self.step),
                 level=[],
                 progress=False,
+                setting_names={
+                    "horizon": "the conformal model's horizon",
+                    "n_origins": "n_windows",
+                    "step": "step",
+                },
             )
         except ConfigError as error:
-            raise ValueError(
-                f"too little history before the oldest calibration origin: lower n_windows, step or horizon "
-                f"({error})"
-            ) from None
+            raise ValueError(f"too little history before the oldest calibration origin: {error}") from None
         mean = np.maximum(folds["mean"].to_numpy(), 1e-6)
         pooled = pd.DataFrame({"h": folds["h"], "z": (folds["y"].to_numpy() - mean) / np.sqrt(mean)})
         self.residuals_by_h_ = {

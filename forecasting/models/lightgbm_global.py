@@ -191,7 +191,8 @@ class GlobalLightGBM(Forecaster):
         if (short := lengths[lengths < needed]).size:
             raise ValueError(
                 f"LightGBM needs at least {needed} days per series (2 x calibration_days + 28); "
-                f"{short.index[0]!r} has {short.iloc[0]}. Lower model.calibration_days or add history."
+                f"{short.index[0]!r} has {short.iloc[0]}: lower model.calibration_days, add history or "
+                f"leave the series out with data.exclude_series=[{short.index[0]}]"
             )
         self._remember_history(df)
         df = df[["unique_id", "ds", "y", *self.regressors_]].reset_index(drop=True)

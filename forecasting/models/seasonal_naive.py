@@ -33,7 +33,9 @@ class SeasonalNaive(Forecaster):
         lengths = df.groupby("unique_id").size()
         if (short := lengths[lengths <= m]).size:
             raise ValueError(
-                f"seasonal naive needs more than {m} days per series; {short.index[0]!r} has {short.iloc[0]}"
+                f"seasonal naive needs more than {m} days per series; {short.index[0]!r} has "
+                f"{short.iloc[0]}: add history, lower model.season_length or leave the series out with "
+                f"data.exclude_series=[{short.index[0]}]"
             )
         self._remember_history(df)
         grouped = df.groupby("unique_id")["y"]
