@@ -92,9 +92,16 @@ def request_signature(frame: pd.DataFrame, columns: list[str], date_column: str 
 
 
 def log_remote_closure_model(
-    scorer: RemoteClosureScorer, training_frame: pd.DataFrame, model_card: Path, work_dir: Path
+    scorer: RemoteClosureScorer,
+    training_frame: pd.DataFrame,
+    model_card: Path,
+    work_dir: Path,
+    metadata: dict | None = None,
 ) -> mlflow.models.model.ModelInfo:
-    """Log ``scorer`` as a models-from-code pyfunc named ``model`` in the active run."""
+    """Log ``scorer`` as a models-from-code pyfunc named ``model`` in the active run.
+
+    ``metadata`` is the served contract (features with types and ranges, threshold, safety limit).
+    """
     columns = scorer.required_columns
     date_column = scorer.features.date_column if scorer.features.time_features else None
     example = made_up_example(training_frame, columns, date_column)
@@ -106,4 +113,5 @@ def log_remote_closure_model(
         input_example=example,
         packages=["mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "scipy", "joblib", "matplotlib"],
         code_packages=[disposition, mlops],
+        metadata=metadata,
     )

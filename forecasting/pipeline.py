@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 from hydra.errors import InstantiationException
@@ -17,19 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
 
 from forecasting.backtest import rolling_origin_backtest
-from forecasting.data import load_daily_counts, regressor_columns
+from forecasting.config_checks import check_config
+from forecasting.data import future_dates, load_daily_counts, regressor_columns
 from forecasting.metrics import metrics_by_horizon, summary_metrics
-from forecasting.models.base import Forecaster, check_levels
+from forecasting.models.base import Forecaster, interval_columns
 from forecasting.plots import forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
 from mlops.concurrency import store_lock_path
+from mlops.contract import CONTRACT_VERSION, contract_decision
 from mlops.errors import ConfigError, UserInputError
-from mlops.registry import (
-    CHAMPION,
-    PromotionDecision,
-    promote_on_evidence,
-    register_version,
-)
+from mlops.gate import forecast_problems, refuse, score_problems
+from mlops.integrity import ModelIntegrityError, load_verified_model
+from mlops.registry import CHAMPION, PromotionDecision, register_and_promote
+from mlops.staging import staged_outputs
 from mlops.tracking import dataset_fingerprint, flatten_params, prepare_experiment, resolve_store
 
 
@@ -56,20 +58,9 @@ def build_forecaster(model_cfg: DictConfig) -> Forecaster:
         raise ConfigError(f"cannot build model {model_cfg.get('_target_')}: {cause}") from error
 
 
-def validate_config(cfg: DictConfig) -> list[int]:
-    """Check values no type system catches; return the interval levels."""
-    try:
-        levels = check_levels(cfg.levels)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"levels: {error}") from error
-    if int(cfg.serving.max_horizon) < 1:
-        raise ConfigError(f"serving.max_horizon must be at least 1 day, got {cfg.serving.max_horizon}")
-    return levels
-
-
 def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     """Run the forecasting job described by ``cfg``, writing tables and plots to ``output_dir``."""
-    levels = validate_config(cfg)
+    levels = check_config(cfg).levels  # every config value, before any file is read
     data = load_daily_counts(
         cfg.data.path,
         columns=cfg.data.columns,
@@ -78,6 +69,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         records=bool(cfg.data.records),
         train_end=cfg.data.train_end,
         fill_missing=cfg.data.fill_missing,
+        read=cfg.data.get("read"),
+        checks=cfg.data.get("checks"),
     )
     filled_days = int(data.attrs.get("filled_days", 0))
     if filled_days:
@@ -89,81 +82,156 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     backtest = _backtest(forecaster, data, protocol, levels)
     by_horizon = metrics_by_horizon(backtest, levels)
     summary = summary_metrics(backtest, levels)
+    refuse("the backtest", score_problems(summary, ["mase", "mae"]), _why_not_finite(data, protocol))
     final = clone(forecaster).fit(data)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    backtest.to_csv(output_dir / "backtest.csv", index=False)
-    by_horizon.to_csv(output_dir / "metrics_by_horizon.csv", index=False)
-    forecast = _forecast_to_show(final, backtest, int(cfg.backtest.horizon), levels)
-    if not final.fitted_regressors:
-        forecast.to_csv(output_dir / "forecast.csv", index=False)
-    shown = sorted(data["unique_id"].unique())[: int(cfg.plot.n_series)]
-    figure = forecast_figure(data, forecast, shown, levels, int(cfg.plot.history_days))
-    figure.savefig(output_dir / "forecast.png", dpi=110)
-
-    store = resolve_store(cfg.tracking)
-    experiment_id = prepare_experiment(store, cfg.experiment_name)
+    max_horizon = int(cfg.serving.max_horizon)
+    # Gate what would be served: the final fit's forecast over the whole servable horizon.
+    served = served_forecast(final, data, max_horizon, levels)
+    refuse(
+        f"the model's {max_horizon}-day forecast (serving.max_horizon)",
+        forecast_problems(served, data.groupby("unique_id")["y"].max(), levels),
+        "check the data for implausible counts (e.g. one day of 1e12) or try another model",
+    )
     # Regressors are part of the data: the same counts with other regressors are other data.
     modelled = data[["unique_id", "ds", "y", *regressor_columns(data)]]
     fingerprint = dataset_fingerprint(modelled)
+    contract = forecast_contract(final, max_horizon, levels, str(cfg.data.name), fingerprint)
+    store = resolve_store(cfg.tracking)
+    experiment_id = prepare_experiment(store, cfg.experiment_name)
     client = MlflowClient(store.tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)))
-        with warnings.catch_warnings():  # MLflow cannot tell which kind of local source a path is
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(
-                modelled,
-                source=str(cfg.data.path),
-                name=str(cfg.data.name),
-                digest=fingerprint,
-            )
-        mlflow.log_input(dataset, context="training")  # schema and digest only: no rows are copied
-        mlflow.set_tags(
-            {
-                "data_fingerprint": fingerprint,
-                "model_class": type(forecaster).__name__,
-                "regressors": ",".join(final.fitted_regressors),
-            }
-        )
-        mlflow.log_metrics(summary)
-        mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
-        for row in by_horizon.to_dict("records"):
-            step = int(row.pop("h"))
-            mlflow.log_metrics({f"{name}_by_horizon": value for name, value in row.items()}, step=step)
-        mlflow.log_artifacts(str(output_dir), artifact_path="results")
-        model_info = log_forecast_model(
-            final, int(cfg.serving.max_horizon), levels, output_dir / "model", history=data
-        )
+    name = str(cfg.registry.model_name)
 
-        version = register_version(
-            model_info.model_uri,
-            cfg.registry.model_name,
-            {
-                "data_fingerprint": fingerprint,
-                "backtest_protocol": json.dumps(protocol),
-                "backtest_mase": summary["mase"],
-                "model_class": type(forecaster).__name__,
-            },
-        )
-        decision = promote_on_evidence(  # atomic across the parallel jobs of a multirun
-            client,
-            version,
-            lambda champion: _promotion_decision(
-                champion, cfg.registry.model_name, summary["mase"], fingerprint, protocol, data, levels
-            ),
-            store_lock_path(store.tracking_uri),
-        )
-        mlflow.set_tag("promotion", decision.reason)
+    # Results appear in output_dir only when everything, registration included, has succeeded.
+    with staged_outputs(output_dir) as staging:
+        backtest.to_csv(staging / "backtest.csv", index=False)
+        by_horizon.to_csv(staging / "metrics_by_horizon.csv", index=False)
+        forecast = _forecast_to_show(final, backtest, int(cfg.backtest.horizon), levels)
+        if not final.fitted_regressors:
+            forecast.to_csv(staging / "forecast.csv", index=False)
+        shown = sorted(data["unique_id"].unique())[: int(cfg.plot.n_series)]
+        figure = forecast_figure(data, forecast, shown, levels, int(cfg.plot.history_days))
+        figure.savefig(staging / "forecast.png", dpi=110)
+        plt.close(figure)
+
+        with mlflow.start_run(experiment_id=experiment_id) as run:  # a failure inside marks it FAILED
+            mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)))
+            with warnings.catch_warnings():  # MLflow cannot tell which kind of local source a path is
+                warnings.simplefilter("ignore", UserWarning)
+                dataset = mlflow.data.from_pandas(
+                    modelled,
+                    source=str(cfg.data.path),
+                    name=str(cfg.data.name),
+                    digest=fingerprint,
+                )
+            mlflow.log_input(dataset, context="training")  # schema and digest only: no rows are copied
+            mlflow.set_tags(
+                {
+                    "data_fingerprint": fingerprint,
+                    "model_class": type(forecaster).__name__,
+                    "regressors": ",".join(final.fitted_regressors),
+                }
+            )
+            mlflow.log_metrics(summary)
+            mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
+            for row in by_horizon.to_dict("records"):
+                step = int(row.pop("h"))
+                mlflow.log_metrics({f"{k}_by_horizon": value for k, value in row.items()}, step=step)
+            mlflow.log_artifacts(str(staging), artifact_path="results")
+            model_info = log_forecast_model(
+                final, max_horizon, levels, staging / "model", history=data, metadata=contract
+            )
+            # The decision (re-scoring the champion, checking what it serves) is made before the
+            # version is registered, and both happen atomically across the jobs of a multirun.
+            version, decision = register_and_promote(
+                client,
+                model_info.model_uri,
+                name,
+                {
+                    "data_fingerprint": fingerprint,
+                    "backtest_protocol": json.dumps(protocol),
+                    "backtest_mase": summary["mase"],
+                    "model_class": type(forecaster).__name__,
+                },
+                lambda champion: _promotion_decision(
+                    champion,
+                    name,
+                    summary["mase"],
+                    fingerprint,
+                    protocol,
+                    data,
+                    levels,
+                    contract,
+                    store.tracking_uri,
+                ),
+                store_lock_path(store.tracking_uri),
+            )
+            mlflow.set_tag("promotion", decision.reason)
 
     return TrainResult(
         run.info.run_id,
-        f"models:/{cfg.registry.model_name}@{CHAMPION}",
+        f"models:/{name}@{CHAMPION}",
         str(version.version),
         decision.promoted,
         decision.reason,
         summary,
         output_dir,
         store.ui_command,
+    )
+
+
+def served_forecast(
+    forecaster: Forecaster, history: pd.DataFrame, horizon: int, levels: list[int]
+) -> pd.DataFrame:
+    """The forecast ``forecaster`` would serve for every series over ``horizon`` days.
+
+    A model with ``x_*`` regressors gets each series' last observed values held constant: the
+    gate checks the fitted model's sanity, not a regressor scenario.
+    """
+    future = None
+    if forecaster.fitted_regressors:
+        regressors = [r for r in forecaster.fitted_regressors if r in history.columns]
+        last = history.sort_values("ds").groupby("unique_id")[regressors].last()
+        future = future_dates(forecaster.last_dates_, horizon).join(last, on="unique_id")
+    return forecaster.predict(horizon, levels, future=future)
+
+
+def forecast_contract(
+    forecaster: Forecaster, max_horizon: int, levels: list[int], data_name: str, fingerprint: str
+) -> dict:
+    """What the registered forecast serves, for its MLmodel metadata (see :mod:`mlops.contract`)."""
+    ends = forecaster.last_dates_.dt.strftime("%Y-%m-%d")
+    return {
+        "kind": "daily_forecast",
+        "contract_version": CONTRACT_VERSION,
+        "series": sorted(str(uid) for uid in ends.index),
+        "max_horizon": int(max_horizon),
+        "levels": [int(lv) for lv in levels],
+        "regressors": list(forecaster.fitted_regressors),
+        # One date when every series ends together (the usual case), else one per series.
+        "train_end": ends.iloc[0] if ends.nunique() == 1 else {str(k): v for k, v in ends.items()},
+        "data": {"name": data_name, "fingerprint": fingerprint},
+        "request_columns": ["unique_id", "ds", *forecaster.fitted_regressors],
+        "output_columns": ["unique_id", "ds", "mean", *interval_columns(levels)],
+    }
+
+
+def _why_not_finite(data: pd.DataFrame, protocol: dict) -> str:
+    """Why MASE cannot be computed, when a series has no seasonal-naive error to scale by."""
+    season = int(protocol["season_length"])
+
+    def naive_error(y: pd.Series) -> float:
+        values = y.to_numpy(dtype=float)
+        return float(abs(values[season:] - values[:-season]).mean()) if len(values) > season else 0.0
+
+    flat = data.groupby("unique_id")["y"].agg(naive_error)
+    flat = sorted(flat[flat == 0].index)
+    if not flat:
+        return "check the data for missing or non-numeric counts"
+    return (
+        f"MASE divides by each series' in-sample seasonal-naive error, which is 0 for {flat[:5]} "
+        "(a constant series, e.g. all zeros), so no model can be scored on it; check the file or drop "
+        "the series with data.exclude_series"
     )
 
 
@@ -208,30 +276,72 @@ def _promotion_decision(
     protocol: dict,
     data: pd.DataFrame,
     levels: list[int],
+    contract: dict,
+    tracking_uri: str,
 ) -> PromotionDecision:
-    """Champion moves only if this model's backtest MASE beats the champion's on the same data.
+    """Champion moves only if it serves the same contract and this model's MASE beats it on the same data.
 
-    When the champion was scored on other data or another protocol, its estimator is refitted
-    in the same backtest here, so the comparison is like for like.
+    The comparison covers what would actually be served: the stored champion is loaded (its files
+    checked against its manifest) and its own forecast passes the same gate as the candidate's,
+    against this data's history. A champion that fails either is replaced by this (passing)
+    candidate whatever the scores. When the champion was scored on other data or another
+    protocol, its method is refitted in the same backtest here, so the scores are like for like;
+    if that is impossible on this data, the champion stays (there is no evidence against it).
     """
     if champion is None:
         return PromotionDecision(True, f"first model: champion with backtest MASE {mase:.4f}")
+    label = f"champion v{champion.version}"
+    if (different := contract_decision(contract, champion)) is not None:
+        return different
+    try:
+        loaded = load_verified_model(f"models:/{name}/{champion.version}", tracking_uri)
+    except ModelIntegrityError as error:
+        return PromotionDecision(True, f"replaces {label}, whose files fail the integrity check ({error})")
+    champion_forecaster = loaded.unwrap_python_model().forecaster
+    problems = _champion_served_problems(loaded, data, levels)
+    if problems:
+        return PromotionDecision(
+            True,
+            f"replaces {label}, whose served forecast fails the gate on this data: {'; '.join(problems)}",
+        )
     same = champion.tags.get("data_fingerprint") == fingerprint and champion.tags.get(
         "backtest_protocol"
     ) == json.dumps(protocol)
     if same:
         champion_mase = float(champion.tags["backtest_mase"])
     else:
-        loaded = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}")
-        champion_forecaster = loaded.unwrap_python_model().forecaster
-        rerun = _backtest(champion_forecaster, data, protocol, levels)
-        champion_mase = summary_metrics(rerun, levels)["mase"]
+        why = "data" if champion.tags.get("data_fingerprint") != fingerprint else "backtest protocol"
+        print(f"promotion: re-scoring {label} on this run's data: it was scored on other {why}")
+        try:
+            rerun = _backtest(clone(champion_forecaster), data, protocol, levels)
+            champion_mase = summary_metrics(rerun, levels)["mase"]
+        except (UserInputError, ValueError, ArithmeticError) as error:
+            return PromotionDecision(
+                False,
+                f"{label} ({champion.tags.get('model_class', 'its model')}) cannot be re-scored on this data "
+                f"({error}), so there is no evidence this model is better; it stays champion",
+            )
     mlflow.log_metric("champion_mase_same_data", champion_mase)
+    if not math.isfinite(champion_mase):
+        return PromotionDecision(
+            True,
+            f"MASE {mase:.4f} replaces {label}, whose MASE on the same data is {champion_mase}",
+        )
     if mase < champion_mase:
         return PromotionDecision(
-            True, f"MASE {mase:.4f} beats champion v{champion.version} ({champion_mase:.4f}) on the same data"
+            True, f"MASE {mase:.4f} beats {label} ({champion_mase:.4f}) on the same data"
         )
     return PromotionDecision(
         False,
-        f"MASE {mase:.4f} does not beat champion v{champion.version} ({champion_mase:.4f})",
+        f"MASE {mase:.4f} does not beat {label} ({champion_mase:.4f})",
     )
+
+
+def _champion_served_problems(loaded, data: pd.DataFrame, levels: list[int]) -> list[str]:
+    """Gate problems of the stored champion's own forecast, judged against this data's history."""
+    model = loaded.unwrap_python_model()
+    try:
+        served = served_forecast(model.forecaster, data, model.max_horizon, model.levels)
+    except (UserInputError, ValueError, KeyError) as error:
+        return [f"it cannot forecast ({error})"]
+    return forecast_problems(served, data.groupby("unique_id")["y"].max(), model.levels)

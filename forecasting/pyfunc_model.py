@@ -46,12 +46,13 @@ def log_forecast_model(
     levels: list[int],
     work_dir: Path,
     history: pd.DataFrame | None = None,
+    metadata: dict | None = None,
 ) -> mlflow.models.model.ModelInfo:
     """Log ``forecaster`` as a pyfunc named ``model`` in the active run, with signature and example.
 
     A model fitted with ``x_*`` regressors needs ``history`` (its training data): the input
     example carries each series' last observed regressor values, so that the signature lists
-    the regressor columns a request must send.
+    the regressor columns a request must send. ``metadata`` is the served contract.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     forecaster_path = work_dir / "forecaster.joblib"
@@ -77,6 +78,7 @@ def log_forecast_model(
             "joblib",
         ],
         code_packages=[forecasting, mlops],
+        metadata=metadata,
     )
 
 

@@ -29,6 +29,7 @@ def log_code_model(
     input_example: pd.DataFrame,
     packages: list[str],
     code_packages: list[ModuleType],
+    metadata: dict | None = None,
 ) -> mlflow.models.model.ModelInfo:
     """Log a pyfunc named ``model`` in the active run.
 
@@ -44,6 +45,9 @@ def log_code_model(
         PyPI packages needed to load and call the model; pinned to this environment's versions.
     code_packages : list of module
         The toolkit's packages the wrapper imports; copied into the model.
+    metadata : dict, optional
+        The served contract (see :mod:`mlops.contract`), written to the MLmodel file where
+        ``mlflow.models.get_model_info(uri).metadata`` reads it.
     """
     with warnings.catch_warnings():
         # Requests are validated by the explicit signature, not by type hints on `predict`.
@@ -56,4 +60,5 @@ def log_code_model(
             input_example=input_example,
             pip_requirements=pinned(packages),
             code_paths=[str(Path(module.__file__).parent) for module in code_packages],
+            metadata=metadata,
         )

@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops.concurrency import exclusive_lock, is_transient, retry_transient
+from mlops.integrity import manifest_tags
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -31,14 +32,65 @@ class PromotionDecision:
 
 
 def register_version(model_uri: str, name: str, tags: dict[str, str]) -> ModelVersion:
-    """Register ``model_uri`` under ``name`` with ``tags`` on the new version.
+    """Register ``model_uri`` under ``name`` with ``tags`` and its integrity manifest on the new version.
 
-    Retried on contention: parallel jobs registering versions of one name can exhaust MLflow's
-    own three retries of a version-number clash. A failed attempt commits nothing, so a retry
-    cannot leave a duplicate version.
+    The manifest (:func:`mlops.integrity.manifest_tags`) is computed from the stored files before
+    the version exists, so a version is never visible without it. Call inside the run that logged
+    the model. Retried on contention: parallel jobs registering versions of one name can exhaust
+    MLflow's own three retries of a version-number clash. A failed attempt commits nothing, so a
+    retry cannot leave a duplicate version.
     """
+    return _register(model_uri, name, {**tags, **manifest_tags(model_uri)})
+
+
+def _register(model_uri: str, name: str, tags: dict) -> ModelVersion:
     str_tags = {k: str(v) for k, v in tags.items()}
     return retry_transient(lambda: mlflow.register_model(model_uri, name, tags=str_tags))
+
+
+def register_and_promote(
+    client: MlflowClient,
+    model_uri: str,
+    name: str,
+    tags: dict[str, str],
+    decide: Callable[[ModelVersion | None], PromotionDecision],
+    lock_path: Path,
+    rounds: int = 5,
+) -> tuple[ModelVersion, PromotionDecision]:
+    """Decide against the current champion, then register the candidate and apply the decision.
+
+    Everything that can fail before the model is worth keeping (re-scoring the champion, loading
+    it, comparing contracts) happens in ``decide``, before any version exists: a run that stops
+    there leaves the registry as it was. Registration and the alias move then happen together
+    under the store lock, and only if the champion has not moved since the decision (see
+    :func:`promote_on_evidence`); if registering succeeded but the alias could not be set, the new
+    version is deleted again so no version is left without its decision.
+
+    Returns
+    -------
+    (ModelVersion, PromotionDecision)
+        The registered version and the decision applied to it.
+    """
+    tags = {**tags, **manifest_tags(model_uri)}  # once, outside the lock: it downloads the model
+    for attempt in range(rounds + 1):
+        last = attempt == rounds
+        champion = None if last else version_with_alias(client, name, CHAMPION)
+        decision = None if last else decide(champion)
+        with exclusive_lock(lock_path):
+            current = version_with_alias(client, name, CHAMPION)
+            if last:  # a champion that keeps moving: decide while holding the lock
+                decision = decide(current)
+            elif _number(current) != _number(champion):
+                continue
+            version = _register(model_uri, name, tags)
+            try:
+                apply_decision(client, version, decision)
+            except BaseException:
+                number = version.version
+                retry_transient(lambda: client.delete_model_version(name, number))  # noqa: B023
+                raise
+            return version, decision
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def version_with_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

@@ -46,8 +46,13 @@ class ProjectionModel(mlflow.pyfunc.PythonModel):
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
 
 
-def log_projection_model(projection: Projection, work_dir: Path) -> mlflow.models.model.ModelInfo:
-    """Log the projection as a pyfunc named ``model`` in the active run, with signature and example."""
+def log_projection_model(
+    projection: Projection, work_dir: Path, metadata: dict | None = None
+) -> mlflow.models.model.ModelInfo:
+    """Log the projection as a pyfunc named ``model`` in the active run, with signature and example.
+
+    ``metadata`` is the served contract (areas, scenarios, years, outputs).
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     labels = projection.settings.labels
     daily = projection.daily[[*DAILY_COLUMNS, *labels]]
@@ -78,4 +83,5 @@ def log_projection_model(projection: Projection, work_dir: Path) -> mlflow.model
         input_example=request,
         packages=["mlflow", "pandas", "numpy", "pyarrow", "holidays"],
         code_packages=[forecasting, mlops],
+        metadata=metadata,
     )
