@@ -19,6 +19,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from disposition.candidate import fit_candidate
+from disposition.config_checks import check_config
 from disposition.data import CallSpec, check_windows, prepare_calls, temporal_split
 from disposition.evaluation import (
     SafetySettings,
@@ -47,6 +48,7 @@ def _reason_agreement(scorer: RemoteClosureScorer, calls: pd.DataFrame, n: int, 
 
 def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     """Run the remote-closure job described by ``cfg``; write report, card and plots to ``output_dir``."""
+    check_config(cfg)  # every config value, before any file is read
     started = time.perf_counter()
     timings: dict[str, float] = {}
     spec = CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))

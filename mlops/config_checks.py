@@ -226,10 +226,11 @@ class Choice(Rule):
 
     options: tuple = ()
     nullable: bool = False
+    what: str = ""  # instead of listing many options
 
     @property
     def allowed(self) -> str:
-        return "one of " + ", ".join(shown(o) for o in self.options)
+        return self.what or "one of " + ", ".join(shown(o) for o in self.options)
 
     def convert(self, value: object) -> object:
         if isinstance(value, bool) or value not in self.options:
@@ -328,10 +329,14 @@ class MappingOf(Rule):
             value = OmegaConf.to_container(value, resolve=True)
         if not isinstance(value, dict):
             raise Refused
-        if self.value is not None:
-            for item in value.values():
-                self.value.convert(item)
         return value
+
+    def apply(self, value: object, key: str) -> dict | None:
+        mapping = super().apply(value, key)
+        if mapping is not None and self.value is not None:
+            for name, item in mapping.items():  # the message names the entry, not the whole mapping
+                self.value.apply(item, f"{key}.{name}")
+        return mapping
 
 
 @dataclass(frozen=True)

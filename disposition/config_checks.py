@@ -1,0 +1,246 @@
+"""Every value the remote-closure job reads, checked before any file is opened (pipeline layer).
+
+``check_config(cfg)`` refuses the first impossible value in one line naming its key, the value
+and what is allowed, e.g. ``safety.limit=1.5: must be a number in (0, 1)``. The classifiers'
+hyperparameters (and every value of their tuning grids) are checked by estimator class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+
+from omegaconf import DictConfig
+from sklearn.metrics import get_scorer_names
+
+from disposition.calibration import METHODS
+from disposition.features import TIME_FEATURES
+from mlops.config_checks import (
+    Choice,
+    ExistingPath,
+    Flag,
+    IsoDate,
+    ListOf,
+    MappingOf,
+    Number,
+    Rule,
+    Text,
+    WholeNumber,
+    check_all,
+    check_tracking,
+    lookup,
+    probability,
+    refuse,
+    shown,
+)
+from mlops.errors import ConfigError
+
+NAMES = ListOf(Text(), min_length=0, what="a list of column names, e.g. [age,sex]")
+SUBGROUPS = ("age", "sex", "category")
+
+RULES: dict[str, Rule] = {
+    "experiment_name": Text(),
+    "seed": WholeNumber(0),
+    "calls.name": Text(),
+    "calls.path": ExistingPath("file"),
+    "calls.date_column": Text(what="a column name"),
+    "calls.target.column": Text(nullable=True, what="a 0/1 column name"),
+    "calls.target.expression": Text(nullable=True, what="an expression over columns"),
+    "calls.filter": Text(nullable=True, what="an expression over columns"),
+    "calls.features.categorical": ListOf(Text(), min_length=0, nullable=True, what="a list of column names"),
+    "calls.features.numeric": ListOf(Text(), min_length=0, nullable=True, what="a list of column names"),
+    "calls.features.time": ListOf(
+        Choice(TIME_FEATURES), min_length=0, what=f"a list of {', '.join(TIME_FEATURES)} (or [])"
+    ),
+    "calls.exclude": NAMES,
+    "calls.oracle_column": Text(nullable=True, what="a column name"),
+    "calls.never_remote": MappingOf(
+        ListOf(Text(), min_length=1, what="a non-empty list of values, e.g. [C1]"),
+        what="a mapping {column: [values]}, e.g. {category:[C1]}, or {} for no hard rules",
+    ),
+    "calls.subgroups": MappingOf(
+        Text(nullable=True), what="a mapping {age: column, sex: column, category: column} (null: none)"
+    ),
+    "split.calibration_fraction": probability(),
+    "split.test_fraction": probability(),
+    "split.calibration_start": IsoDate(),
+    "split.test_start": IsoDate(),
+    "tuning.enabled": Flag(),
+    "tuning.n_splits": WholeNumber(2, 20, unit="folds"),
+    "tuning.max_rows": WholeNumber(100, nullable=True, unit="calls"),
+    "tuning.scoring": Choice(
+        tuple(sorted(get_scorer_names())), what="a scikit-learn scorer name, e.g. neg_log_loss or roc_auc"
+    ),
+    "calibration.method": Choice(METHODS),
+    "calibration.isotonic_min_rows": WholeNumber(1, unit="calls"),
+    "safety.limit": probability(),
+    "safety.confidence": probability(),
+    "safety.two_sided": Flag(),
+    "baseline_enabled": Flag(),
+    "baseline_max_rows": WholeNumber(100, nullable=True, unit="calls"),
+    "reasons.top_k": WholeNumber(1, unit="features"),
+    "reasons.exact_max_rows": WholeNumber(0, unit="calls"),
+    "reasons.table_calls": WholeNumber(1, unit="calls"),
+    "report.age_bands": ListOf(
+        WholeNumber(0, 120),
+        increasing=True,
+        what="a non-empty list of increasing whole ages from 0 to 120 (lower edges), e.g. [0,18,65,85]",
+    ),
+    "report.calibration_bins": WholeNumber(2, 100, unit="bins"),
+    "oracle_targets.auc_tolerance": Number(0, 1),
+    "oracle_targets.share_ratio": Number(0, 1, low_open=True),
+    "registry.model_name": Text(),
+}
+
+HINTS = {
+    "calls.path": "the CSV or Parquet file of call records, e.g. calls.path=my_calls.parquet",
+    "calls.date_column": "the column with each call's date and time, e.g. calls.date_column=received",
+    "calls.never_remote": (
+        "the hard rules, calls never recommended for remote closure whatever the model says, e.g. "
+        "'calls.never_remote={category:[C1]}' ({} for none, not advised)"
+    ),
+}
+
+_SHARE_OPEN_RIGHT = Number(0, 1, low_open=True)  # (0, 1]
+# Hyperparameters by estimator class, as scikit-learn or LightGBM would refuse them only after the
+# data is read. Values of a class's tuning grid (classifier.search) are checked by the same rules.
+ESTIMATOR_RULES: dict[str, dict[str, Rule]] = {
+    "lightgbm.LGBMClassifier": {
+        "n_estimators": WholeNumber(1),
+        "learning_rate": Number(0, low_open=True),
+        "num_leaves": WholeNumber(2, 131072),
+        "max_depth": WholeNumber(),
+        "min_child_samples": WholeNumber(0),
+        "min_child_weight": Number(0),
+        "subsample": _SHARE_OPEN_RIGHT,
+        "subsample_freq": WholeNumber(0),
+        "colsample_bytree": _SHARE_OPEN_RIGHT,
+        "max_bin": WholeNumber(2),
+        "reg_lambda": Number(0),
+        "reg_alpha": Number(0),
+        "min_split_gain": Number(0),
+        "n_jobs": WholeNumber(),
+        "random_state": WholeNumber(0, nullable=True),
+        "verbose": WholeNumber(),
+    },
+    "sklearn.linear_model.LogisticRegression": {
+        "C": Number(0, low_open=True),
+        "max_iter": WholeNumber(1),
+        "tol": Number(0, low_open=True),
+        "l1_ratio": Number(0, 1, nullable=True),
+        "random_state": WholeNumber(0, nullable=True),
+    },
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Refuse the first impossible value of the remote-closure config.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key, the value and what is allowed.
+    """
+    values = check_all(cfg, RULES, HINTS)
+    if bool(values["calls.target.column"]) == bool(values["calls.target.expression"]):
+        raise ConfigError(
+            "set exactly one of calls.target.column (a 0/1 column) or calls.target.expression "
+            f"(e.g. 'closed_remotely == 1 and adverse_outcome == 0'); got "
+            f"calls.target.column={shown(values['calls.target.column'])} and "
+            f"calls.target.expression={shown(values['calls.target.expression'])}"
+        )
+    unknown = set(values["calls.subgroups"]) - set(SUBGROUPS)
+    if unknown:
+        key = f"calls.subgroups.{sorted(unknown)[0]}"
+        raise ConfigError(f"{key} is not a subgroup the report knows; use {', '.join(SUBGROUPS)}")
+    cal, test = values["split.calibration_fraction"], values["split.test_fraction"]
+    if cal + test >= 0.9:
+        raise ConfigError(
+            f"split.calibration_fraction={cal:g} + split.test_fraction={test:g} = {cal + test:g}: must be "
+            "below 0.9, leaving at least 10 % of calls to train on"
+        )
+    start_cal, start_test = values["split.calibration_start"], values["split.test_start"]
+    if start_cal is not None and start_test is not None and not start_cal < start_test:
+        raise ConfigError(
+            f"split.calibration_start={shown(lookup(cfg, 'split.calibration_start'))} must be before "
+            f"split.test_start={shown(lookup(cfg, 'split.test_start'))}"
+        )
+    for group in ("classifier", "baseline"):
+        if lookup(cfg, group, default=None) is not None:
+            check_classifier(cfg, group)
+    check_tracking(cfg)
+
+
+def check_classifier(cfg: DictConfig, key: str) -> None:
+    """The classifier group at ``key``: an importable estimator, its hyperparameters, its grid."""
+    Text().check(cfg, f"{key}.name")
+    estimator = lookup(cfg, f"{key}.estimator")
+    if not isinstance(estimator, DictConfig | Mapping) or not estimator.get("_target_"):
+        raise refuse(
+            f"{key}.estimator", estimator, "an estimator config with a _target_, e.g. classifier=lightgbm"
+        )
+    target = str(estimator["_target_"])
+    try:
+        cls = _import_class(target)
+    except Exception:  # noqa: BLE001 - an import can fail in many ways; all mean a wrong _target_
+        raise ConfigError(
+            f"{key}.estimator._target_={target}: not a class that can be imported; choose one with "
+            f"{key}=lightgbm or {key}=logistic"
+        ) from None
+    known = _parameters(cls)
+    for name in estimator:
+        if not str(name).startswith("_") and known is not None and name not in known:
+            raise ConfigError(f"{key}.estimator.{name} is not a parameter of {cls.__name__}")
+    rules = next((r for name, r in ESTIMATOR_RULES.items() if _same_class(name, cls)), {})
+    for name, rule in rules.items():
+        if name in estimator:
+            rule.check(cfg, f"{key}.estimator.{name}")
+    grid = lookup(cfg, f"{key}.search", default=None)
+    if grid is None:
+        return
+    if not isinstance(grid, DictConfig | Mapping):
+        raise refuse(f"{key}.search", grid, "a mapping {parameter: [values to try]}, or null")
+    for name in grid:
+        grid_key = f"{key}.search.{name}"
+        if known is not None and name not in known:
+            raise ConfigError(f"{grid_key} is not a parameter of {cls.__name__}")
+        item = rules.get(str(name)) or _Anything()
+        ListOf(item, what=f"a non-empty list of values to try, each {item.allowed}").check(cfg, grid_key)
+
+
+class _Anything(Rule):
+    """Any single value (a grid over a parameter the toolkit has no rule for)."""
+
+    @property
+    def allowed(self) -> str:
+        return "a value"
+
+    def convert(self, value: object) -> object:
+        return value
+
+
+def _import_class(target: str) -> type:
+    module, _, name = target.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    if not isinstance(cls, type):
+        raise TypeError(f"{target} is not a class")
+    return cls
+
+
+def _same_class(name: str, cls: type) -> bool:
+    try:
+        return _import_class(name) is cls
+    except Exception:  # noqa: BLE001 - an optional library missing means it is not this class
+        return False
+
+
+def _parameters(cls: type) -> list[str] | None:
+    try:
+        parameters = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        # LightGBM takes **kwargs (any native parameter): only its named ones can be checked.
+        return None
+    return [name for name in parameters if name != "self"]
