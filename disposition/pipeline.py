@@ -11,6 +11,7 @@ Windows of the temporal split and what each is for:
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,6 +36,8 @@ from disposition.run_logging import TrainResult, log_and_register
 from disposition.safety import excluded_by_rules
 from disposition.scorer import RemoteClosureScorer
 from forecasting.io import read_table
+from mlops.gate import probability_problems, refuse
+from mlops.staging import staged_outputs
 from mlops.tracking import dataset_fingerprint
 
 
@@ -69,6 +72,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     test_calls = calls.frame.loc[test_mask].reset_index(drop=True)
     y_test = calls.y[test_mask]
     p_test = scorer.probabilities(test_calls)
+    # The gate before anything is written or registered: what it would serve must be probabilities.
+    refuse("the model's probabilities on the test window", probability_problems(p_test))
     excluded_test, _ = excluded_by_rules(test_calls, calls.rules)
     eligible_test = ~excluded_test
     test = evaluate_window(
@@ -129,26 +134,28 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         reason_agreement=agreement_stats,
         notes=calls.notes,
     )
-    paths = _write_outputs(output_dir, summary, y_test, p_test, labels, int(cfg.report.calibration_bins))
-    if agreement_stats:
-        metrics.update({f"reasons_fast_{k}": v for k, v in agreement_stats.items() if k != "calls"})
-    timings["time_evaluate_s"] = time.perf_counter() - started - sum(timings.values())
-    metrics.update(timings)
-
-    return log_and_register(
-        cfg,
-        calls,
-        windows,
-        scorer,
-        summary,
-        metrics,
-        flagged,
-        paths,
-        test_calls,
-        y_test,
-        candidate.params,
-        started,
-    )
+    # Results appear in output_dir only when everything, registration included, has succeeded.
+    with staged_outputs(output_dir) as staging:
+        paths = _write_outputs(staging, summary, y_test, p_test, labels, int(cfg.report.calibration_bins))
+        if agreement_stats:
+            metrics.update({f"reasons_fast_{k}": v for k, v in agreement_stats.items() if k != "calls"})
+        timings["time_evaluate_s"] = time.perf_counter() - started - sum(timings.values())
+        metrics.update(timings)
+        result = log_and_register(
+            cfg,
+            calls,
+            windows,
+            scorer,
+            summary,
+            metrics,
+            flagged,
+            paths,
+            test_calls,
+            y_test,
+            candidate.params,
+            started,
+        )
+    return replace(result, output_dir=output_dir)
 
 
 def _target_text(spec: CallSpec) -> str:

@@ -3,15 +3,20 @@
 The champion alias moves only when the new model (1) has a threshold whose under-triage bound met
 the limit on the calibration window, (2) stayed within the limit on the later test window, and
 (3) recommends a larger share of the SAME test calls than the current champion does with its own
-threshold. The champion is re-scored on those calls through its registered pyfunc; only if it
-cannot read them (another data source) is its recorded test share used instead.
+threshold. The champion is re-scored on those calls through its registered pyfunc, loaded only
+after its files match the manifest recorded at registration: that is what a service would serve.
+
+Before the scores are compared: a candidate that serves another contract (other features, a
+looser safety limit; :mod:`mlops.contract`) never replaces the champion; a champion whose files
+fail the integrity check, or whose probabilities on these calls are not finite or leave [0, 1],
+is replaced by a candidate that met the safety checks; a champion that cannot score these calls
+at all stays champion, because there is no evidence that the candidate does better on its calls.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
@@ -20,26 +25,45 @@ from mlflow.exceptions import MlflowException
 from disposition.evaluation import SafetySettings
 from disposition.report import percent
 from disposition.safety import ClosureResult
+from mlops.contract import contract_decision
+from mlops.errors import UserInputError
+from mlops.gate import probability_problems
+from mlops.integrity import ModelIntegrityError, load_verified_model
 from mlops.registry import PromotionDecision
 
 SHARE_TAG = "test_closure_share"
 
 
+class ChampionUnusable(Exception):
+    """The stored champion fails its integrity check or answers with impossible probabilities."""
+
+
 def champion_on_same_calls(
     name: str, version: str, calls: pd.DataFrame, y: np.ndarray, safety: SafetySettings
 ) -> ClosureResult | None:
-    """What the registered ``version`` recommends on ``calls``; None if it cannot score them."""
+    """What the registered ``version`` recommends on ``calls``; None if it cannot score them.
+
+    Raises
+    ------
+    ChampionUnusable
+        Its files do not match its manifest, or its probabilities fail the gate.
+    """
     # A served model receives categories as text; pandas categoricals fail MLflow's schema check.
     categorical = [c for c in calls.columns if isinstance(calls[c].dtype, pd.CategoricalDtype)]
     calls = calls.astype({c: object for c in categorical})
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        model = load_verified_model(f"models:/{name}/{version}")
+    except ModelIntegrityError as error:
+        raise ChampionUnusable(f"its files fail the integrity check ({error})") from error
+    try:
         schema = model.metadata.get_input_schema()
         if schema is not None:  # send only what it reads (extra columns only cause warnings)
             calls = calls[[c for c in schema.input_names() if c in calls.columns]]
         answer = model.predict(calls, params={"reasons": "none"})
-    except (MlflowException, KeyError, ValueError, TypeError, OSError):
+    except (MlflowException, UserInputError, KeyError, ValueError, TypeError, OSError):
         return None
+    if problems := probability_problems(answer["p_safe_remote"].to_numpy(dtype=float)):
+        raise ChampionUnusable(f"its probabilities on these calls fail the gate: {'; '.join(problems)}")
     recommend = answer["recommend_remote"].to_numpy(dtype=bool)
     threshold = float(answer["threshold"].iloc[0]) if len(answer) else float("inf")
     # Its recommendations are taken as given: every recommended call counts, whatever its score.
@@ -55,12 +79,14 @@ def decide(
     test_calls: pd.DataFrame,
     y_test: np.ndarray,
     safety: SafetySettings,
+    contract: dict | None = None,
 ) -> tuple[PromotionDecision, ClosureResult | None]:
     """The promotion decision in words, and the champion's result on the same calls (if scored).
 
     ``champion`` is the version currently holding the alias (None if there is none); the caller
-    applies the decision, e.g. with :func:`mlops.registry.promote_on_evidence`, which re-decides if
-    a parallel job moved the champion meanwhile.
+    applies the decision, e.g. with :func:`mlops.registry.register_and_promote`, which re-decides
+    if a parallel job moved the champion meanwhile. ``contract`` is the candidate's served contract,
+    compared with the champion's.
     """
     if selection.n_recommended == 0:
         return PromotionDecision(
@@ -80,15 +106,25 @@ def decide(
             f"first model meeting the safety bound: recommends {percent(test.share)} of test calls, "
             f"under-triage {percent(test.under_triage)} (bound {percent(test.upper_bound)})",
         ), None
-    rescored = champion_on_same_calls(name, champion.version, test_calls, y_test, safety)
-    if rescored is not None:
-        theirs, how = rescored.share, "on the same test calls"
-        if rescored.n_recommended and rescored.under_triage > safety.limit:
-            how += f"; note: its under-triage there is {percent(rescored.under_triage)}, above the limit"
-    elif SHARE_TAG in champion.tags:
-        theirs, how = float(champion.tags[SHARE_TAG]), "on its own test window (it cannot read these calls)"
-    else:
-        theirs, how = 0.0, "(champion has no comparable record)"
+    if contract is not None and (different := contract_decision(contract, champion)) is not None:
+        return different, None
+    try:
+        rescored = champion_on_same_calls(name, champion.version, test_calls, y_test, safety)
+    except ChampionUnusable as error:
+        return PromotionDecision(
+            True,
+            f"replaces champion v{champion.version}, {error}; this model meets the safety bound and "
+            f"recommends {percent(test.share)} of test calls",
+        ), None
+    if rescored is None:
+        return PromotionDecision(
+            False,
+            f"champion v{champion.version} cannot be re-scored on these test calls, so there is no evidence "
+            f"this model does better on them; it stays champion (this one recommends {percent(test.share)})",
+        ), None
+    theirs, how = rescored.share, "on the same test calls"
+    if rescored.n_recommended and rescored.under_triage > safety.limit:
+        how += f"; note: its under-triage there is {percent(rescored.under_triage)}, above the limit"
     if test.share > theirs:
         return PromotionDecision(
             True,

@@ -21,10 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from disposition.data import TARGET, PreparedCalls
 from disposition.model_card import RunSummary
 from disposition.promotion import SHARE_TAG, decide
-from disposition.pyfunc_model import log_remote_closure_model
+from disposition.pyfunc_model import log_remote_closure_model, request_signature
 from disposition.scorer import RemoteClosureScorer
 from mlops.concurrency import store_lock_path
-from mlops.registry import CHAMPION, promote_on_evidence, register_version
+from mlops.contract import CONTRACT_VERSION
+from mlops.registry import CHAMPION, register_and_promote
 from mlops.tracking import dataset_fingerprint, flatten_params, prepare_experiment, resolve_store
 
 
@@ -83,10 +84,31 @@ def log_and_register(
         )
         for path in paths.values():
             mlflow.log_artifact(str(path), artifact_path="report")
-        model_info = log_remote_closure_model(
-            scorer, calls.frame.loc[windows["training"]], paths["card"], output_dir
+        contract = remote_closure_contract(
+            scorer, calls.frame.loc[windows["training"]], summary, float(cfg.safety.limit)
         )
-        version = register_version(
+        model_info = log_remote_closure_model(
+            scorer, calls.frame.loc[windows["training"]], paths["card"], output_dir, metadata=contract
+        )
+        rescored = {}
+
+        def decide_against(champion):
+            decision, rescored["champion"] = decide(
+                champion,
+                name,
+                summary.selection,
+                summary.test.deployed,
+                test_calls,
+                y_test,
+                summary.safety,
+                contract,
+            )
+            return decision
+
+        # The decision (re-scoring the champion) is made before the version exists, and deciding,
+        # registering and moving the alias are atomic across the parallel jobs of a multirun.
+        version, decision = register_and_promote(
+            client,
             model_info.model_uri,
             name,
             {
@@ -96,17 +118,9 @@ def log_and_register(
                 "threshold": f"{scorer.threshold:.6f}",
                 "model_kind": scorer.model.kind,
             },
+            decide_against,
+            store_lock_path(store.tracking_uri),
         )
-        rescored = {}
-
-        def decide_against(champion):
-            decision, rescored["champion"] = decide(
-                champion, name, summary.selection, summary.test.deployed, test_calls, y_test, summary.safety
-            )
-            return decision
-
-        # Compare-and-set under a store lock: parallel jobs of a multirun cannot both crown themselves.
-        decision = promote_on_evidence(client, version, decide_against, store_lock_path(store.tracking_uri))
         if rescored.get("champion") is not None:
             metrics.update(rescored["champion"].as_dict("champion_same_calls_"))
         metrics["time_total_s"] = time.perf_counter() - started
@@ -127,6 +141,44 @@ def log_and_register(
         output_dir,
         store.ui_command,
     )
+
+
+def remote_closure_contract(
+    scorer: RemoteClosureScorer, training: pd.DataFrame, summary: RunSummary, limit: float
+) -> dict:
+    """What the registered model serves, for its MLmodel metadata (see :mod:`mlops.contract`).
+
+    Each request column with its type and, from the training calls, its range (numbers, dates) or
+    its levels (text); the threshold and the safety limit it was chosen under. Only aggregates:
+    no call's row can be read back from it.
+    """
+    columns = scorer.required_columns
+    date_column = scorer.features.date_column if scorer.features.time_features else None
+    types = {spec.name: spec.type.name for spec in request_signature(training, columns, date_column).inputs}
+    features = {}
+    for column in columns:
+        spec: dict = {"type": types[column]}
+        values = training[column].dropna()
+        if types[column] == "double" and len(values):
+            spec["range"] = [float(values.min()), float(values.max())]
+        elif types[column] == "datetime" and len(values):
+            dates = pd.to_datetime(values)
+            spec["range"] = [dates.min().isoformat(), dates.max().isoformat()]
+        elif types[column] in ("string", "boolean"):
+            levels = sorted(values.astype(str).unique())
+            spec["levels"] = levels[:200]
+        features[column] = spec
+    return {
+        "kind": "remote_closure",
+        "contract_version": CONTRACT_VERSION,
+        "features": features,
+        "never_remote_rules": [rule.column for rule in scorer.rules],
+        "threshold": float(scorer.threshold) if np.isfinite(scorer.threshold) else None,
+        "safety_limit": float(limit),
+        "safety_confidence": float(summary.safety.confidence),
+        "outputs": ["p_safe_remote", "recommend_remote", "threshold", "reasons"],
+        "data": {"name": summary.data_name, "fingerprint": summary.fingerprint},
+    }
 
 
 def _log_datasets(calls: PreparedCalls, windows: dict[str, np.ndarray], source: str) -> None:
