@@ -146,13 +146,14 @@ class WholeNumber(Rule):
     maximum: int | None = None
     unit: str = ""
     nullable: bool = False
+    what: str = "a whole number"
 
     @property
     def allowed(self) -> str:
-        unit = f" of {self.unit}" if self.unit else ""
+        what = self.what + (f" of {self.unit}" if self.unit else "")
         if self.minimum is not None and self.maximum is not None:
-            return f"a whole number{unit} from {self.minimum} to {self.maximum}"
-        return f"a whole number{unit} {_range_text(self.minimum, self.maximum, False, False)}".rstrip()
+            return f"{what} from {self.minimum} to {self.maximum}"
+        return f"{what} {_range_text(self.minimum, self.maximum, False, False)}".rstrip()
 
     def convert(self, value: object) -> int:
         number = _as_whole(value)
