@@ -22,7 +22,7 @@ from disposition.features import TIME_FEATURES
 from disposition.safety import HardRule, rules_from_mapping
 from disposition.scorer import FeatureSpec
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import ReadOptions, file_lines, parse_dates
+from mlops.tables import ReadOptions, file_lines, parse_dates, shown
 
 TARGET = "_target"
 # A text column with more distinct values than this share of rows is an identifier, not a category.
@@ -280,9 +280,9 @@ def _dates(frame: pd.DataFrame, spec: CallSpec, source: str) -> pd.Series:
     ):
         if len(bad):
             raise DataValidationError(
-                f"{source}: {len(bad)} call(s) in {what} are dated {why}, e.g. {frame.loc[bad[0], column]!r} "
-                f"at {file_lines(bad)}; fix the dates (or their format, calls.read.date_format) or drop "
-                "those calls with calls.filter"
+                f"{source}: {len(bad)} call(s) in {what} are dated {why}, e.g. "
+                f"{shown(frame.loc[bad[0], column])} at {file_lines(bad)}; fix the dates (or their "
+                "format, calls.read.date_format) or drop those calls with calls.filter"
             )
     return dates
 
@@ -305,7 +305,7 @@ def _check_ages(frame: pd.DataFrame, spec: CallSpec, source: str) -> None:
     if len(bad):
         raise DataValidationError(
             f"{source}: {len(bad)} call(s) have an impossible age in column {column!r}, e.g. "
-            f"{frame.loc[bad[0], column]!r} at {file_lines(bad)}; ages must be 0-{spec.max_age:g} "
+            f"{shown(frame.loc[bad[0], column])} at {file_lines(bad)}; ages must be 0-{spec.max_age:g} "
             f"(calls.checks.max_age). Fix them, or declare a code for unknown age (e.g. 999) as missing "
             "with \"calls.read.na_values=['999']\""
         )
@@ -389,7 +389,7 @@ def _check_numeric(values: pd.Series, column: str, source: str) -> None:
     bad = parsed.isna() & values.notna()
     if bad.any():
         raise DataValidationError(
-            f"{source}: numeric feature {column!r} holds non-numbers, e.g. {values[bad].iloc[0]!r} "
+            f"{source}: numeric feature {column!r} holds non-numbers, e.g. {shown(values[bad].iloc[0])} "
             f"({int(bad.sum())} call(s)); list it under calls.features.categorical or fix the values"
         )
     _check_finite(parsed, values, column, source)
@@ -399,8 +399,8 @@ def _check_finite(numbers: pd.Series, values: pd.Series, column: str, source: st
     infinite = values.index[numbers.astype(float).isin([np.inf, -np.inf])]
     if len(infinite):
         raise DataValidationError(
-            f"{source}: numeric feature {column!r} holds infinite values, e.g. {values[infinite[0]]!r} at "
-            f"{file_lines(infinite)}; fix them or leave them empty (missing)"
+            f"{source}: numeric feature {column!r} holds infinite values, e.g. "
+            f"{shown(values[infinite[0]])} at {file_lines(infinite)}; fix them or leave them empty (missing)"
         )
 
 

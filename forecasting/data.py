@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import ReadOptions, file_lines, parse_dates, read_table, separator_hint
+from mlops.tables import ReadOptions, file_lines, parse_dates, read_table, separator_hint, shown
 
 REQUIRED_COLUMNS = ("unique_id", "ds", "y")
 REGRESSOR_PREFIX = "x_"
@@ -300,7 +300,7 @@ def _checked_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     if len(bad):
         raise DataValidationError(
             f"{source}: {len(bad)} value(s) in count column {column!r} are missing or not numbers, "
-            f"e.g. {frame.loc[bad[0], 'y']!r} at {_file_rows(bad)}. Counts must be numbers >= 0."
+            f"e.g. {shown(frame.loc[bad[0], 'y'])} at {_file_rows(bad)}. Counts must be numbers >= 0."
         )
     bad = frame.index[counts < 0]
     if len(bad):
@@ -312,7 +312,7 @@ def _checked_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     if len(bad):
         raise DataValidationError(
             f"{source}: {len(bad)} infinite count(s) in column {column!r}, e.g. "
-            f"{frame.loc[bad[0], 'y']!r} at {_file_rows(bad)}. Counts must be finite numbers >= 0."
+            f"{shown(frame.loc[bad[0], 'y'])} at {_file_rows(bad)}. Counts must be finite numbers >= 0."
         )
     return counts.astype(float)
 
@@ -358,7 +358,7 @@ def _checked_regressor(frame: pd.DataFrame, name: str, column: str, source: str)
         origin = name if column == name else f"{name} (column {column!r})"
         raise DataValidationError(
             f"{source}: {len(bad)} value(s) of regressor {origin} are missing or not numbers, e.g. "
-            f"{frame.loc[bad[0], name]!r} at {_file_rows(bad)}. A regressor needs a number on every day "
+            f"{shown(frame.loc[bad[0], name])} at {_file_rows(bad)}. A regressor needs a number on every day "
             "of history; fill the gaps in the file, or leave it out with "
             f"+data.columns.{name}=null."
         )

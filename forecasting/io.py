@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import DataValidationError
-from mlops.tables import ReadOptions, file_lines, read_table
+from mlops.tables import ReadOptions, file_lines, read_table, shown
 
 __all__ = ["POPULATION_COLUMNS", "ReadOptions", "atomic_write", "read_population", "read_table"]
 
@@ -66,7 +66,7 @@ def read_population(path: str | os.PathLike, options: Mapping | ReadOptions | No
     if len(bad):
         row = table.loc[bad[0]]
         raise DataValidationError(
-            f"{path}: population {row['population']!r} for {row['year']} {row['age_band']} at "
+            f"{path}: population {shown(row['population'])} for {row['year']} {row['age_band']} at "
             f"{file_lines(bad)} is not a positive number; every band needs residents (> 0)"
         )
     return table.assign(population=numbers.astype(float))

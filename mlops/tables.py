@@ -137,6 +137,15 @@ def _character(value, key: str, allow_long: bool = False) -> str:
     return text
 
 
+def shown(value) -> str:
+    """A file's value as a user would recognise it: ``'abc'``, ``-40``, ``inf`` (not ``np.int64(-40)``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
+
+
 def file_lines(index: pd.Index) -> str:
     """Describe rows by their line in the file (the header is line 1): ``line(s) 2, 5 and 3 more``."""
     lines = [str(int(i) + 2) for i in index[:_EXAMPLES]]
@@ -306,7 +315,7 @@ def _numbers(
     if len(bad):
         raise DataValidationError(
             f"{path}: {len(bad)} value(s) in column {column!r} are not {'whole ' if kind == 'int' else ''}"
-            f"numbers as {options.setting}.dtypes.{column}={kind} asks, e.g. {values[bad[0]]!r} at "
+            f"numbers as {options.setting}.dtypes.{column}={kind} asks, e.g. {shown(values[bad[0]])} at "
             f"{file_lines(bad)}; fix them or change the type override"
         )
     if kind == "int":
@@ -353,7 +362,7 @@ def parse_dates(
         if len(bad):
             raise DataValidationError(
                 f"{source}: {len(bad)} value(s) in {what} do not match {key}={date_format}, e.g. "
-                f"{values[bad[0]]!r} at {file_lines(bad)}; fix those values or the format"
+                f"{shown(values[bad[0]])} at {file_lines(bad)}; fix those values or the format"
             )
         return dates
     iso = text.str.match(_ISO).fillna(False).astype(bool)
@@ -363,8 +372,8 @@ def parse_dates(
     bad = values.index[dates.isna() & present]
     if len(bad):
         raise DataValidationError(
-            f"{source}: {len(bad)} value(s) in {what} are not dates (no such day), e.g. {values[bad[0]]!r} "
-            f"at {file_lines(bad)}; fix them in the file"
+            f"{source}: {len(bad)} value(s) in {what} are not dates (no such day), e.g. "
+            f"{shown(values[bad[0]])} at {file_lines(bad)}; fix them in the file"
         )
     return dates
 
@@ -374,7 +383,7 @@ def _not_iso_message(
 ) -> str:
     """Explain dates that are not ISO: which format they seem to have, or why it cannot be told."""
     rows = values.index[other]
-    example = f"{values[rows[0]]!r} at {file_lines(rows)}"
+    example = f"{shown(values[rows[0]])} at {file_lines(rows)}"
     sample = text[other]
     dmy = sample.str.extract(_DMY_OR_MDY)
     ymd = sample.str.extract(_YMD_OTHER)
@@ -386,20 +395,18 @@ def _not_iso_message(
         if (first > 12).any() and (second > 12).any():
             a, b = rows[(first > 12).to_numpy()][0], rows[(second > 12).to_numpy()][0]
             return (
-                f"{source}: {what} mixes day-first ({values[a]!r}, {file_lines(pd.Index([a]))}) and "
-                f"month-first ({values[b]!r}, {file_lines(pd.Index([b]))}) dates; write them all one way "
-                f"(ISO YYYY-MM-DD is safest) or set {key} to their format"
+                f"{source}: {what} mixes day-first ({shown(values[a])}, {file_lines(pd.Index([a]))}) and "
+                f"month-first ({shown(values[b])}, {file_lines(pd.Index([b]))}) dates; write them all one "
+                f"way (ISO YYYY-MM-DD is safest) or set {key} to their format"
             )
-        if (first > 12).any():
-            return (
-                f"{source}: {len(rows)} value(s) in {what} are not ISO dates (YYYY-MM-DD), e.g. {example}; "
-                f"they read day first: set {key}={day_first}"
-            )
-        if (second > 12).any():
-            return (
-                f"{source}: {len(rows)} value(s) in {what} are not ISO dates (YYYY-MM-DD), e.g. {example}; "
-                f"they read month first: set {key}={month_first}"
-            )
+        for evidence, order, fmt in ((first, "day", day_first), (second, "month", month_first)):
+            if (evidence > 12).any():
+                row = rows[(evidence > 12).to_numpy()][0]
+                return (
+                    f"{source}: {len(rows)} value(s) in {what} are not ISO dates (YYYY-MM-DD), e.g. "
+                    f"{example}; they read {order} first ({shown(values[row])} at line {int(row) + 2} has no "
+                    f"month {int(evidence[row])}): set {key}={fmt}"
+                )
         return (
             f"{source}: {what} holds dates such as {example} that are ambiguous: every one reads as "
             f"day/month and as month/day; the toolkit does not guess, set {key}={day_first} (day first) "

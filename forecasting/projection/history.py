@@ -10,7 +10,7 @@ import pandas as pd
 from forecasting.data import CountChecks, validate_daily_counts
 from forecasting.projection.daily_shape import days_in_year
 from mlops.errors import DataValidationError
-from mlops.tables import ReadOptions, file_lines, parse_dates, separator_hint
+from mlops.tables import ReadOptions, file_lines, parse_dates, separator_hint, shown
 
 HISTORY_COLUMNS = ("area", "ds", "y")
 
@@ -59,7 +59,7 @@ def daily_history(
     bad = frame.index[counts.isna() | (counts < 0) | counts.isin([np.inf, -np.inf])]
     if len(bad):
         raise DataValidationError(
-            f"{source}: calls must be finite numbers >= 0, found {frame.loc[bad[0], 'y']!r} in column "
+            f"{source}: calls must be finite numbers >= 0, found {shown(frame.loc[bad[0], 'y'])} in column "
             f"{mapping['y']!r} at {file_lines(bad)}"
         )
     # Dates are parsed here, before rows are summed, so that a bad one is reported with its line.

@@ -9,7 +9,7 @@ import pandas as pd
 
 from forecasting.projection.bands import bands_in_range, ordered_bands
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import file_lines, separator_hint
+from mlops.tables import file_lines, separator_hint, shown
 
 POPULATION_COLUMNS = ("area", "year", "age_band", "population")
 
@@ -56,7 +56,7 @@ def validate_population(
         row = frame.loc[bad[0]]
         raise DataValidationError(
             f"{source}: population is missing or not a number for "
-            f"{row['area']} {row['year']} {row['age_band']} ({row['population']!r} at {file_lines(bad)})"
+            f"{row['area']} {row['year']} {row['age_band']} ({shown(row['population'])} at {file_lines(bad)})"
         )
     if (population < 0).any():
         bad = frame.index[population < 0]
@@ -69,8 +69,8 @@ def validate_population(
     if len(infinite):
         row = frame.loc[infinite[0]]
         raise DataValidationError(
-            f"{source}: population {row['population']!r} for {row['area']} {row['year']} {row['age_band']} "
-            f"at {file_lines(infinite)} is not a finite number"
+            f"{source}: population {shown(row['population'])} for {row['area']} {row['year']} "
+            f"{row['age_band']} at {file_lines(infinite)} is not a finite number"
         )
     zero = population == 0
     if zero.all():

@@ -121,3 +121,72 @@ def test_temporal_split_trains_on_the_past():
         temporal_split(dates, 0.2, 0.2, "2022-06-01", "2022-01-01")
     with pytest.raises(DataValidationError, match="calibration window"):
         check_windows(np.zeros(1000, dtype=int), {"calibration": cal})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda r: r.assign(age=r["age"].where(r.index != 7, -40)),
+            r"impossible age in column 'age', e.g. -40 at line\(s\) 9",
+        ),
+        (
+            lambda r: r.assign(age=r["age"].where(r.index != 3, 130)),
+            r"130 at line\(s\) 5; ages must be 0-120",
+        ),
+        (
+            lambda r: r.assign(age=r["age"].astype(float).where(r.index != 2, float("inf"))),
+            r"impossible age.*inf at line\(s\) 4",
+        ),
+        (
+            lambda r: r.assign(when=r["when"].where(r.index != 5, "1800-01-01")),
+            r"dated before 1900-01-01.*line\(s\) 7",
+        ),
+        (
+            lambda r: r.assign(when=r["when"].where(r.index != 6, "2999-01-01")),
+            r"dated in the future.*line\(s\) 8",
+        ),
+        (lambda r: r.assign(when=r["when"].where(r.index != 1)), r"missing \(not dates\) at line\(s\) 3"),
+        (
+            lambda r: r.assign(when=pd.to_datetime(r["when"]).dt.strftime("%d/%m/%Y %H:%M")),
+            r"not ISO dates.*calls.read.date_format=%d/%m/%Y %H:%M",
+        ),
+    ],
+    ids=["negative-age", "age-130", "infinite-age", "year-1800", "future", "missing-date", "day-first"],
+)
+def test_implausible_calls_are_refused_with_column_value_and_line(records, change, message):
+    with pytest.raises(DataValidationError, match=message):
+        prepare_calls(change(records), _spec())
+
+
+def test_infinite_numeric_feature_and_configured_checks(records):
+    with_score = records.assign(score=1.0 + records.index % 5)
+    with_score.loc[9, "score"] = float("-inf")
+    with pytest.raises(
+        DataValidationError, match=r"'score' holds infinite values, e.g. -inf at line\(s\) 11"
+    ):
+        prepare_calls(with_score, _spec(features={"categorical": ["group"], "numeric": ["age", "score"]}))
+    old = records.assign(age=records["age"].where(records.index != 4, 115))
+    with pytest.raises(DataValidationError, match=r"ages must be 0-110 \(calls.checks.max_age\)"):
+        prepare_calls(old, _spec(checks={"max_age": 110}))
+    early = records.assign(when=records["when"].where(records.index != 0, "1950-06-01"))
+    prepare_calls(early, _spec(checks={"earliest_date": "1940-01-01"}))
+    with pytest.raises(ConfigError, match=r"calls.checks: unknown key\(s\) \['max_agee'\]"):
+        _spec(checks={"max_agee": 3})
+    with pytest.raises(ConfigError, match="calls.checks.earliest_date='long ago' is not a date"):
+        _spec(checks={"earliest_date": "long ago"})
+
+
+def test_day_first_call_dates_are_read_with_the_configured_format(records):
+    day_first = records.assign(when=pd.to_datetime(records["when"]).dt.strftime("%d/%m/%Y %H:%M"))
+    prepared = prepare_calls(day_first, _spec(read={"date_format": "%d/%m/%Y %H:%M"}))
+    assert prepared.dates.min() == pd.Timestamp("2022-01-01") and prepared.dates.is_monotonic_increasing
+
+
+def test_header_only_call_file_is_refused(tmp_path):
+    from mlops.tables import read_table
+
+    path = tmp_path / "calls.csv"
+    path.write_text("when,group,age,safe\n")
+    with pytest.raises(DataValidationError, match=r"calls.csv: no rows, only a header"):
+        read_table(path, None, "calls.read")

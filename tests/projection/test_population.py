@@ -38,7 +38,9 @@ def test_bands_that_do_not_tile_the_ages_are_refused(bands, message):
 def test_negative_population_is_named():
     table = tiny_population(BANDS)
     table.loc[4, "population"] = -5
-    with pytest.raises(DataValidationError, match=r"pop.csv: negative population \(-5\) for A 2021 65-84 at line\(s\) 6"):
+    with pytest.raises(
+        DataValidationError, match=r"pop.csv: negative population \(-5\) for A 2021 65-84 at line\(s\) 6"
+    ):
         validate_population(table, source="pop.csv")
 
 
@@ -100,3 +102,38 @@ def test_age_ranges_are_made_of_whole_bands():
     assert bands_in_range(bands, "85+") == ["85-89", "90+"]
     with pytest.raises(DataValidationError, match="age range '100\\+' splits band '90\\+'"):
         bands_in_range(bands, "100+")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0.0, r"pop.csv: population 0 for A 2021 65-84 at line\(s\) 6; every band needs residents"),
+        (float("inf"), r"pop.csv: population inf for A 2021 65-84 at line\(s\) 6 is not a finite number"),
+        ("lots", r"not a number for A 2021 65-84 \('lots' at line\(s\) 6\)"),
+    ],
+    ids=["zero", "infinite", "text"],
+)
+def test_implausible_populations_name_area_year_band_and_line(value, message):
+    table = tiny_population(BANDS).astype({"population": object})
+    table.loc[4, "population"] = value
+    with pytest.raises(DataValidationError, match=message):
+        validate_population(table, source="pop.csv")
+
+
+def test_an_all_zero_population_is_refused():
+    with pytest.raises(DataValidationError, match=r"every population is 0 \(6 rows\).*population.columns"):
+        validate_population(tiny_population(dict.fromkeys(BANDS, 0.0)), source="pop.csv")
+
+
+def test_population_file_read_with_options_and_checked(tmp_path):
+    from forecasting.io import read_population
+
+    path = tmp_path / "pop.csv"
+    path.write_text("year;age_band;population\n2020;0-64;1.000,5\n2020;65+;0\n")
+    with pytest.raises(
+        DataValidationError, match=r"population 0 for 2020 65\+ at line\(s\) 3 is not a positive"
+    ):
+        read_population(path, {"sep": ";", "decimal": ",", "thousands": "."})
+    path.write_text("year;age_band;population\n2020;0-64;1.000,5\n2020;65+;20\n")
+    table = read_population(path, {"sep": ";", "decimal": ",", "thousands": "."})
+    assert table["population"].tolist() == [1000.5, 20.0]
