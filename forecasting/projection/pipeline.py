@@ -11,11 +11,13 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from forecasting.io import atomic_write, read_table
 from forecasting.projection.backtest import BacktestResult, backtest_on_truth, truth_daily
+from forecasting.projection.config_checks import check_config
 from forecasting.projection.daily_shape import DailyShape
 from forecasting.projection.history import annual_history, daily_history
 from forecasting.projection.population import scale_to_areas, validate_population
@@ -24,8 +26,15 @@ from forecasting.projection.pyfunc_model import log_projection_model
 from forecasting.projection.rates import AgeRateModel
 from forecasting.projection.report import ReportContext, build_charts, render_html
 from forecasting.projection.scenario import Scenario
-from mlops.errors import ConfigError
-from mlops.registry import CHAMPION, PromotionDecision, apply_decision, register_version, version_with_alias
+from forecasting.projection.serving import REQUEST_COLUMNS, output_columns
+from forecasting.projection.splits import MEASURES
+from mlops.concurrency import store_lock_path
+from mlops.contract import CONTRACT_VERSION, contract_decision
+from mlops.errors import ConfigError, UserInputError
+from mlops.gate import refuse, table_problems
+from mlops.integrity import ModelIntegrityError, load_verified_model
+from mlops.registry import CHAMPION, PromotionDecision, register_and_promote
+from mlops.staging import staged_outputs
 from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
 
 
@@ -122,6 +131,7 @@ def run_backtest(cfg: DictConfig, method: dict) -> tuple[BacktestResult, str]:
 
 def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionRun:
     """Run the projection described by ``cfg``, writing tables, charts and the report to ``output_dir``."""
+    check_config(cfg)  # every config value, before any file is read
     settings = projection_settings(cfg)
     scenarios = load_scenarios(cfg)
     headline = scenarios[0].name
@@ -143,57 +153,65 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     backtest, backtest_key = run_backtest(cfg, method)
     projection = project_scenarios(rates, shape, population, scenarios, settings)
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    files = _write_tables(projection, backtest, output_dir)
-    charts = build_charts(projection, headline)
-    for name, png in charts.items():
-        atomic_write(output_dir / name, lambda f, png=png: f.write(png), mode="wb")
-    context = ReportContext(
-        title=f"Ambulance demand projection {settings.base_year + 1}-{settings.final_year}",
-        headline=headline,
-        population_note=_population_note(cfg),
-        history_note=_history_note(cfg, rates),
-        rates=rates,
-        shape=shape,
-        backtest_note=(
-            f"Fitted on the synthetic world up to {cfg.backtest.fit_through} and projecting the later years, "
-            f"expected annual calls were {backtest.annual_mape:.1f} % from the truth on average "
-            f"({backtest.daily_mape:.1f} % day by day)."
-        ),
-        command=command,
-        files=[*files, *charts],
-    )
-    report_path = atomic_write(
-        output_dir / "report.html", lambda f: f.write(render_html(projection, context, charts))
-    )
-
+    # The gate before anything is written or registered: what it would serve must be plausible.
+    refuse("the projected paths", projection_problems(projection))
+    contract = projection_contract(projection)
     store = resolve_store(cfg.tracking)
     experiment_id = prepare_experiment(store, cfg.experiment_name)
     client = MlflowClient(store.tracking_uri)
-    name = cfg.registry.model_name
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        container = OmegaConf.to_container(cfg, resolve=True)
-        mlflow.log_params(_params(container))
-        metrics = _metrics(projection, rates, backtest)
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags({"headline_scenario": headline, "backtest_key": backtest_key})
-        mlflow.log_artifacts(str(output_dir), artifact_path="results")
-        model_info = log_projection_model(projection, output_dir / "model")
-        version = register_version(
-            model_info.model_uri,
-            name,
-            {
-                "backtest_key": backtest_key,
-                "backtest_annual_mape": backtest.annual_mape,
-                "method": json.dumps(method),
-                "scenarios": ",".join(sc.name for sc in scenarios),
-                "final_year": settings.final_year,
-            },
+    name = str(cfg.registry.model_name)
+
+    # Results appear in output_dir only when everything, registration included, has succeeded.
+    with staged_outputs(output_dir) as staging:
+        files = _write_tables(projection, backtest, staging)
+        charts = build_charts(projection, headline)
+        for chart, png in charts.items():
+            atomic_write(staging / chart, lambda f, png=png: f.write(png), mode="wb")
+        context = ReportContext(
+            title=f"Ambulance demand projection {settings.base_year + 1}-{settings.final_year}",
+            headline=headline,
+            population_note=_population_note(cfg),
+            history_note=_history_note(cfg, rates),
+            rates=rates,
+            shape=shape,
+            backtest_note=(
+                f"Fitted on the synthetic world up to {cfg.backtest.fit_through} and projecting the later "
+                f"years, expected annual calls were {backtest.annual_mape:.1f} % from the truth on average "
+                f"({backtest.daily_mape:.1f} % day by day)."
+            ),
+            command=command,
+            files=[*files, *charts],
         )
-        decision = _promotion_decision(client, name, backtest.annual_mape, backtest_key, cfg)
-        apply_decision(client, version, decision)
-        mlflow.set_tag("promotion", decision.reason)
+        atomic_write(staging / "report.html", lambda f: f.write(render_html(projection, context, charts)))
+
+        with mlflow.start_run(experiment_id=experiment_id) as run:  # a failure inside marks it FAILED
+            mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            container = OmegaConf.to_container(cfg, resolve=True)
+            mlflow.log_params(_params(container))
+            metrics = _metrics(projection, rates, backtest)
+            mlflow.log_metrics(metrics)
+            mlflow.set_tags({"headline_scenario": headline, "backtest_key": backtest_key})
+            mlflow.log_artifacts(str(staging), artifact_path="results")
+            model_info = log_projection_model(projection, staging / "model", metadata=contract)
+            # Decide (re-scoring the champion if needed) before the version exists; deciding,
+            # registering and moving the alias are atomic across the parallel jobs of a multirun.
+            version, decision = register_and_promote(
+                client,
+                model_info.model_uri,
+                name,
+                {
+                    "backtest_key": backtest_key,
+                    "backtest_annual_mape": backtest.annual_mape,
+                    "method": json.dumps(method),
+                    "scenarios": ",".join(sc.name for sc in scenarios),
+                    "final_year": settings.final_year,
+                },
+                lambda champion: _promotion_decision(
+                    champion, name, backtest.annual_mape, backtest_key, cfg, contract, store.tracking_uri
+                ),
+                store_lock_path(store.tracking_uri),
+            )
+            mlflow.set_tag("promotion", decision.reason)
 
     return ProjectionRun(
         run_id=run.info.run_id,
@@ -202,40 +220,106 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
         promoted=decision.promoted,
         reason=decision.reason,
         headlines=_headlines(projection),
-        report_path=report_path,
+        report_path=output_dir / "report.html",
         output_dir=output_dir,
         ui_command=store.ui_command,
     )
 
 
+def projection_problems(projection: Projection) -> list[str]:
+    """Gate problems of the projected tables: finite, non-negative, quantiles in increasing order."""
+    labels = projection.settings.labels
+    problems = []
+    for what, table, keys in (
+        ("daily", projection.daily, ("area", "scenario", "ds")),
+        ("annual", projection.annual, ("area", "scenario", "year", "measure")),
+    ):
+        problems += [f"{what} table: {p}" for p in table_problems(table, ["mean", "sd", *labels], keys)]
+    values = projection.daily[labels].to_numpy(dtype=float)
+    if (values[:, 1:] < values[:, :-1] - 1e-9 * abs(values[:, 1:])).any():
+        problems.append(f"daily table: quantiles {labels} not in increasing order")
+    return problems
+
+
+def projection_contract(projection: Projection) -> dict:
+    """What the registered projection serves, for its MLmodel metadata (see :mod:`mlops.contract`)."""
+    s = projection.settings
+    daily = projection.daily
+    categories = sorted({c for sc in projection.scenarios for c in sc.category_mix})
+    return {
+        "kind": "projection",
+        "contract_version": CONTRACT_VERSION,
+        "areas": sorted(str(a) for a in daily["area"].unique()),
+        "scenarios": [sc.name for sc in projection.scenarios],
+        "base_year": int(s.base_year),
+        "final_year": int(s.final_year),
+        "first_date": f"{daily['ds'].min():%Y-%m-%d}",
+        "last_date": f"{daily['ds'].max():%Y-%m-%d}",
+        "categories": categories,
+        "measures": list(MEASURES),
+        "quantiles": list(s.labels),
+        "request_columns": list(REQUEST_COLUMNS),
+        "output_columns": output_columns(s.labels),
+    }
+
+
 def _promotion_decision(
-    client: MlflowClient, name: str, mape: float, key: str, cfg: DictConfig
+    champion: ModelVersion | None,
+    name: str,
+    mape: float,
+    key: str,
+    cfg: DictConfig,
+    contract: dict,
+    tracking_uri: str,
 ) -> PromotionDecision:
-    """Champion moves when this method's synthetic backtest error is no worse than the champion's.
+    """Champion moves when it serves the same contract and this method's backtest error is no worse.
 
     "No worse" (not "better") because a projection is refreshed when populations or scenarios are,
     not only when the method improves: a run that is as accurate should serve the newest inputs.
-    When the champion was scored on other data, its method is re-scored here on the same data.
+    A run for other areas, scenarios or years (a planner's what-if) never moves the champion. The
+    stored champion is loaded through its integrity check and its served table passes the same
+    gate; one that fails either is replaced. When the champion was scored on other data, its
+    method is re-scored here on the same data; if that is impossible, the champion stays.
     """
-    champion = version_with_alias(client, name, CHAMPION)
     if champion is None:
         return PromotionDecision(
             True, f"first projection: champion with synthetic backtest MAPE {mape:.3f} %"
         )
+    label = f"champion v{champion.version}"
+    if (different := contract_decision(contract, champion)) is not None:
+        return different
+    try:
+        served = load_verified_model(f"models:/{name}/{champion.version}", tracking_uri).unwrap_python_model()
+    except ModelIntegrityError as error:
+        return PromotionDecision(True, f"replaces {label}, whose files fail the integrity check ({error})")
+    columns = ["mean", "sd", *served.labels]
+    if problems := table_problems(served.daily, columns, ("area", "scenario", "ds")):
+        return PromotionDecision(
+            True, f"replaces {label}, whose served table fails the gate: " + "; ".join(problems)
+        )
     if champion.tags.get("backtest_key") == key:
         champion_mape = float(champion.tags["backtest_annual_mape"])
     else:
-        champion_mape = run_backtest(cfg, json.loads(champion.tags["method"]))[0].annual_mape
+        print(
+            f"promotion: re-scoring {label}'s method on this run's backtest data: it was scored on other data"
+        )
+        try:
+            champion_mape = run_backtest(cfg, json.loads(champion.tags["method"]))[0].annual_mape
+        except (UserInputError, ValueError, KeyError, TypeError) as error:
+            return PromotionDecision(
+                False,
+                f"{label} cannot be re-scored on this run's backtest data ({error}), so there is no evidence "
+                "this projection is better; it stays champion",
+            )
     mlflow.log_metric("champion_backtest_annual_mape_same_data", champion_mape)
-    if mape <= champion_mape + 1e-9:
+    if not math.isfinite(champion_mape) or mape <= champion_mape + 1e-9:
         return PromotionDecision(
             True,
-            f"backtest MAPE {mape:.3f} % is no worse than champion v{champion.version} "
-            f"({champion_mape:.3f} %)",
+            f"backtest MAPE {mape:.3f} % is no worse than {label} ({champion_mape:.3f} %)",
         )
     return PromotionDecision(
         False,
-        f"backtest MAPE {mape:.3f} % is worse than champion v{champion.version} ({champion_mape:.3f} %)",
+        f"backtest MAPE {mape:.3f} % is worse than {label} ({champion_mape:.3f} %)",
     )
 
 

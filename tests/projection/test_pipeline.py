@@ -103,10 +103,10 @@ def test_champion_moves_only_when_the_backtest_is_no_worse(first_run):
     "override, error, message",
     [
         ("base_year=2022", ConfigError, "base_year 2022 must be after the history's last full year"),
-        ("horizon_years=40", ConfigError, "horizon_years must be 1-30"),
+        ("horizon_years=40", ConfigError, "horizon_years.*30"),
         ("quantiles=[0.9,0.1]", ConfigError, "increasing"),
-        ("scenario.remote_closure.end_share=1.5", ConfigError, "share between 0 and 1"),
-        ("rates.source=guess", ConfigError, "rates.source must be"),
+        ("scenario.remote_closure.end_share=1.5", ConfigError, r"end_share.*share"),
+        ("rates.source=guess", ConfigError, "rates.source.*must be"),
         ("horizon_years=26", DataValidationError, "has no rows for year"),
     ],
 )
