@@ -1,4 +1,4 @@
-"""Bad population tables (and history counts) through the projection job (``forecasting.projection.pipeline.project``).
+"""Bad population tables and history counts through the projection job (``project`` in its pipeline).
 
 The projection population is the ONS 2020-based England table (2020-2050, 19 five-year bands),
 read with ``population=csv``; the history population is the synthetic world's (seven areas,
