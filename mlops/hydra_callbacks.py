@@ -21,7 +21,9 @@ class PrepareTrackingStore(Callback):
     expected to match one row" or "duplicate column" errors when a joblib multirun starts on a
     fresh store). Doing it here, in the launching process, leaves the jobs only ordinary writes.
 
-    Registered in ``conf/forecast.yaml`` under ``hydra.callbacks``; single runs skip it.
+    Registered under ``hydra.callbacks`` in ``conf/shared/tracking_callbacks.yaml``, which every
+    app that writes to MLflow (forecast, disposition, project) includes in its defaults list;
+    single runs skip it.
 
     Parameters
     ----------

@@ -1,4 +1,8 @@
-"""Parallel sweeps: joblib multiruns on one SQLite store, the champion under races, the search preset."""
+"""Parallel sweeps: joblib multiruns on one SQLite store, the champion under races, the search preset.
+
+Every app that writes to MLflow (forecast, disposition, project) is swept with two joblib jobs on a
+new store: the hard case, where jobs race to create the schema unless the store callback ran first.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
@@ -17,16 +22,21 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from disposition.synthetic_calls import sample_calls
 from mlops.concurrency import exclusive_lock, retry_transient, store_lock_path
 from mlops.hydra_callbacks import PrepareTrackingStore
 from mlops.registry import CHALLENGER, CHAMPION, PromotionDecision, promote_on_evidence
-from tests.conftest import CONF_DIR, fast_forecast_overrides
+from tests.conftest import CONF_DIR, ROOT, fast_forecast_overrides
 
 MODEL_NAME = "daily-demand-synthetic"
+SYNTHETIC = ROOT / "data" / "synthetic"
+APPS_WRITING_TO_MLFLOW = ["forecast", "disposition", "project"]
 
 
-def _multirun(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "forecasting.train", *args, f"hydra.sweep.dir={workdir / 'sweep'}"]
+def _multirun(
+    args: list[str], workdir: Path, module: str = "forecasting.train"
+) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", module, *args, f"hydra.sweep.dir={workdir / 'sweep'}"]
     # Telemetry would try to reach the network from every process and wait for it at exit.
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
@@ -59,6 +69,7 @@ def test_parallel_sweep_on_a_new_store_records_every_run_and_crowns_the_best(tmp
     mase = {v.version: float(v.tags["backtest_mase"]) for v in versions}
     assert len(set(mase.values())) == 3  # distinct scores, so "the best" is one version
     assert client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version == min(mase, key=mase.get)
+    _assert_each_job_logged_what_it_printed(tmp_path / "sweep", "train.log", "backtest: MASE", 3)
 
 
 class _FakeRegistry:
@@ -210,3 +221,104 @@ def test_search_preset_launches_its_grid_in_parallel(tmp_path, small_counts_csv)
     best = min(versions, key=lambda v: float(v.tags["backtest_mase"]))
     assert client.get_model_version_by_alias(search, CHAMPION).version == best.version
     assert client.search_registered_models(f"name='{MODEL_NAME}'") == []  # the service model is untouched
+
+
+@pytest.mark.parametrize("app", APPS_WRITING_TO_MLFLOW)
+def test_every_app_prepares_the_store_before_parallel_jobs(app):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(app, [], return_hydra_config=True)
+    callback = cfg.hydra.callbacks.prepare_tracking_store
+    assert callback._target_ == "mlops.hydra_callbacks.PrepareTrackingStore"
+    # The callback reads these keys; a config without them would silently skip the preparation.
+    assert OmegaConf.select(cfg, "tracking.store_dir") and OmegaConf.select(cfg, "experiment_name")
+
+
+def _assert_each_job_logged_what_it_printed(sweep: Path, name: str, summary: str, n_jobs: int) -> None:
+    """Each job's log holds its own printed summary once: the tee runs inside joblib's workers too."""
+    for job in range(n_jobs):
+        log = (sweep / str(job) / name).read_text()
+        assert log.count(summary) == 1 and "load it with: mlflow.pyfunc.load_model" in log, job
+        assert "\r" not in log
+
+
+def _assert_one_version_per_finished_run(client: MlflowClient, experiment: str, model: str, n_runs: int):
+    """Every job left a finished run and exactly one version with its promotion decision applied."""
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(runs) == n_runs and {run.info.status for run in runs} == {"FINISHED"}
+    versions = client.search_model_versions(f"name='{model}'")
+    assert sorted(v.run_id for v in versions) == sorted(run.info.run_id for run in runs)
+    assert all("promotion" in v.tags for v in versions)
+    champion = client.get_model_version_by_alias(model, CHAMPION)
+    assert champion.version in {v.version for v in versions}
+    return runs, versions
+
+
+@pytest.fixture(scope="module")
+def small_calls_path(tmp_path_factory) -> Path:
+    """12,000 synthetic calls: enough for a threshold, quick to fit without tuning."""
+    world = OmegaConf.load(SYNTHETIC / "world.yaml").world
+    ratio = OmegaConf.to_container(world.age_rate_ratio)
+    counts, population = (
+        pd.read_csv(SYNTHETIC / "daily_counts.csv"),
+        pd.read_csv(SYNTHETIC / "population.csv"),
+    )
+    path = tmp_path_factory.mktemp("calls") / "calls.parquet"
+    sample_calls(counts, population, ratio, 12_000, seed=7).calls.to_parquet(path, index=False)
+    return path
+
+
+def test_parallel_disposition_sweep_on_a_new_store(tmp_path, small_calls_path):
+    # Before the store callback was in conf/disposition.yaml this failed with "table tags already
+    # exists" and left report files with no run.
+    overrides = [
+        f"calls.path={small_calls_path}",
+        f"tracking.store_dir={tmp_path / 'store'}",
+        "tuning.enabled=false",
+        "baseline_enabled=false",
+        "classifier.estimator.n_estimators=40",
+        "classifier.estimator.n_jobs=1",
+        "reasons.table_calls=1000",
+        "safety.limit=0.02",
+    ]
+    done = _multirun(
+        ["-m", *overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2"],
+        tmp_path,
+        "disposition.train",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = _client(tmp_path)
+    runs, _ = _assert_one_version_per_finished_run(
+        client, "disposition-remote-closure", "disposition-remote-closure", 2
+    )
+    assert sorted(run.data.params["seed"] for run in runs) == ["1", "2"]
+    for job in ("0", "1"):  # each job's report folder belongs to a run
+        assert (tmp_path / "sweep" / job / "model_card.md").is_file()
+    _assert_each_job_logged_what_it_printed(tmp_path / "sweep", "train.log", "test window: AUC", 2)
+
+
+def test_parallel_projection_sweep_on_a_new_store(tmp_path):
+    data = ROOT / "data"
+    overrides = [
+        f"tracking.store_dir={tmp_path / 'store'}",
+        f"history.counts_path={SYNTHETIC / 'daily_counts.csv'}",
+        f"history.population_path={SYNTHETIC / 'population.csv'}",
+        f"backtest.counts_path={SYNTHETIC / 'daily_counts.csv'}",
+        f"backtest.population_path={SYNTHETIC / 'population.csv'}",
+        f"population.path={data / 'external' / 'ons_population' / 'england_npp2020_principal_5yr.csv'}",
+        "n_paths=50",
+    ]
+    done = _multirun(
+        ["-m", *overrides, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2"],
+        tmp_path,
+        "forecasting.project",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs, _ = _assert_one_version_per_finished_run(
+        _client(tmp_path), "demand-projection", "demand-projection-ons-england", 2
+    )
+    assert sorted(run.data.params["seed"] for run in runs) == ["1", "2"]
+    for job in ("0", "1"):
+        assert (tmp_path / "sweep" / job / "report.html").is_file()
+    _assert_each_job_logged_what_it_printed(
+        tmp_path / "sweep", "project.log", "report (open in a browser)", 2
+    )
