@@ -27,7 +27,7 @@ from disposition.model import (
 )
 from disposition.reasons import ContributionTable
 from disposition.safety import ClosureResult, excluded_by_rules
-from disposition.scorer import RemoteClosureScorer
+from disposition.scorer import RemoteClosureScorer, training_ranges
 from mlops.errors import ConfigError
 
 
@@ -121,5 +121,6 @@ def fit_candidate(
         table,
         top_k=int(cfg.reasons.top_k),
         exact_max_rows=int(cfg.reasons.exact_max_rows),
+        ranges=training_ranges(train, features),
     )
     return Fitted(scorer, selection, params, tuning, time.perf_counter() - start)

@@ -4,8 +4,10 @@ Contract
 --------
 Input: one row per call with the columns in the model's signature (features, the call date-time
 when hour/weekday are used, and the hard-rule columns). Missing values and categories never seen in
-training are scored; a missing column or a value of the wrong type is rejected with
-``MlflowException(error_code=INVALID_PARAMETER_VALUE)`` (a 400 when served).
+training are scored; a missing column, a value of the wrong type or an impossible value (see
+:meth:`~disposition.scorer.RemoteClosureScorer.check_plausible`) is rejected with
+``MlflowException(error_code=INVALID_PARAMETER_VALUE)`` (a 400 when served), whose message names
+columns and row positions but never a request value.
 Output: ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float) and
 ``reasons`` (str). Optional param ``reasons``: ``auto`` (default), ``exact``, ``fast`` or ``none``.
 
@@ -40,6 +42,9 @@ class RemoteClosureModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         mode = (params or {}).get("reasons") or "auto"
         try:
+            # Impossible values (negative or infinite numbers, calls before 1900 or in the future)
+            # are refused here, so a Python consumer is protected as well as an HTTP one.
+            self.scorer.check_plausible(model_input)
             return self.scorer.predict(model_input, reasons=mode)
         except RequestError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error

@@ -30,7 +30,45 @@ _FORMAT = 1  # bump when the saved layout changes
 
 
 class RequestError(DataValidationError):
-    """A batch of calls the model cannot score (missing columns, values of the wrong type)."""
+    """A batch of calls the model cannot score (missing columns, values of the wrong type, impossible values).
+
+    Messages name columns, row positions in the batch and the model's own settings, never a value
+    from the request (which would be a patient's): the HTTP server (``mlops.serve``) passes them to
+    clients only because ``client_safe`` says so.
+    """
+
+    client_safe = True
+
+
+# Bounds no real call can break, whatever the training data held.
+PHYSICAL_LIMITS = {"age": (0.0, 120.0)}
+EARLIEST_CALL = pd.Timestamp("1900-01-01")
+# A call this long before the first training call is outside anything the model has seen.
+DATE_MARGIN = pd.DateOffset(years=5)
+
+
+def _rows(positions: np.ndarray) -> str:
+    """``rows 0, 3, 7`` (first five): positions in the batch, never values."""
+    shown = ", ".join(str(int(p)) for p in positions[:5])
+    return f"row{'s' if len(positions) > 1 else ''} {shown}{', ...' if len(positions) > 5 else ''}"
+
+
+def training_ranges(frame: pd.DataFrame, features: FeatureSpec) -> dict[str, list]:
+    """Minimum and maximum of each numeric request column (and the date column) in ``frame``.
+
+    Saved with the scorer so that requests can be checked for values no training call came near.
+    """
+    ranges: dict[str, list] = {}
+    for name in features.numeric:
+        values = pd.to_numeric(frame[name], errors="coerce").dropna()
+        if len(values):
+            ranges[name] = [float(values.min()), float(values.max())]
+    date = features.date_column
+    if date and date in frame.columns:
+        values = pd.to_datetime(frame[date], errors="coerce").dropna()
+        if len(values):
+            ranges[date] = [values.min().isoformat(), values.max().isoformat()]
+    return ranges
 
 
 @dataclass
@@ -73,6 +111,9 @@ class RemoteClosureScorer:
         Features named in each reason.
     exact_max_rows : int
         In ``"auto"`` mode, batches up to this size get exact reasons, larger ones fast reasons.
+    ranges : dict, optional
+        ``column -> [min, max]`` in the training calls (:func:`training_ranges`), for
+        :meth:`check_plausible`; without it only physical limits are checked.
     """
 
     def __init__(
@@ -85,6 +126,7 @@ class RemoteClosureScorer:
         reason_table: ContributionTable | None = None,
         top_k: int = 3,
         exact_max_rows: int = 10_000,
+        ranges: dict[str, list] | None = None,
     ):
         self.model = model
         self.calibrator = calibrator
@@ -94,6 +136,7 @@ class RemoteClosureScorer:
         self.reason_table = reason_table
         self.top_k = int(top_k)
         self.exact_max_rows = int(exact_max_rows)
+        self.ranges = dict(ranges or {})
 
     @property
     def required_columns(self) -> list[str]:
@@ -120,9 +163,9 @@ class RemoteClosureScorer:
             parsed = pd.to_numeric(column, errors="coerce")
             bad = parsed.isna() & column.notna()
             if bad.any():
-                example = column[bad].iloc[0]
                 raise RequestError(
-                    f"column {name!r} must hold numbers; got {example!r} in {int(bad.sum())} row(s)"
+                    f"column {name!r} must hold numbers (or null); {int(bad.sum())} value(s) are not "
+                    f"({_rows(np.flatnonzero(bad.to_numpy()))})"
                 )
         if self.features.time_features and self.features.date_column:
             column = calls[self.features.date_column]
@@ -132,8 +175,52 @@ class RemoteClosureScorer:
                 if bad.any():
                     raise RequestError(
                         f"column {self.features.date_column!r} must hold date-times (e.g. 2024-01-31 14:05); "
-                        f"got {column[bad].iloc[0]!r} in {int(bad.sum())} row(s)"
+                        f"{int(bad.sum())} value(s) are not ({_rows(np.flatnonzero(bad.to_numpy()))})"
                     )
+
+    def check_plausible(self, calls: pd.DataFrame, now: pd.Timestamp | None = None) -> None:
+        """Refuse values no real call can have, naming the column and the rows (never the values).
+
+        Numbers must be finite; a column that was never negative in training must not be negative
+        here, nor more than twice its training span above its training maximum; ``age`` within
+        :data:`PHYSICAL_LIMITS`; the call date-time from 1900, at most five years before the first
+        training call, and not after ``now`` (default: the clock) plus a day. Missing values pass.
+        """
+        self.check_request(calls)
+        for name in self.features.numeric:
+            values = pd.to_numeric(calls[name], errors="coerce").to_numpy(dtype=float)
+            problems = [("infinite", np.isinf(values))]
+            low, high = PHYSICAL_LIMITS.get(name, (-np.inf, np.inf))
+            if name in self.ranges:
+                seen_low, seen_high = self.ranges[name]
+                span = max(seen_high - seen_low, 1.0)
+                low = max(low, 0.0) if seen_low >= 0 else low
+                high = min(high, seen_high + 2 * span)
+            finite = np.isfinite(values)
+            problems.append((f"below {low:g}", finite & (values < low)))
+            problems.append((f"above {high:g}", finite & (values > high)))
+            for what, bad in problems:
+                if bad.any():
+                    raise RequestError(
+                        f"column {name!r} holds {int(bad.sum())} impossible value(s) ({what}) in "
+                        f"{_rows(np.flatnonzero(bad))}: the model takes {name} from {low:g} to {high:g}"
+                    )
+        date = self.features.date_column
+        if self.features.time_features and date:
+            times = pd.to_datetime(calls[date], errors="coerce", format="mixed")
+            if getattr(times.dt, "tz", None) is not None:
+                times = times.dt.tz_convert(None)
+            first = EARLIEST_CALL
+            if date in self.ranges:
+                first = max(first, pd.Timestamp(self.ranges[date][0]) - DATE_MARGIN)
+            last = (now or pd.Timestamp.now()).normalize() + pd.Timedelta(days=1)
+            bad = ((times < first) | (times > last)).fillna(False).to_numpy(dtype=bool)
+            if bad.any():
+                raise RequestError(
+                    f"column {date!r} holds {int(bad.sum())} date-time(s) outside {first:%Y-%m-%d} to "
+                    f"{last:%Y-%m-%d} in {_rows(np.flatnonzero(bad))}: a call cannot be in the future or "
+                    "long before the calls the model was trained on"
+                )
 
     def model_frame(self, calls: pd.DataFrame) -> pd.DataFrame:
         """The request with time features added: the columns the encoder reads."""
@@ -155,7 +242,7 @@ class RemoteClosureScorer:
             for every row) and ``reasons`` (str; empty when ``reasons="none"``), indexed like ``calls``.
         """
         if reasons not in REASON_MODES:
-            raise RequestError(f"reasons must be one of {REASON_MODES}, got {reasons!r}")
+            raise RequestError(f"param reasons must be one of {REASON_MODES}")
         self.check_request(calls)
         frame = self.model_frame(calls)
         encoded = self.model.encode(frame)
@@ -202,6 +289,7 @@ class RemoteClosureScorer:
             "reason_table": self.reason_table.to_dict() if self.reason_table is not None else None,
             "top_k": self.top_k,
             "exact_max_rows": self.exact_max_rows,
+            "ranges": self.ranges,
         }
         (folder / "scorer.json").write_text(json.dumps(state))
         return folder
@@ -222,4 +310,5 @@ class RemoteClosureScorer:
             reason_table=ContributionTable.from_dict(table) if table is not None else None,
             top_k=state["top_k"],
             exact_max_rows=state["exact_max_rows"],
+            ranges=state.get("ranges"),  # absent in scorers saved before ranges were kept
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from forecasting.models.base import Forecaster, interval_columns
@@ -14,7 +15,29 @@ REQUEST_COLUMNS = ("unique_id", "ds")
 
 
 class ForecastRequestError(UserInputError, ValueError):
-    """A request names an unknown series, a date out of range, or lacks columns."""
+    """A request names an unknown series, a date out of range, or lacks columns.
+
+    Messages name columns, row positions and the model's own series and days, never a value the
+    request sent: the HTTP server (``mlops.serve``) shows them to clients because of ``client_safe``.
+    """
+
+    client_safe = True
+
+
+MAX_LISTED = 20  # known series listed in a message; the rest are in the model's metadata
+
+
+def _rows(positions: np.ndarray) -> str:
+    """``rows 0, 3, 7`` (first five): positions in the request, never its values."""
+    shown = ", ".join(str(int(p)) for p in positions[:5])
+    return f"row{'s' if len(positions) > 1 else ''} {shown}{', ...' if len(positions) > 5 else ''}"
+
+
+def _listed(values: Sequence[str]) -> str:
+    values = sorted(values)
+    if len(values) <= MAX_LISTED:
+        return str(values)
+    return f"{values[:MAX_LISTED]} and {len(values) - MAX_LISTED} more (all in the model's metadata)"
 
 
 def forecast_for_requests(
@@ -43,24 +66,35 @@ def forecast_for_requests(
         )
     if requests.empty:
         raise ForecastRequestError("request has no rows: send at least one (unique_id, ds)")
-    asked = pd.DataFrame({"unique_id": requests["unique_id"].astype(str)})
+    asked = pd.DataFrame({"unique_id": requests["unique_id"].astype(str).to_numpy()})
     asked["ds"] = pd.to_datetime(requests["ds"], errors="coerce").dt.normalize().to_numpy()
     if asked["ds"].isna().any():
-        bad = requests.loc[asked["ds"].isna().to_numpy(), "ds"].iloc[0]
-        raise ForecastRequestError(f"request has a value in `ds` that is not a date: {bad!r}")
-    last = forecaster.last_dates_
-    unknown = sorted(set(asked["unique_id"]) - set(last.index))
-    if unknown:
-        raise ForecastRequestError(f"unknown series {unknown[:5]}; this model forecasts {sorted(last.index)}")
-    ahead = (asked["ds"] - asked["unique_id"].map(last)).dt.days
-    out_of_range = (ahead < 1) | (ahead > max_horizon)
-    if out_of_range.any():
-        row = asked[out_of_range].iloc[0]
-        first = last[row["unique_id"]] + pd.Timedelta(days=1)
-        final = last[row["unique_id"]] + pd.Timedelta(days=max_horizon)
+        bad = np.flatnonzero(asked["ds"].isna().to_numpy())
         raise ForecastRequestError(
-            f"{row['ds']:%Y-%m-%d} is out of range for {row['unique_id']!r}: this model forecasts "
-            f"{first:%Y-%m-%d} to {final:%Y-%m-%d} (1 to {max_horizon} days after its data)"
+            f"`ds` holds {len(bad)} value(s) that are not dates ({_rows(bad)}): "
+            "send ISO dates, e.g. 2024-01-31"
+        )
+    last = forecaster.last_dates_
+    unknown = np.flatnonzero(
+        ~asked["unique_id"].isin(last.index).to_numpy() | requests["unique_id"].isna().to_numpy()
+    )
+    if len(unknown):
+        raise ForecastRequestError(
+            f"unknown series: `unique_id` in {len(unknown)} row(s) ({_rows(unknown)}) is not a series "
+            f"of this model; it forecasts {_listed(list(last.index))}"
+        )
+    ahead = (asked["ds"] - asked["unique_id"].map(last)).dt.days
+    out_of_range = ((ahead < 1) | (ahead > max_horizon)).to_numpy()
+    if out_of_range.any():
+        bad = np.flatnonzero(out_of_range)
+        series_last = last[asked["unique_id"].iloc[bad[0]]]
+        first = series_last + pd.Timedelta(days=1)
+        final = series_last + pd.Timedelta(days=max_horizon)
+        span = f"{first:%Y-%m-%d} to {final:%Y-%m-%d}"
+        which = "every series" if last.nunique() == 1 else f"the series of row {int(bad[0])}"
+        raise ForecastRequestError(
+            f"`ds` out of range in {len(bad)} row(s) ({_rows(bad)}): this model forecasts 1 to {max_horizon} "
+            f"days after its data ({span} for {which})"
         )
     furthest = ahead.groupby(asked["unique_id"].to_numpy()).max()
     forecast = _forecast(forecaster, requests, asked, furthest, level)
@@ -86,12 +120,31 @@ def _forecast(
             "each series asked for needs a row with their values for every day from the day after its "
             "data to the furthest day asked"
         )
+    for name in regressors:
+        values = pd.to_numeric(requests[name], errors="coerce").to_numpy(dtype=float)
+        not_numbers = np.flatnonzero(np.isnan(values) & requests[name].notna().to_numpy())
+        if len(not_numbers):
+            raise ForecastRequestError(
+                f"column {name!r} must hold numbers; {len(not_numbers)} value(s) are not "
+                f"({_rows(not_numbers)})"
+            )
+        infinite = np.flatnonzero(np.isinf(values))
+        if len(infinite):
+            raise ForecastRequestError(
+                f"column {name!r} holds {len(infinite)} infinite value(s) ({_rows(infinite)}): "
+                "send finite numbers"
+            )
     future = asked.assign(**{name: requests[name].to_numpy() for name in regressors})
     parts = []
     # Series asked up to the same day share one call; each needs values only up to its own day.
     for h, group in furthest.groupby(furthest):
         try:
             parts.append(forecaster.predict(int(h), level, future=future, series=list(group.index)))
-        except FutureRegressorError as error:
-            raise ForecastRequestError(f"request rows: {error}") from error
+        except FutureRegressorError:
+            # Its message quotes series and days from the request: this one does not.
+            raise ForecastRequestError(
+                f"no number for {regressors} on some day a series asked for must be forecast: each such "
+                "series needs one row with a number in each regressor column for every day from the day "
+                "after its data to the furthest day asked for it"
+            ) from None
     return pd.concat(parts, ignore_index=True)

@@ -166,7 +166,7 @@ def test_requests_carry_regressor_values_up_to_the_furthest_day(split):
 
     with pytest.raises(ForecastRequestError, match=r"lacks regressor column\(s\) \['x_temperature'\]"):
         forecast_for_requests(model, rows.drop(columns="x_temperature"), 84, LEVELS)
-    with pytest.raises(ForecastRequestError, match=r"request rows: no number.*'city/C2' on 2021-06-18"):
+    with pytest.raises(ForecastRequestError, match=r"no number for \['x_temperature'\] on some day"):
         forecast_for_requests(model, rows.drop(index=2), 84, LEVELS)
     with pytest.raises(ForecastRequestError, match="no number"):
         forecast_for_requests(model, rows.assign(x_temperature=[20, None, 21, 22, 23]), 84, LEVELS)

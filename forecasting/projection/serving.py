@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from forecasting.projection.scenario import Scenario
@@ -14,7 +15,20 @@ REQUEST_COLUMNS = ("area", "date", "scenario")
 
 
 class ProjectionRequestError(UserInputError, ValueError):
-    """A request lacks columns, names an unknown area or scenario, or asks for a date out of range."""
+    """A request lacks columns, names an unknown area or scenario, or asks for a date out of range.
+
+    Messages name columns, row positions and the model's own areas, scenarios and years, never a
+    value the request sent: the HTTP server (``mlops.serve``) shows them to clients because of
+    ``client_safe``.
+    """
+
+    client_safe = True
+
+
+def _rows(positions: np.ndarray) -> str:
+    """``rows 0, 3, 7`` (first five): positions in the request, never its values."""
+    shown = ", ".join(str(int(p)) for p in positions[:5])
+    return f"row{'s' if len(positions) > 1 else ''} {shown}{', ...' if len(positions) > 5 else ''}"
 
 
 def output_columns(labels: Sequence[str]) -> list[str]:
@@ -60,21 +74,29 @@ def answer_requests(
     )
     asked["date"] = pd.to_datetime(requests["date"], errors="coerce").dt.normalize().to_numpy()
     if asked["date"].isna().any():
-        bad = requests["date"].to_numpy()[asked["date"].isna().to_numpy()][0]
-        raise ProjectionRequestError(f"request has a value in `date` that is not a date: {bad!r}")
-    areas = sorted(daily["area"].unique())
-    unknown = sorted(set(asked["area"]) - set(areas))
-    if unknown:
-        raise ProjectionRequestError(f"unknown area(s) {unknown[:5]}; this model projects {areas}")
-    unknown = sorted(set(asked["scenario"]) - set(scenarios))
-    if unknown:
-        raise ProjectionRequestError(f"unknown scenario(s) {unknown[:5]}; this model has {sorted(scenarios)}")
-    first, last = daily["ds"].min(), daily["ds"].max()
-    outside = (asked["date"] < first) | (asked["date"] > last)
-    if outside.any():
-        bad = asked.loc[outside, "date"].iloc[0]
+        bad = np.flatnonzero(asked["date"].isna().to_numpy())
         raise ProjectionRequestError(
-            f"{bad:%Y-%m-%d} is out of range: this model projects {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+            f"`date` holds {len(bad)} value(s) that are not dates ({_rows(bad)}): "
+            "send ISO dates, e.g. 2035-01-31"
+        )
+    areas = sorted(daily["area"].unique())
+    for column, known, what in (
+        ("area", areas, "projects areas"),
+        ("scenario", sorted(scenarios), "has scenarios"),
+    ):
+        unknown = np.flatnonzero(~asked[column].isin(known).to_numpy() | requests[column].isna().to_numpy())
+        if len(unknown):
+            raise ProjectionRequestError(
+                f"unknown {column}: `{column}` in {len(unknown)} row(s) ({_rows(unknown)}) is not one "
+                f"of this model's; it {what} {known}"
+            )
+    first, last = daily["ds"].min(), daily["ds"].max()
+    outside = ((asked["date"] < first) | (asked["date"] > last)).to_numpy()
+    if outside.any():
+        bad = np.flatnonzero(outside)
+        raise ProjectionRequestError(
+            f"`date` out of range in {len(bad)} row(s) ({_rows(bad)}): this model projects "
+            f"{first:%Y-%m-%d} to {last:%Y-%m-%d}"
         )
     rows = asked.merge(
         daily.rename(columns={"ds": "date"}),

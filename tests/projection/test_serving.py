@@ -63,17 +63,20 @@ def test_answers_every_measure_in_request_order(served):
         ({"area": ["trust"], "date": ["2030-01-01"]}, r"lacks column\(s\) \['scenario'\]"),
         (
             {"area": ["Atlantis"], "date": ["2030-01-01"], "scenario": ["principal"]},
-            r"unknown area\(s\) \['Atlantis'\]",
+            r"unknown area: `area` in 1 row\(s\) \(row 0\).*\['trust'\]",
         ),
         (
             {"area": ["trust"], "date": ["2030-01-01"], "scenario": ["boom"]},
-            r"unknown scenario\(s\) \['boom'\]",
+            r"unknown scenario: `scenario` in 1 row\(s\) \(row 0\)",
         ),
         (
             {"area": ["trust"], "date": ["2040-01-01"], "scenario": ["lever"]},
             "projects 2024-01-01 to 2035-12-31",
         ),
-        ({"area": ["trust"], "date": ["soon"], "scenario": ["lever"]}, "not a date: 'soon'"),
+        (
+            {"area": ["trust"], "date": ["soon"], "scenario": ["lever"]},
+            r"`date` holds 1 value\(s\) that are not dates \(row 0\)",
+        ),
         ({"area": [], "date": [], "scenario": []}, "no rows"),
     ],
 )

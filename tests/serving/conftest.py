@@ -28,6 +28,8 @@ DISPOSITION = "disposition-remote-closure"
 # Outcome columns of the synthetic calls that a dispatch system would not know when scoring.
 OUTCOMES = ["safe_remote", "p_safe_remote_true", "adverse_outcome"]
 VENV_BIN = Path(sys.executable).parent
+# A small body limit for the test servers, so that the "too large" case needs only a few MB.
+MAX_BODY_BYTES = 2_000_000
 
 
 def free_port() -> int:
@@ -78,20 +80,24 @@ def stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def model_servers(tracking_uri: str, names: list[str], log_dir: Path) -> Iterator[dict[str, str]]:
-    """Serve ``models:/<name>@champion`` for each name at once; yield name -> base URL."""
+    """Serve ``models:/<name>@champion`` for each name at once, as docs/serving.md says; yield name -> URL.
+
+    Each runs the documented command, ``python -m mlops.serve`` (MLflow's scoring app behind the
+    toolkit's request guard), in a session of its own so that it is stopped with everything it started.
+    """
     started = {}
     try:
         for name in names:
             port = free_port()
             log = log_dir / f"serve-{name}.log"
-            command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion"]
-            command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+            command = [sys.executable, "-m", "mlops.serve", f"models:/{name}@champion"]
+            command += ["--host", "127.0.0.1", "--port", str(port), "--max-body-bytes", str(MAX_BODY_BYTES)]
             process = subprocess.Popen(
                 command,
                 env=tool_env(MLFLOW_TRACKING_URI=tracking_uri),
                 stdout=log.open("w"),
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # one process group to stop, uvicorn included
+                start_new_session=True,
             )
             started[name] = (f"http://127.0.0.1:{port}", process, log)
         for url, process, log in started.values():
@@ -148,3 +154,29 @@ def trained_store(tmp_path_factory, serving_calls) -> str:
     folder = tmp_path_factory.mktemp("serving")
     train_models(folder, [], serving_calls)
     return f"sqlite:///{folder / 'store' / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def servers(trained_store, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The three champions served once for the whole session (start-up is the slow part)."""
+    log_dir = tmp_path_factory.mktemp("serve-logs")
+    with model_servers(trained_store, [FORECAST, PROJECTION, DISPOSITION], log_dir) as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def valid_rows(trained_store, serving_calls) -> dict[str, dict]:
+    """One well-formed request row per model, as JSON would carry it (the disposition row is a
+    synthetic call with exactly the columns of the model's signature, in its order)."""
+    import json
+
+    import mlflow
+
+    mlflow.set_tracking_uri(trained_store)
+    signature = mlflow.models.get_model_info(f"models:/{DISPOSITION}@champion").signature
+    call = serving_calls.tail(1)[signature.inputs.input_names()]
+    return {
+        FORECAST: {"unique_id": "city/C2", "ds": "2024-01-01"},
+        PROJECTION: {"area": "trust", "date": "2035-01-01", "scenario": "principal"},
+        DISPOSITION: json.loads(call.to_json(orient="records", date_format="iso"))[0],
+    }
