@@ -143,12 +143,12 @@ def check_config(cfg: DictConfig) -> None:
         One line naming the key, the value and what is allowed.
     """
     values = check_all(cfg, RULES, HINTS)
-    if bool(values["calls.target.column"]) == bool(values["calls.target.expression"]):
+    column, expression = values["calls.target.column"], values["calls.target.expression"]
+    if bool(column) == bool(expression):
         raise ConfigError(
-            "set exactly one of calls.target.column (a 0/1 column) or calls.target.expression "
-            f"(e.g. 'closed_remotely == 1 and adverse_outcome == 0'); got "
-            f"calls.target.column={shown(values['calls.target.column'])} and "
-            f"calls.target.expression={shown(values['calls.target.expression'])}"
+            f"calls.target.column={shown(column)} and calls.target.expression={shown(expression)}: exactly "
+            "one must be set, a 0/1 column (1 = safely closed remotely) or an expression such as "
+            "'closed_remotely == 1 and adverse_outcome == 0'"
         )
     unknown = set(values["calls.subgroups"]) - set(SUBGROUPS)
     if unknown:
