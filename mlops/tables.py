@@ -259,10 +259,11 @@ def _separator_hint(header: str, options: ReadOptions) -> str | None:
     if not found:
         return None
     mark = found[0]
-    value = "\\t" if mark == "\t" else mark
+    # Spelled as typed in a shell: Hydra needs ';' and ',' quoted, and the shell needs the quotes kept.
+    override = f"{options.setting}.sep=tab" if mark == "\t" else f"\"{options.setting}.sep='{mark}'\""
     return (
         f"; the header {header[:80]!r} holds {_SEPARATORS[mark]}: if that separates the columns, set "
-        f"{options.setting}.sep='{value}' (now {_SEPARATORS.get(options.sep, repr(options.sep))})"
+        f"{override} (now {_SEPARATORS.get(options.sep, repr(options.sep))})"
     )
 
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from forecasting.data import load_daily_counts
-from mlops.errors import DataValidationError
+from forecasting.projection.history import daily_history
+from mlops.errors import ConfigError, DataValidationError
 
 
 @pytest.fixture
@@ -163,3 +164,49 @@ def test_regressors_may_be_unknown_after_train_end(tmp_path, good):
     later = good.assign(x_temperature=good["calls"].astype(float).where(good["date"] <= "2023-01-15"))
     frame = _load(tmp_path, later, train_end="2023-01-15")
     assert frame["x_temperature"].notna().all() and frame["ds"].max() == pd.Timestamp("2023-01-15")
+
+
+def test_day_first_records_and_a_bad_train_end(tmp_path):
+    records = pd.DataFrame(
+        {"when": ["13/01/2023 08:00", "13/01/2023 09:30", "14/01/2023 00:10"], "station": "N"}
+    )
+    path = tmp_path / "calls.csv"
+    records.to_csv(path, index=False)
+    columns = {"ds": "when", "unique_id": "station"}
+    with pytest.raises(DataValidationError, match=r"data.read.date_format=%d/%m/%Y %H:%M"):
+        load_daily_counts(path, columns=columns, records=True)
+    frame = load_daily_counts(path, columns=columns, records=True, read={"date_format": "%d/%m/%Y %H:%M"})
+    assert frame["y"].tolist() == [2.0, 1.0] and frame["ds"].iloc[0] == pd.Timestamp("2023-01-13")
+    with pytest.raises(ConfigError, match="data.train_end='notadate' is not a date"):
+        load_daily_counts(
+            path, columns=columns, records=True, read={"date_format": "%d/%m/%Y %H:%M"}, train_end="notadate"
+        )
+
+
+def test_missing_dates_are_reported_without_repair_advice(tmp_path, good):
+    with pytest.raises(DataValidationError) as caught:
+        _load(tmp_path, good.assign(date=good["date"].where(good.index != 6)))
+    assert "missing (not dates) at line(s) 8" in str(caught.value)
+    assert "fill_missing" not in str(caught.value)
+
+
+def test_projection_history_is_screened_at_the_line_of_the_implausible_row():
+    rows = pd.DataFrame(
+        {
+            "area": "north",
+            "category": ["C1", "C2"] * 30,
+            "ds": [day for day in pd.date_range("2023-01-01", periods=30).strftime("%Y-%m-%d") for _ in "ab"],
+            "y": 50.0,
+        }
+    )
+    rows.loc[21, "y"] = 1e9  # C2 on 2023-01-11, line 23
+    with pytest.raises(
+        DataValidationError, match=r"1e\+09 for series 'north' on 2023-01-11 \(line\(s\) 23\).*history.checks"
+    ):
+        daily_history(rows, source="h.csv")
+    relaxed = daily_history(rows, source="h.csv", checks={"max_ratio_to_median": None})
+    assert relaxed["y"].iloc[0] == 100.0
+    day_first = rows.assign(ds=pd.to_datetime(rows["ds"]).dt.strftime("%d/%m/%Y"), y=50.0)
+    with pytest.raises(DataValidationError, match="history.read.date_format=%d/%m/%Y"):
+        daily_history(day_first, source="h.csv")
+    assert len(daily_history(day_first, source="h.csv", read={"date_format": "%d/%m/%Y"})) == 30

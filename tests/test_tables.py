@@ -107,7 +107,7 @@ def test_semicolon_with_decimal_commas_still_names_the_separator(tmp_path):
 
 def test_tab_separated_header_gets_a_tab_hint(tmp_path):
     path = _file(tmp_path, "unique_id\tds\ty\nA\t2023-01-01\t1\n")
-    with pytest.raises(DataValidationError, match=r"tab .*calls.read.sep='\\t'"):
+    with pytest.raises(DataValidationError, match=r"tab .*calls.read.sep=tab"):
         read_table(path, None, "calls.read")
 
 

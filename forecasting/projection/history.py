@@ -69,7 +69,9 @@ def daily_history(
     if dates.isna().any():
         bad = frame.index[dates.isna()]
         raise DataValidationError(f"{source}: {len(bad)} value(s) in {what} are missing at {file_lines(bad)}")
-    frame = frame.assign(y=counts, ds=dates).groupby(["area", "ds"], as_index=False)["y"].sum()
+    # Each summed day keeps the line of its largest row: where an implausible count comes from.
+    by_day = frame.assign(y=counts, ds=dates).groupby(["area", "ds"])["y"]
+    frame = by_day.sum().reset_index().set_axis(by_day.idxmax().to_numpy())
     daily = validate_daily_counts(
         frame,
         columns={"unique_id": "area"},
