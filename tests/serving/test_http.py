@@ -1,7 +1,9 @@
 """The three registered models served over real HTTP, as docs/serving.md tells another service to.
 
-Each champion is served by ``mlflow models serve --env-manager local`` on a free loopback port;
-every request has a timeout, so a hang fails the test instead of stalling the suite.
+Each champion is served by the documented command, ``python -m mlops.serve models:/<name>@champion``
+(MLflow's scoring app behind the toolkit's request guard), on a free loopback port, once per
+session (fixture ``servers`` in conftest); every request has a timeout, so a hang fails the test
+instead of stalling the suite. tests/serving/test_malformed_requests.py sends the malformed ones.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.serving.conftest import DISPOSITION, FORECAST, OUTCOMES, PROJECTION, model_servers
+from tests.serving.conftest import DISPOSITION, FORECAST, PROJECTION
 
 TIMEOUT = 30
 FORECAST_COLUMNS = ["unique_id", "ds", "mean", "lo_80", "hi_80", "lo_95", "hi_95"]
@@ -26,18 +28,11 @@ DISPOSITION_COLUMNS = ["p_safe_remote", "recommend_remote", "threshold", "reason
 
 
 @pytest.fixture(scope="module")
-def servers(trained_store, tmp_path_factory):
-    """One server per model for the whole module, started together to share the start-up wait."""
-    log_dir = tmp_path_factory.mktemp("serve-logs")
-    with model_servers(trained_store, [FORECAST, PROJECTION, DISPOSITION], log_dir) as urls:
-        yield urls
-
-
-@pytest.fixture(scope="module")
-def call_records(serving_calls) -> list[dict]:
-    """Three calls as a dispatch system would send them: no outcomes, ISO date-times."""
-    calls = serving_calls.tail(3).drop(columns=OUTCOMES)
-    return json.loads(calls.to_json(orient="records", date_format="iso"))
+def call_records(trained_store, serving_calls) -> list[dict]:
+    """Three calls as a dispatch system would send them: the signature's columns, ISO date-times."""
+    mlflow.set_tracking_uri(trained_store)
+    columns = mlflow.models.get_model_info(f"models:/{DISPOSITION}@champion").signature.inputs.input_names()
+    return json.loads(serving_calls.tail(3)[columns].to_json(orient="records", date_format="iso"))
 
 
 def invoke(url: str, body) -> requests.Response:
@@ -51,12 +46,28 @@ def answered(response: requests.Response) -> pd.DataFrame:
     return pd.DataFrame(response.json()["predictions"])
 
 
+# Bad values the requests below send: an error body must name the problem, never repeat them.
+SENT_VALUES = (
+    "nowhere/C9",
+    "mars",
+    "utopia",
+    "next tuesday",
+    "soon",
+    "yesterday",
+    "1800-01-01",
+    "everything",
+)
+
+
 def assert_refused(response: requests.Response, *words: str) -> None:
-    """A 4xx whose message names the problem (never a 500)."""
+    """A 4xx whose message names the problem (never a 500) and repeats nothing the request sent."""
     assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+    assert set(response.json()) == {"error_code", "message"}, response.text[:500]
     message = response.json()["message"]
     for word in words:
         assert word in message, message[:800]
+    for value in SENT_VALUES:
+        assert value not in response.text, response.text[:800]
 
 
 def test_forecast_answers_split_and_records(servers):
@@ -76,9 +87,9 @@ def test_forecast_answers_split_and_records(servers):
         ({"unique_id": "nowhere/C9", "ds": "2024-01-01"}, ["unknown series", "city/C2"]),
         ({"unique_id": "city/C2", "ds": "2024-03-25"}, ["out of range", "2024-01-01 to 2024-03-24"]),
         ({"unique_id": "city/C2", "ds": "2023-12-31"}, ["out of range"]),
-        ({"unique_id": "city/C2", "ds": "next tuesday"}, ["ds", "datetime"]),
-        ({"unique_id": "city/C2", "ds": None}, ["not a date"]),
-        ({"unique_id": "city/C2"}, ["missing inputs", "ds"]),
+        ({"unique_id": "city/C2", "ds": "next tuesday"}, ["'ds'", "ISO 8601", "row 0"]),
+        ({"unique_id": "city/C2", "ds": None}, ["not dates", "row 0"]),
+        ({"unique_id": "city/C2"}, ["lacks column", "ds"]),
     ],
     ids=["unknown-series", "after-horizon", "before-data", "not-a-date", "null-date", "missing-column"],
 )
@@ -103,8 +114,8 @@ def test_projection_answers_every_measure(servers):
         ({"area": "mars", "date": "2035-01-01", "scenario": "principal"}, ["unknown area", "trust"]),
         ({"area": "trust", "date": "2035-01-01", "scenario": "utopia"}, ["unknown scenario", "principal"]),
         ({"area": "trust", "date": "2050-01-01", "scenario": "principal"}, ["out of range", "2035-12-31"]),
-        ({"area": "trust", "date": "soon", "scenario": "principal"}, ["date", "datetime"]),
-        ({"area": "trust", "scenario": "principal"}, ["missing inputs", "date"]),
+        ({"area": "trust", "date": "soon", "scenario": "principal"}, ["'date'", "ISO 8601"]),
+        ({"area": "trust", "scenario": "principal"}, ["lacks column", "date"]),
     ],
     ids=["unknown-area", "unknown-scenario", "after-projection", "not-a-date", "missing-column"],
 )
@@ -130,13 +141,23 @@ def test_disposition_scores_unseen_categories_and_missing_values(servers, call_r
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"age": "old"}, ["age", "float"]),
-        ({"care_home": "yes"}, ["care_home"]),
-        ({"call_time": "yesterday"}, ["call_time", "datetime"]),
-        ({"age": "<drop>"}, ["missing inputs", "age"]),
-        ({"category": "<drop>"}, ["missing inputs", "category"]),
+        ({"age": "old"}, ["'age'", "numbers"]),
+        ({"care_home": "yes"}, ["'care_home'", "numbers"]),
+        ({"call_time": "yesterday"}, ["'call_time'", "ISO 8601"]),
+        ({"age": "<drop>"}, ["lacks column", "age"]),
+        ({"category": "<drop>"}, ["lacks column", "category"]),
+        ({"age": -40}, ["'age'", "impossible", "below 0"]),
+        ({"call_time": "1800-01-01T12:00:00"}, ["'call_time'", "outside"]),
     ],
-    ids=["text-age", "text-flag", "not-a-date", "missing-age", "missing-category"],
+    ids=[
+        "text-age",
+        "text-flag",
+        "not-a-date",
+        "missing-age",
+        "missing-category",
+        "negative-age",
+        "year-1800",
+    ],
 )
 def test_disposition_refuses_bad_requests(servers, call_records, change, words):
     record = {**call_records[0], **change}
@@ -152,7 +173,7 @@ def test_disposition_refuses_unknown_reasons_mode(servers, call_records):
 @pytest.mark.parametrize("model", [FORECAST, PROJECTION, DISPOSITION])
 @pytest.mark.parametrize(
     ("body", "words"),
-    [("", ["valid JSON"]), ("{not json", ["valid JSON"]), ({}, ["dataframe_split"])],
+    [("", ["empty body"]), ("{not json", ["not valid JSON"]), ({}, ["dataframe_split"])],
     ids=["empty-body", "broken-json", "no-input-field"],
 )
 def test_malformed_bodies_are_refused(servers, model, body, words):
