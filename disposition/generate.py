@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from disposition.synthetic_calls import Practice, describe_calls, sample_calls
 from forecasting.io import atomic_write, read_table
+from mlops.console import log_console
 from mlops.entry import CONFIG_DIR
 from mlops.errors import ConfigError, report_user_errors
 
@@ -33,6 +34,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="disposition_generate")
+@log_console
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     paths = generate(cfg)

@@ -9,13 +9,16 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from disposition.pipeline import train
+from mlops.console import attach_log_to_run, log_console
 from mlops.entry import CONFIG_DIR
 from mlops.errors import report_user_errors
+from mlops.tracking import resolve_store
 
 __all__ = ["main", "train"]
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="disposition")
+@log_console
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     result = train(cfg, Path(HydraConfig.get().runtime.output_dir))
@@ -33,6 +36,7 @@ def main(cfg: DictConfig) -> float:
         f"report, model card, plots: {result.output_dir}\n"
         f"open the MLflow UI: {result.ui_command}"
     )
+    attach_log_to_run(resolve_store(cfg.tracking).tracking_uri, result.run_id, "report")
     return m["test_deployed_share"]  # lets a sweeper maximise closure within the safety limit
 
 

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecasting.io import atomic_write, read_population
 from forecasting.synthetic import World, area_population, simulate_daily_counts
+from mlops.console import log_console
 from mlops.entry import CONFIG_DIR
 from mlops.errors import report_user_errors
 
@@ -41,6 +42,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
+@log_console
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     paths = generate(cfg)

@@ -9,11 +9,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from forecasting.projection.pipeline import project
+from mlops.console import attach_log_to_run, log_console
 from mlops.entry import CONFIG_DIR
 from mlops.errors import report_user_errors
+from mlops.tracking import resolve_store
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="project")
+@log_console
 @report_user_errors
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
@@ -28,6 +31,7 @@ def main(cfg: DictConfig) -> None:
         f"load it with: mlflow.pyfunc.load_model('{result.model_uri}')\n"
         f"open the MLflow UI: {result.ui_command}"
     )
+    attach_log_to_run(resolve_store(cfg.tracking).tracking_uri, result.run_id, "results")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from forecasting.pipeline import train
+from mlops.console import attach_log_to_run, log_console
 from mlops.entry import CONFIG_DIR
 from mlops.errors import report_user_errors
+from mlops.tracking import resolve_store
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="forecast")
+@log_console
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     result = train(cfg, Path(HydraConfig.get().runtime.output_dir))
@@ -27,6 +30,7 @@ def main(cfg: DictConfig) -> float:
         f"results (tables, plot): {result.output_dir}\n"
         f"open the MLflow UI: {result.ui_command}"
     )
+    attach_log_to_run(resolve_store(cfg.tracking).tracking_uri, result.run_id, "results")
     return result.metrics["mase"]  # lets sweepers (e.g. Optuna) minimise MASE
 
 

@@ -10,8 +10,10 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from tqdm import tqdm
 
-from tests.conftest import fast_forecast_overrides
+from mlops.console import tee_output
+from tests.conftest import ROOT, fast_forecast_overrides
 
 
 def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -24,6 +26,10 @@ def test_train_registers_a_champion_that_serves_forecasts(tmp_path, small_counts
     assert done.returncode == 0, done.stderr
     assert "promoted to champion" in done.stdout and "mlflow ui --backend-store-uri sqlite:///" in done.stdout
     assert (tmp_path / "run" / "forecast.png").is_file()
+    log = (tmp_path / "run" / "train.log").read_text()
+    for line in filter(str.strip, done.stdout.splitlines()):  # the log holds what the user saw
+        assert log.count(line) == 1, line
+    assert "\r" not in log and "Traceback" not in log
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/daily-demand-synthetic@champion")
@@ -32,6 +38,19 @@ def test_train_registers_a_champion_that_serves_forecasts(tmp_path, small_counts
     assert len(answer) == 7 and (answer["lo_95"] <= answer["mean"]).all()
     with pytest.raises(mlflow.exceptions.MlflowException, match="unknown series"):
         model.predict(pd.DataFrame({"unique_id": ["Atlantis/C1"], "ds": days[:1]}))
+    # The run's copy of the log is the finished one, summary included (it was logged empty before).
+    run_id = MlflowClient().get_model_version_by_alias("daily-demand-synthetic", "champion").run_id
+    logged = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="results/train.log")
+    assert Path(logged).read_text() == log
+
+
+def test_bad_override_prints_one_line_that_the_log_keeps(tmp_path):
+    missing = tmp_path / "missing.csv"
+    done = _cli([f"data.path={missing}", f"tracking.store_dir={tmp_path / 'store'}"], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = [line for line in done.stderr.splitlines() if line.strip()][-1]
+    assert error.startswith("error: ") and str(missing) in error
+    assert error in (tmp_path / "run" / "train.log").read_text().splitlines()
 
 
 def test_mistyped_override_fails_without_traceback(tmp_path):
@@ -85,3 +104,68 @@ def test_multirun_sweep_records_every_run(tmp_path, small_counts_csv):
     runs = client.search_runs([experiment.experiment_id])
     seasons = {run.data.params["model.season_length"] for run in runs}
     assert seasons == {"7", "14"}
+
+
+def test_generate_rewrites_the_committed_world_identically_and_logs_what_it_printed(tmp_path):
+    # `make demo` regenerates data/synthetic with the default config; git status must stay clean,
+    # so every file it writes must come out byte for byte as committed (world.yaml included).
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "external").symlink_to(ROOT / "data" / "external")
+    command = [sys.executable, "-m", "forecasting.generate", f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("daily_counts.csv", "population.csv", "world.yaml"):
+        written = (tmp_path / "data" / "synthetic" / name).read_bytes()
+        assert written == (ROOT / "data" / "synthetic" / name).read_bytes(), f"regenerate {name}"
+    assert done.stdout.strip() and done.stdout.strip() in (tmp_path / "run" / "generate.log").read_text()
+
+
+def test_disposition_generate_logs_what_it_printed(tmp_path):
+    synthetic = ROOT / "data" / "synthetic"
+    args = [
+        f"counts_path={synthetic / 'daily_counts.csv'}",
+        f"population_path={synthetic / 'population.csv'}",
+        f"world_path={synthetic / 'world.yaml'}",
+        f"output_path={tmp_path / 'calls.parquet'}",
+        "n_calls=2000",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    command = [sys.executable, "-m", "disposition.generate", *args]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "synthetic calls ->" in done.stdout
+    assert done.stdout.strip() in (tmp_path / "run" / "generate.log").read_text()
+
+
+@pytest.mark.parametrize("leave", [True, False])
+def test_progress_bars_leave_one_line_or_none_in_the_log(tmp_path, capsys, leave):
+    path = tmp_path / "job.log"
+    with tee_output(path):
+        print("before")
+        for _ in tqdm(range(200), desc="origins", file=sys.stderr, mininterval=0, leave=leave):
+            pass
+        print("after", file=sys.stderr)
+    assert capsys.readouterr().err.count("\r") > 10  # the terminal still gets the live bar
+    lines = path.read_text().splitlines()
+    bars = [line for line in lines if line.startswith("origins")]
+    assert bars == ([bars[0]] if leave else []) and (not leave or "200/200" in bars[0])
+    assert [line for line in lines if not line.startswith("origins")] == ["before", "after"]
+
+
+def test_an_unexpected_error_leaves_its_traceback_in_the_log_and_restores_the_streams(tmp_path):
+    path = tmp_path / "job.log"
+    streams = sys.stdout, sys.stderr
+    with pytest.raises(ZeroDivisionError), tee_output(path):
+        print("working", end="")  # a last line without its newline is kept too
+        1 / 0  # noqa: B018
+    assert (sys.stdout, sys.stderr) == streams
+    text = path.read_text()
+    assert text.startswith("working\n") and "Traceback" in text and "ZeroDivisionError" in text
+
+
+def test_user_error_exit_keeps_the_error_line_only(tmp_path):
+    path = tmp_path / "job.log"
+    with pytest.raises(SystemExit), tee_output(path):
+        print("error: data.path=x.csv: no such file", file=sys.stderr)
+        sys.exit(2)
+    assert path.read_text() == "error: data.path=x.csv: no such file\n"
