@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load bench
+.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load bench serve
 
 # MLflow's usage telemetry waits for a network this machine may not have.
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -36,6 +36,14 @@ lint: $(INSTALLED)
 
 ui: $(INSTALLED)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlruns)/mlflow.db --port 5000
+
+# Serve a registered model over HTTP: MLflow's scoring app behind the toolkit's request guard
+# (docs/serving.md, "Over HTTP" and "Errors"). The store is MLFLOW_TRACKING_URI, else mlruns/.
+MODEL ?= models:/daily-demand-synthetic@champion
+PORT ?= 5001
+serve: $(INSTALLED)
+	MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(abspath mlruns)/mlflow.db}" \
+		$(BIN)/python -m mlops.serve "$(MODEL)" --port $(PORT)
 
 # Team mode: MLflow on PostgreSQL with basic auth, on loopback (scripts/tracking_server.sh; docs/serving.md).
 tracking-server: $(INSTALLED)
