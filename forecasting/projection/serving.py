@@ -25,6 +25,13 @@ class ProjectionRequestError(UserInputError, ValueError):
     client_safe = True
 
 
+def _listed(values: Sequence[str], limit: int = 20) -> str:
+    """The model's own values, the first ``limit`` of them (all are in the model's metadata)."""
+    if len(values) <= limit:
+        return str(list(values))
+    return f"{list(values)[:limit]} and {len(values) - limit} more (all in the model's metadata)"
+
+
 def _rows(positions: np.ndarray) -> str:
     """``rows 0, 3, 7`` (first five): positions in the request, never its values."""
     shown = ", ".join(str(int(p)) for p in positions[:5])
@@ -88,7 +95,7 @@ def answer_requests(
         if len(unknown):
             raise ProjectionRequestError(
                 f"unknown {column}: `{column}` in {len(unknown)} row(s) ({_rows(unknown)}) is not one "
-                f"of this model's; it {what} {known}"
+                f"of this model's; it {what} {_listed(known)}"
             )
     first, last = daily["ds"].min(), daily["ds"].max()
     outside = ((asked["date"] < first) | (asked["date"] > last)).to_numpy()
