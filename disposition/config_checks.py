@@ -11,10 +11,11 @@ import importlib
 import inspect
 from collections.abc import Mapping
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import get_scorer_names
 
 from disposition.calibration import METHODS
+from disposition.data import CallSpec
 from disposition.features import TIME_FEATURES
 from mlops.config_checks import (
     Choice,
@@ -35,6 +36,7 @@ from mlops.config_checks import (
     shown,
 )
 from mlops.errors import ConfigError
+from mlops.tables import ReadOptions
 
 NAMES = ListOf(Text(), min_length=0, what="a list of column names, e.g. [age,sex]")
 SUBGROUPS = ("age", "sex", "category")
@@ -91,6 +93,13 @@ RULES: dict[str, Rule] = {
     "oracle_targets.auc_tolerance": Number(0, 1),
     "oracle_targets.share_ratio": Number(0, 1, low_open=True),
     "registry.model_name": Text(),
+}
+
+# Settings only some calls groups have (the plausibility screen of call records).
+OPTIONAL_RULES: dict[str, Rule] = {
+    "calls.checks.age_column": Text(nullable=True, what="a column name"),
+    "calls.checks.max_age": Number(0, 150, low_open=True, what="an age in years"),
+    "calls.checks.earliest_date": IsoDate(nullable=False),
 }
 
 HINTS = {
@@ -166,6 +175,10 @@ def check_config(cfg: DictConfig) -> None:
             f"split.calibration_start={shown(lookup(cfg, 'split.calibration_start'))} must be before "
             f"split.test_start={shown(lookup(cfg, 'split.test_start'))}"
         )
+    check_all(cfg, OPTIONAL_RULES, optional=True)
+    read = lookup(cfg, "calls.read", default=None)
+    ReadOptions.from_config(OmegaConf.to_container(read, resolve=True) if read else None, "calls.read")
+    CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))  # its cross-checks
     for group in ("classifier", "baseline"):
         if lookup(cfg, group, default=None) is not None:
             check_classifier(cfg, group)

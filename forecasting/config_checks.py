@@ -12,9 +12,10 @@ import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from forecasting.calendar import UK_NATIONS
+from forecasting.data import CountChecks
 from mlops.config_checks import (
     Choice,
     ExistingPath,
@@ -34,6 +35,7 @@ from mlops.config_checks import (
     shown,
 )
 from mlops.errors import ConfigError
+from mlops.tables import ReadOptions
 
 LEVELS = ListOf(
     WholeNumber(1, 99),
@@ -150,6 +152,9 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
     for name in ("ds", "y"):
         if not columns.get(name):
             raise ConfigError(f"data.columns.{name} is required: the file's column for {name}")
+    # The reader's options and the plausibility screen have their own checks (no file is read).
+    ReadOptions.from_config(_plain(lookup(cfg, "data.read", default=None)), "data.read")
+    CountChecks.from_config(_plain(lookup(cfg, "data.checks", default=None)), "data.checks")
     check_model(cfg, "model")
     check_tracking(cfg)
     return CheckedForecastConfig(levels=sorted(set(values["levels"])))
@@ -187,6 +192,13 @@ def check_model(cfg: DictConfig, key: str) -> None:
             raise refuse(f"{key}.weights", weights, allowed)
     if "model" in node:  # a wrapper (conformal) around another model
         check_model(cfg, f"{key}.model")
+
+
+def _plain(node: object) -> object:
+    """A config node as plain Python values (the reader's checks take mappings, not DictConfig)."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def _import_class(target: str) -> type:

@@ -373,10 +373,25 @@ class ExistingPath(Rule):
         return path
 
 
-def check_all(cfg: DictConfig, rules: Mapping[str, Rule], hints: Mapping[str, str] | None = None) -> dict:
-    """Check every ``key: rule`` of ``rules`` in order; return the converted values by key."""
+def check_all(
+    cfg: DictConfig,
+    rules: Mapping[str, Rule],
+    hints: Mapping[str, str] | None = None,
+    optional: bool = False,
+) -> dict:
+    """Check every ``key: rule`` of ``rules`` in order; return the converted values by key.
+
+    With ``optional``, keys that are not in the config at all are skipped (settings that only some
+    config groups have).
+    """
     hints = hints or {}
-    return {key: rule.check(cfg, key, hints.get(key)) for key, rule in rules.items()}
+    values = {}
+    for key, rule in rules.items():
+        value = lookup(cfg, key, hints.get(key))
+        if value is ABSENT and optional:
+            continue
+        values[key] = rule.apply(value, key)
+    return values
 
 
 def check_known_keys(node: Mapping, key: str, known: Iterable[str], what: str) -> None:

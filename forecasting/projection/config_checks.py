@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from forecasting.calendar import UK_NATIONS
+from forecasting.data import CountChecks
 from forecasting.projection.scenario import MAX_ABS_TREND, MAX_TARGET_YEARS, Scenario
 from mlops.config_checks import (
     Choice,
@@ -31,6 +32,7 @@ from mlops.config_checks import (
     share,
 )
 from mlops.errors import ConfigError
+from mlops.tables import ReadOptions
 
 YEAR = WholeNumber(1900, 2200, what="a year")
 COLUMNS = MappingOf(Text(), what="a mapping {name: column in the file}")
@@ -117,6 +119,9 @@ def check_config(cfg: DictConfig) -> None:
         for name in names:
             if not values[key].get(name):
                 raise ConfigError(f"{key}.{name} is required: the file's column for {name}")
+    for key in ("history.read", "population.read"):  # the reader's own checks; no file is read
+        ReadOptions.from_config(_plain(lookup(cfg, key, default=None)), key)
+    CountChecks.from_config(_plain(lookup(cfg, "history.checks", default=None)), "history.checks")
     base_year = values["base_year"]
     scenarios = {"scenario": lookup(cfg, "scenario")}
     compare = lookup(cfg, "compare", default=None) or {}
@@ -126,6 +131,12 @@ def check_config(cfg: DictConfig) -> None:
     for key in scenarios:
         check_scenario(cfg, key, base_year)
     check_tracking(cfg)
+
+
+def _plain(node: object) -> object:
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def check_scenario(cfg: DictConfig, key: str, base_year: int) -> None:
