@@ -80,6 +80,20 @@ def forecast_problems(
             f"mean forecast for {uid!r} is {too_big.iloc[0]:.4g} a day, more than {multiple:g} x its largest "
             f"daily count in history ({history_max[uid]:.4g})"
         )
+    # The same bound for the upper interval bounds: a fit can keep its mean sane and still
+    # serve intervals reaching 1e65 (what a single 1e12 count did to a GLM).
+    highs = [f"hi_{int(lv)}" for lv in levels]
+    if highs and not problems:
+        top = forecast.groupby("unique_id")[highs].max().max(axis=1)
+        ceiling = history_max.reindex(top.index) * multiple
+        too_high = top[top > ceiling.fillna(np.inf).clip(lower=multiple)]
+        if len(too_high):
+            uid = too_high.index[0]
+            problems.append(
+                f"upper interval bound for {uid!r} reaches {too_high.iloc[0]:.4g} a day, "
+                f"more than {multiple:g} "
+                f"x its largest daily count in history ({history_max[uid]:.4g})"
+            )
     return problems
 
 
