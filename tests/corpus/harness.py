@@ -104,6 +104,7 @@ class Outcome:
     """How a case's run ended and what it left behind."""
 
     case: Case
+    tmp: Path | None = None
     error: BaseException | None = None
     at_composition: bool = False
     leftovers: list[str] = field(default_factory=list)
@@ -111,6 +112,11 @@ class Outcome:
     @property
     def message(self) -> str:
         return "" if self.error is None else str(self.error)
+
+    @property
+    def judged(self) -> str:
+        """The message with the case's folder blanked out: its name holds the case id, not the app's words."""
+        return self.message.replace(str(self.tmp), "<case folder>") if self.tmp else self.message
 
 
 # --- base overrides: each app's quickest full run ------------------------------------------------
@@ -271,6 +277,10 @@ def run_statuses(db: Path) -> dict[str, str]:
     return {run.info.run_id: run.info.status for run in runs}
 
 
+# What each seeded store holds: every case's copy starts from it, so it is read once.
+_SEEDED_STATE: dict[Path, tuple[dict, dict[str, str]]] = {}
+
+
 def copy_store(seeded: Path | None, store: Path) -> None:
     """A private copy of a seeded store's database (its artifacts stay where they are, read-only use)."""
     store.mkdir(parents=True, exist_ok=True)
@@ -289,6 +299,7 @@ def seed_store(app: str, store: Path, out: Path) -> dict:
     run_job(app, compose_config(CONFIG_NAMES[app], overrides), out)
     _end_active_runs()
     snapshot = registry_snapshot(store / "mlflow.db")
+    _SEEDED_STATE[store] = (snapshot, run_statuses(store / "mlflow.db"))
     if not any(alias == "champion" for _, alias, _ in snapshot["aliases"]):
         raise RuntimeError(f"seeding the {app} store left no champion: {snapshot}")
     return snapshot
@@ -336,15 +347,39 @@ def output_leftovers(output_dir: Path) -> list[str]:
     return left
 
 
+def left_behind(db: Path, before: dict, runs_before: dict[str, str], output_dir: Path) -> list[str]:
+    """What a failed job left: output files, runs RUNNING or not FAILED, new versions, moved aliases."""
+    after, runs_after = registry_snapshot(db), run_statuses(db)
+    left = [f"output file {name}" for name in output_leftovers(output_dir)]
+    for run_id, status in runs_after.items():
+        if status == "RUNNING":
+            left.append(f"MLflow run {run_id} left RUNNING")
+        elif run_id not in runs_before and status != "FAILED":
+            left.append(f"new MLflow run {run_id} marked {status} (FAILED at most)")
+    new_versions = sorted(set(after["versions"]) - set(before["versions"]))
+    if new_versions:
+        left.append(f"registered version(s) {[(n, v) for n, v, _ in new_versions]}")
+    if after["aliases"] != before["aliases"]:
+        left.append(f"aliases moved: {before['aliases']} -> {after['aliases']}")
+    return left
+
+
+def state_before(seeded: Path | None, db: Path) -> tuple[dict, dict[str, str]]:
+    """The registry and runs of a fresh copy of ``seeded`` (read once per seeded store)."""
+    if seeded in _SEEDED_STATE:
+        return _SEEDED_STATE[seeded]
+    return registry_snapshot(db), run_statuses(db)
+
+
 def run_case(case: Case, tmp: Path, seeded: Path | None) -> Outcome:
     """Write the case's file, compose, run the job on a copy of the seeded store, look at what is left."""
     tmp.mkdir(parents=True, exist_ok=True)
     store, output_dir = tmp / "store", tmp / "out"
     copy_store(seeded, store)
     db = store / "mlflow.db"
-    before, runs_before = registry_snapshot(db), run_statuses(db)
+    before, runs_before = state_before(seeded, db)
     file = case.file(tmp) if case.file else None
-    outcome = Outcome(case)
+    outcome = Outcome(case, tmp)
     try:
         cfg = compose_config(CONFIG_NAMES[case.app], merged_overrides(case, store, tmp, file))
     except (HydraException, OmegaConfBaseException) as error:
@@ -354,18 +389,7 @@ def run_case(case: Case, tmp: Path, seeded: Path | None) -> Outcome:
         run_job(case.app, cfg, output_dir)
     except Exception as error:  # noqa: BLE001 - judging every way a job can end is the point
         outcome.error = error
-    after, runs_after = registry_snapshot(db), run_statuses(db)
-    outcome.leftovers = [f"output file {name}" for name in output_leftovers(output_dir)]
-    for run_id, status in runs_after.items():
-        if status == "RUNNING":
-            outcome.leftovers.append(f"MLflow run {run_id} left RUNNING")
-        elif run_id not in runs_before and status != "FAILED":
-            outcome.leftovers.append(f"new MLflow run {run_id} marked {status} (FAILED at most)")
-    new_versions = sorted(set(after["versions"]) - set(before["versions"]))
-    if new_versions:
-        outcome.leftovers.append(f"registered version(s) {[(n, v) for n, v, _ in new_versions]}")
-    if after["aliases"] != before["aliases"]:
-        outcome.leftovers.append(f"aliases moved: {before['aliases']} -> {after['aliases']}")
+    outcome.leftovers = left_behind(db, before, runs_before, output_dir)
     _end_active_runs()
     return outcome
 
@@ -377,7 +401,7 @@ def problems(outcome: Outcome) -> tuple[list[str], list[str]]:
     UserInputError: the user sees a stack trace), ``unclear`` (a UserInputError that is not one
     line, lacks the key or a hint, or speaks Python), ``half-written`` (anything left behind).
     """
-    case, message = outcome.case, outcome.message
+    case, message = outcome.case, outcome.judged
     tags, wrong = [], []
     if outcome.error is None:
         tags.append("silent")

@@ -60,14 +60,14 @@ CASES = [
         "population-all-zero",
         "project",
         OWN,
-        [r"population", r"zero"],
+        [r"population", r"zero|\b0\b|no residents"],
         csv_file(edited(POP, lambda f: f.assign(population=0))),
     ),
     Case(
         "history-population-all-zero",
         "project",
         HISTORY_POP,
-        [r"population", r"zero"],
+        [r"population", r"zero|\b0\b|no residents"],
         csv_file(edited(HPOP, lambda f: f.assign(population=0.0))),
     ),
     Case(
