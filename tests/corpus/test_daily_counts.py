@@ -461,6 +461,48 @@ CASES = [
         [r"forecast|gate|implausib|finite|history", r"check|fix|screen|data"],
         csv_file(set_value(COUNTS, HUGE_ROW, "y", 1e12)),
     ),
+    Case(
+        "counts-one-tiny-series",  # issue 10: "'Tiny' has 3" with no fix
+        "forecast",
+        [PATH],
+        [r"Tiny", r"exclude_series|backtest|at least|longer|more"],
+        csv_file(
+            edited(
+                COUNTS,
+                lambda f: pd.concat(
+                    [
+                        f,
+                        pd.DataFrame(
+                            {"unique_id": "Tiny", "ds": ["2023-12-29", "2023-12-30", "2023-12-31"], "y": 3}
+                        ),
+                    ],
+                    ignore_index=True,
+                ),
+            )
+        ),
+    ),
+    Case(
+        "counts-excel-workbook",
+        "forecast",
+        ["data.path={file}"],
+        [r"xlsx|workbook|spreadsheet|csv or parquet"],
+        bytes_file(b"PK\x03\x04\x14\x00\x06\x00" + garbage(3000, seed=8), name="counts.xlsx"),
+        forbid=(r"read\.encoding",),  # a workbook is not a text file in another encoding
+    ),
+    Case(
+        "counts-json-file",
+        "forecast",
+        ["data.path={file}"],
+        [r"json|csv or parquet|not a (csv|table)"],
+        text_file(clean_counts().head(50).to_json(orient="records"), name="counts.json"),
+    ),
+    Case(
+        "counts-corrupt-gzip",
+        "forecast",
+        ["data.path={file}"],
+        [r"gzip|compress|not a (readable|valid)|cannot (be )?read|corrupt"],
+        bytes_file(b"\x1f\x8b\x08\x00" + garbage(2000, seed=9), name="counts.csv.gz"),
+    ),
 ]
 
 
