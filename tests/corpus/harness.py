@@ -56,7 +56,7 @@ FIX_HINT = re.compile(
     r"check|add |remove|rename|fix|only|convert|choose|instead|e\.g\.|for example|format|pass |"
     r"point|make |provide|supported|valid|cannot|can't|no |not |empty|missing|larger|smaller|"
     r"greater|less|more than|fewer|within|range|per |integer|number|list|file|folder|directory|lower|raise|"
-    r"move|earlier|later|shorten|increase|reduce|drop|declare|write|keep|leave|map |relax|switch",
+    r"move|earlier|later|shorten|increase|reduce|drop|declare|write|keep|leave|map |relax|switch|exclude",
     re.IGNORECASE,
 )
 
