@@ -32,7 +32,14 @@ from omegaconf import OmegaConf
 from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
 from experiments.dispatch_simulation.simulation import Settings, response_table, simulate
 from experiments.harness import BenchmarkReport
-from experiments.model_store import DISPOSITION, FORECAST, PROJECTION, ensure_champions, model_store
+from experiments.model_store import (
+    DISPOSITION,
+    FORECAST,
+    PROJECTION,
+    ensure_champions,
+    load_champion,
+    model_store,
+)
 
 NAME = "dispatch_simulation"
 HERE = Path(__file__).resolve().parent
@@ -87,9 +94,10 @@ def run(workdir: Path, tracking_uri: str | None, seed: int) -> BenchmarkReport:
     started = time.perf_counter()
     champion = ensure_champions(tracking_uri, own_dir, [FORECAST, PROJECTION, DISPOSITION])
     mlflow.set_tracking_uri(tracking_uri)
-    forecast = mlflow.pyfunc.load_model(f"models:/{FORECAST}@champion")
-    projection = mlflow.pyfunc.load_model(f"models:/{PROJECTION}@champion")
-    disposition = mlflow.pyfunc.load_model(f"models:/{DISPOSITION}@champion")
+    # Each file checked against the manifest recorded at registration before anything is loaded.
+    forecast = load_champion(tracking_uri, FORECAST)
+    projection = load_champion(tracking_uri, PROJECTION)
+    disposition = load_champion(tracking_uri, DISPOSITION)
 
     expected = forecast_week(forecast)
     growth = projected_growth(projection)

@@ -105,9 +105,10 @@ def phase_score(workdir: Path, **_) -> dict:
 
     from disposition.evaluation import SafetySettings
     from disposition.safety import excluded_by_rules
+    from mlops.integrity import load_verified_model
 
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'store' / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/disposition-remote-closure@champion")
+    model = load_verified_model("models:/disposition-remote-closure@champion")
     calls = pd.read_parquet(workdir / "score.parquet")
     columns = model.metadata.get_input_schema().input_names()
     request = calls[columns]

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from disposition.synthetic_calls import OUTCOME_COLUMNS, sample_calls
 from experiments.harness import BenchmarkReport
 from experiments.model_store import DISPOSITION, ensure_champions, model_store
+from mlops.integrity import verify_model
 
 NAME = "serving_load"
 HERE = Path(__file__).resolve().parent
@@ -54,8 +55,13 @@ def request_bodies(n: int, seed: int) -> list[str]:
 
 
 def serve(tracking_uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
-    """``mlflow models serve`` in a session of its own (stopped with its workers); waits for /ping."""
-    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion"]
+    """``mlflow models serve`` in a session of its own (stopped with its workers); waits for /ping.
+
+    It serves the local copy that passed the integrity check (:func:`mlops.integrity.verify_model`),
+    so what was checked against the registration manifest is what answers.
+    """
+    _, verified = verify_model(f"models:/{MODEL}@champion", tracking_uri, log.parent / "verified-model")
+    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(verified)]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"  # `mlflow models serve` runs uvicorn by name
