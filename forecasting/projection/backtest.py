@@ -16,6 +16,7 @@ from forecasting.projection.daily_shape import DailyShape, spread_over_days
 from forecasting.projection.history import annual_history
 from forecasting.projection.rates import AgeRateModel
 from forecasting.projection.simulate import central_by_band
+from mlops.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,12 @@ def backtest_on_truth(
     train = daily[daily["ds"].dt.year <= fit_through]
     test = daily[daily["ds"].dt.year > fit_through]
     if train.empty or test.empty:
-        raise ValueError(f"fit_through={fit_through} leaves no training or no test years")
+        years = sorted(int(y) for y in daily["ds"].dt.year.unique())
+        covers = f"{years[0]}-{years[-1]}" if years else "no years"
+        raise ConfigError(
+            f"backtest.fit_through={fit_through}: must leave history years on both sides; the backtest data "
+            f"covers {covers}, so use a year before its last"
+        )
     rates = AgeRateModel(rate_ratio, area_effects=area_effects).fit(annual_history(train), population)
     shape = DailyShape(nation, annual_order).fit(train)
     years = np.array(sorted(test["ds"].dt.year.unique()))
