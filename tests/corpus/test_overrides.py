@@ -284,6 +284,13 @@ DISPOSITION = [
         r"height",
         r"column|not found|not in",
     ),
+    config(
+        "calls-subgroup-column-unknown",
+        "disposition",
+        ["calls.subgroups.sex=gender"],
+        r"gender",
+        r"subgroups|column",
+    ),
     config("calls-max-age-negative", "disposition", ["calls.checks.max_age=-1"], r"max_age", RANGE),
     config(
         "safety-limit-2",
@@ -549,6 +556,13 @@ PROJECT = [
         "project",
         ["history.counts_path={tmp}/nothing.csv"],
         r"nothing\.csv",
+        r"not found|no such|does not exist",
+    ),
+    config(
+        "project-backtest-counts-missing",
+        "project",
+        ["backtest.counts_path={tmp}/none.csv"],
+        r"none\.csv",
         r"not found|no such|does not exist",
     ),
     config("project-seed-abc", "project", ["seed=abc"], r"seed", r"abc"),

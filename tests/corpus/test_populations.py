@@ -247,6 +247,13 @@ CASES = [
         forbid=("\ufeff",),
     ),
     Case(
+        "backtest-population-all-zero",
+        "project",
+        ["backtest.population_path={file}"],
+        [r"population", r"zero|\b0\b|no residents"],
+        csv_file(edited(HPOP, lambda f: f.assign(population=0.0))),
+    ),
+    Case(
         "history-population-negative",
         "project",
         HISTORY_POP,
