@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load bench serve
+.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load bench serve reliability
 
 # MLflow's usage telemetry waits for a network this machine may not have.
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -60,6 +60,10 @@ simulate: $(INSTALLED)
 serving-load: $(INSTALLED)
 	$(BIN)/python -m experiments.bench benchmark=serving_load
 
+# Issue 10's targets: bad-input corpus, malformed requests, team server -> experiments/results/reliability.md.
+reliability: $(INSTALLED)
+	$(BIN)/python -m experiments.bench benchmark=reliability
+
 # Every benchmark and study, one after another: each is a Hydra run logged to the MLflow
 # experiment benchmark-<name> (store: mlruns/) that rewrites experiments/results/<name>.md.
 # One only: `$(BIN)/python -m experiments.bench benchmark=swast` (configs in conf/benchmark/).
@@ -71,7 +75,7 @@ $(BENCH_INSTALLED): $(INSTALLED)
 	@touch $@
 
 BENCHMARKS := swast oracle scale sweeps projection_synthetic_backtest projection_swast_backtest \
-	projection_consistency projection_speed disposition_scale dispatch_simulation serving_load
+	projection_consistency projection_speed disposition_scale dispatch_simulation serving_load reliability
 bench: $(BENCH_INSTALLED)
 	@for name in $(BENCHMARKS); do echo "== benchmark $$name"; \
 		$(BIN)/python -m experiments.bench benchmark=$$name || exit 1; done
