@@ -241,6 +241,13 @@ def _assert_each_job_logged_what_it_printed(sweep: Path, name: str, summary: str
         assert "\r" not in log
 
 
+def _assert_each_run_kept_its_finished_log(client: MlflowClient, runs, artifact: str, summary: str) -> None:
+    """The log copied to each run is the finished one, with the summary printed after the run ended."""
+    for run in runs:
+        local = client.download_artifacts(run.info.run_id, artifact)
+        assert Path(local).read_text().count(summary) == 1, run.info.run_id
+
+
 def _assert_one_version_per_finished_run(client: MlflowClient, experiment: str, model: str, n_runs: int):
     """Every job left a finished run and exactly one version with its promotion decision applied."""
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
@@ -294,6 +301,7 @@ def test_parallel_disposition_sweep_on_a_new_store(tmp_path, small_calls_path):
     for job in ("0", "1"):  # each job's report folder belongs to a run
         assert (tmp_path / "sweep" / job / "model_card.md").is_file()
     _assert_each_job_logged_what_it_printed(tmp_path / "sweep", "train.log", "test window: AUC", 2)
+    _assert_each_run_kept_its_finished_log(client, runs, "report/train.log", "test window: AUC")
 
 
 def test_parallel_projection_sweep_on_a_new_store(tmp_path):
@@ -313,8 +321,9 @@ def test_parallel_projection_sweep_on_a_new_store(tmp_path):
         "forecasting.project",
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    client = _client(tmp_path)
     runs, _ = _assert_one_version_per_finished_run(
-        _client(tmp_path), "demand-projection", "demand-projection-ons-england", 2
+        client, "demand-projection", "demand-projection-ons-england", 2
     )
     assert sorted(run.data.params["seed"] for run in runs) == ["1", "2"]
     for job in ("0", "1"):
@@ -322,3 +331,4 @@ def test_parallel_projection_sweep_on_a_new_store(tmp_path):
     _assert_each_job_logged_what_it_printed(
         tmp_path / "sweep", "project.log", "report (open in a browser)", 2
     )
+    _assert_each_run_kept_its_finished_log(client, runs, "results/project.log", "report (open in a browser)")
