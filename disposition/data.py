@@ -22,14 +22,12 @@ from disposition.features import TIME_FEATURES
 from disposition.safety import HardRule, rules_from_mapping
 from disposition.scorer import FeatureSpec
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import ReadOptions, file_lines, parse_dates, shown
+from mlops.tables import ReadOptions, check_date_range, file_lines, parse_dates, shown
 
 TARGET = "_target"
 # A text column with more distinct values than this share of rows is an identifier, not a category.
 _IDENTIFIER_SHARE = 0.5
 _MAX_LEVELS = 1000
-# A call stamped up to a day ahead of this machine's clock is a time-zone difference, not an error.
-_CLOCK_SLACK = pd.Timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,7 @@ class CallSpec:
     age_column: str | None = None
     max_age: float = 120.0
     earliest_date: str = "1900-01-01"
+    allow_unmatched_rules: bool = False
 
     @classmethod
     def from_config(cls, calls: Mapping) -> CallSpec:
@@ -59,11 +58,10 @@ class CallSpec:
         target = calls.get("target") or {}
         features = calls.get("features") or {}
         checks = dict(calls.get("checks") or {})
-        unknown = sorted(set(checks) - {"age_column", "max_age", "earliest_date"})
+        known = {"age_column", "max_age", "earliest_date", "allow_unmatched_rules"}
+        unknown = sorted(set(checks) - known)
         if unknown:
-            raise ConfigError(
-                f"calls.checks: unknown key(s) {unknown}; it takes age_column, max_age and earliest_date"
-            )
+            raise ConfigError(f"calls.checks: unknown key(s) {unknown}; it takes {sorted(known)}")
         spec = cls(
             name=str(calls.get("name", "calls")),
             date_column=str(calls.get("date_column") or ""),
@@ -81,6 +79,7 @@ class CallSpec:
             age_column=checks.get("age_column"),
             max_age=_number(checks.get("max_age", 120), "calls.checks.max_age"),
             earliest_date=str(checks.get("earliest_date") or "1900-01-01"),
+            allow_unmatched_rules=bool(checks.get("allow_unmatched_rules", False)),
         )
         spec.validate()
         return spec
@@ -162,6 +161,8 @@ class PreparedCalls:
 
 def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> PreparedCalls:
     """Validate ``raw`` call records against ``spec`` and build the modelling table."""
+    if not raw.index.is_unique:  # rows are named by index (= file line - 2): make them distinct
+        raw = raw.reset_index(drop=True)
     frame = _apply_filter(raw, spec, source)
     target_columns = _target_columns(frame, spec)
     y = _target(frame, spec, source)
@@ -176,6 +177,7 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
                 f"hard rule column {rule.column!r} (calls.never_remote) is not in {source}; map it to one "
                 f"of {list(frame.columns)[:12]} or set calls.never_remote={{}} to use no hard rules"
             )
+        _check_rule_matches(raw, rule, spec, notes, source)
     if spec.oracle_column and spec.oracle_column not in frame.columns:
         raise DataValidationError(
             f"{source}: oracle column {spec.oracle_column!r} not found; set calls.oracle_column=null"
@@ -188,6 +190,30 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     table[TARGET] = y
     table = table.sort_values(spec.date_column, kind="stable", ignore_index=True)
     return PreparedCalls(table, features, rules, spec, notes)
+
+
+def _check_rule_matches(raw: pd.DataFrame, rule, spec: CallSpec, notes: list[str], source: str) -> None:
+    """A hard rule none of whose values occurs in the file is probably spelled differently from it.
+
+    ``Cat 1`` in the file against ``C1`` in the rule would let every Category 1 call through, so it
+    is refused; a hub that truly never sees those calls keeps the rule (for requests that do) with
+    ``calls.checks.allow_unmatched_rules=true``. Checked before ``calls.filter``, which may remove
+    the matching calls on purpose.
+    """
+    present = raw[rule.column].dropna()
+    if present.empty or rule.matches(raw.loc[present.index]).any():
+        return
+    seen = sorted(map(str, present.unique()))
+    described = f"calls.never_remote.{rule.column}={list(rule.values)} matches no call"
+    if spec.allow_unmatched_rules:
+        notes.append(f"hard rule {described} in {source} (kept: calls.checks.allow_unmatched_rules)")
+        return
+    raise DataValidationError(
+        f"{source}: hard rule {described}: column {rule.column!r} holds {seen[:10]}"
+        f"{' ...' if len(seen) > 10 else ''}. Write the rule's values as the file spells them (or the rule "
+        "lets those calls through); if the file truly has none, keep the rule with "
+        "calls.checks.allow_unmatched_rules=true"
+    )
 
 
 def _apply_filter(raw: pd.DataFrame, spec: CallSpec, source: str) -> pd.DataFrame:
@@ -236,16 +262,18 @@ def _target(frame: pd.DataFrame, spec: CallSpec, source: str) -> np.ndarray:
     if pd.api.types.is_bool_dtype(values):
         values = values.astype("Float64")  # nullable: a missing outcome stays missing
     numeric = pd.to_numeric(values, errors="coerce").astype("float64")
-    missing = numeric.isna()
-    if missing.any():
+    missing = numeric.index[numeric.isna()]
+    if len(missing):
         raise DataValidationError(
-            f"{source}: {described} is missing or not 0/1 for {int(missing.sum())} call(s); drop calls with "
-            'unknown outcome with calls.filter (e.g. "adverse_outcome == adverse_outcome")'
+            f"{source}: {described} is missing or not 0/1 for {len(missing)} call(s), e.g. "
+            f"{shown(values[missing[0]])} at {file_lines(missing)}; drop calls with unknown outcome with "
+            'calls.filter (e.g. "adverse_outcome == adverse_outcome")'
         )
-    bad = ~numeric.isin([0, 1])
-    if bad.any():
+    bad = numeric.index[~numeric.isin([0, 1])]
+    if len(bad):
         raise DataValidationError(
-            f"{source}: {described} must be 0/1 (1 = safe to close remotely); found {numeric[bad].iloc[0]!r}"
+            f"{source}: {described} must be 0/1 (1 = safe to close remotely); found {shown(numeric[bad[0]])} "
+            f"at {file_lines(bad)}"
         )
     if numeric.nunique() < 2:
         raise DataValidationError(
@@ -270,20 +298,15 @@ def _dates(frame: pd.DataFrame, spec: CallSpec, source: str) -> pd.Series:
             f"{source}: {len(bad)} value(s) of {what} are missing (not dates) at {file_lines(bad)}; the "
             "temporal split needs a date for every call (drop those calls with calls.filter)"
         )
-    if getattr(dates.dt, "tz", None) is not None:  # compare in UTC, then drop the zone like the rest
-        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
-    earliest = pd.Timestamp(spec.earliest_date)
-    latest = pd.Timestamp.now() + _CLOCK_SLACK
-    for bad, why in (
-        (frame.index[dates < earliest], f"before {earliest:%Y-%m-%d} (calls.checks.earliest_date)"),
-        (frame.index[dates > latest], "in the future"),
-    ):
-        if len(bad):
-            raise DataValidationError(
-                f"{source}: {len(bad)} call(s) in {what} are dated {why}, e.g. "
-                f"{shown(frame.loc[bad[0], column])} at {file_lines(bad)}; fix the dates (or their "
-                "format, calls.read.date_format) or drop those calls with calls.filter"
-            )
+    check_date_range(
+        dates,
+        frame[column],
+        what=what,
+        source=source,
+        earliest=pd.Timestamp(spec.earliest_date),
+        earliest_key="calls.checks.earliest_date",
+        fix="fix the dates (or their format, calls.read.date_format) or drop those calls with calls.filter",
+    )
     return dates
 
 
@@ -386,11 +409,11 @@ def _check_numeric(values: pd.Series, column: str, source: str) -> None:
         _check_finite(values, values, column, source)
         return
     parsed = pd.to_numeric(values, errors="coerce")
-    bad = parsed.isna() & values.notna()
-    if bad.any():
+    bad = values.index[parsed.isna() & values.notna()]
+    if len(bad):
         raise DataValidationError(
-            f"{source}: numeric feature {column!r} holds non-numbers, e.g. {shown(values[bad].iloc[0])} "
-            f"({int(bad.sum())} call(s)); list it under calls.features.categorical or fix the values"
+            f"{source}: numeric feature {column!r} holds non-numbers, e.g. {shown(values[bad[0]])} at "
+            f"{file_lines(bad)}; list it under calls.features.categorical or fix the values"
         )
     _check_finite(parsed, values, column, source)
 

@@ -15,6 +15,7 @@ screen (:class:`CountChecks`) so that a typo such as 1e12 cannot train and regis
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,15 @@ import numpy as np
 import pandas as pd
 
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import ReadOptions, file_lines, parse_dates, read_table, separator_hint, shown
+from mlops.tables import (
+    ReadOptions,
+    check_date_range,
+    file_lines,
+    parse_dates,
+    read_table,
+    separator_hint,
+    shown,
+)
 
 REQUIRED_COLUMNS = ("unique_id", "ds", "y")
 REGRESSOR_PREFIX = "x_"
@@ -188,6 +197,8 @@ def validate_daily_counts(
         the ``keep`` columns, sorted by ``unique_id`` and ``ds``.
     """
     mapping = {name: (columns or {}).get(name, name) for name in REQUIRED_COLUMNS}
+    if not raw.index.is_unique:  # rows are named by index (= file line - 2): make them distinct
+        raw = raw.reset_index(drop=True)
     # Call records may well have x_* columns of their own (x_coord): only mapped ones count there.
     regressors = _regressor_mapping(raw, columns or {}, source, own=not records)
     if records:
@@ -226,6 +237,8 @@ def validate_daily_counts(
             f"{source}: {len(bad)} value(s) in {what} are missing (not dates) at {_file_rows(bad)}; "
             "every row needs its day: fill them in or remove those rows"
         )
+    fix = f"fix them in the file (or their format, {setting}.read.date_format)"
+    check_date_range(dates, frame["ds"], what=what, source=source, fix=fix)
     if records:
         frame = (
             pd.DataFrame({"unique_id": frame["unique_id"], "ds": dates.dt.normalize()})
@@ -240,7 +253,7 @@ def validate_daily_counts(
                 "day (for one row per call, set data.records=true to count calls per day)."
             )
         frame["ds"] = dates
-        frame["y"] = _checked_counts(frame, mapping["y"], source)
+        frame["y"] = _checked_counts(frame, mapping["y"], source, setting)
     if train_end is not None:
         try:
             cut = pd.Timestamp(str(train_end))
@@ -294,13 +307,23 @@ def _regressor_mapping(
     return {name: column for name, column in (found | mapped).items() if column is not None}
 
 
-def _checked_counts(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+_THOUSANDS = re.compile(r"^\d{1,3}([,.' ]\d{3})+([.,]\d+)?$")
+
+
+def _checked_counts(frame: pd.DataFrame, column: str, source: str, setting: str = "data") -> pd.Series:
     counts = pd.to_numeric(frame["y"], errors="coerce")
     bad = frame.index[counts.isna()]
     if len(bad):
+        example = frame.loc[bad[0], "y"]
+        grouped = isinstance(example, str) and _THOUSANDS.match(example.strip())
+        hint = (
+            f" If {shown(example)} is a number with a thousands mark, set {setting}.read.thousands."
+            if grouped
+            else ""
+        )
         raise DataValidationError(
             f"{source}: {len(bad)} value(s) in count column {column!r} are missing or not numbers, "
-            f"e.g. {shown(frame.loc[bad[0], 'y'])} at {_file_rows(bad)}. Counts must be numbers >= 0."
+            f"e.g. {shown(example)} at {_file_rows(bad)}. Counts must be numbers >= 0.{hint}"
         )
     bad = frame.index[counts < 0]
     if len(bad):

@@ -41,6 +41,11 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$
 _DMY_OR_MDY = re.compile(r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T](\d{1,2}:\d{2}(:\d{2})?))?$")
 # Year first but not ISO: 2023/04/03.
 _YMD_OTHER = re.compile(r"^(\d{4})([/.])(\d{1,2})\2(\d{1,2})(?:[ T](\d{1,2}:\d{2}(:\d{2})?))?$")
+# Digits only: 20230403 (often a date stored as a number).
+_YMD_COMPACT = re.compile(r"^(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])$")
+# Days before this, or after tomorrow, are typos in ambulance data (a year 1819, a year 2107).
+EARLIEST_DATE = pd.Timestamp("1900-01-01")
+_CLOCK_SLACK = pd.Timedelta(days=1)  # a time-zone difference, not a call from the future
 
 
 @dataclass(frozen=True)
@@ -413,6 +418,11 @@ def _not_iso_message(
             f"day/month and as month/day; the toolkit does not guess, set {key}={day_first} (day first) "
             f"or {key}={month_first} (month first), or write ISO dates (YYYY-MM-DD)"
         )
+    if sample.str.match(_YMD_COMPACT).fillna(False).all():
+        return (
+            f"{source}: {len(rows)} value(s) in {what} are not ISO dates (YYYY-MM-DD), e.g. {example}; if "
+            f"they are dates written as YYYYMMDD, set {key}=%Y%m%d"
+        )
     if ymd[0].notna().all():
         sep = ymd[1].iloc[0]
         return (
@@ -430,3 +440,33 @@ def _time_format(times: pd.Series) -> str:
     if times.isna().all():
         return ""
     return " %H:%M:%S" if times.dropna().str.count(":").max() == 2 else " %H:%M"
+
+
+def check_date_range(
+    dates: pd.Series,
+    values: pd.Series,
+    *,
+    what: str,
+    source: str,
+    earliest: pd.Timestamp = EARLIEST_DATE,
+    earliest_key: str | None = None,
+    fix: str = "fix the dates in the file",
+) -> None:
+    """Refuse dates before ``earliest`` or after tomorrow, naming an example and its file lines.
+
+    ``values`` are the file's own spellings, shown in the message; ``earliest_key`` names the
+    setting that moves the lower bound, if there is one.
+    """
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    latest = pd.Timestamp.now().normalize() + 2 * _CLOCK_SLACK
+    setting = f" ({earliest_key})" if earliest_key else ""
+    for bad, why in (
+        (values.index[(dates < earliest).to_numpy()], f"before {earliest:%Y-%m-%d}{setting}"),
+        (values.index[(dates >= latest).to_numpy()], "in the future"),
+    ):
+        if len(bad):
+            raise DataValidationError(
+                f"{source}: {len(bad)} value(s) in {what} are dated {why}, e.g. {shown(values[bad[0]])} "
+                f"at {file_lines(bad)}; {fix}"
+            )

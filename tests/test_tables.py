@@ -306,3 +306,30 @@ def test_committed_real_and_synthetic_data_pass_the_reader_and_the_screen():
             checks=data.checks,
         )
         assert len(frame) > 10_000
+
+
+def test_daily_counts_dated_before_1900_or_in_the_future_are_refused(tmp_path):
+    with pytest.raises(DataValidationError, match=r"dated in the future, e.g. '2107-01-01' at line\(s\) 2"):
+        load_daily_counts(_counts_csv(tmp_path, start="2107-01-01"))
+    frame = _series({"A": [5.0] * 20})
+    frame.loc[7, "ds"] = "1819-01-08"
+    path = tmp_path / "old.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(
+        DataValidationError, match=r"dated before 1900-01-01, e.g. '1819-01-08' at line\(s\) 9"
+    ):
+        load_daily_counts(path)
+
+
+def test_dates_stored_as_numbers_and_thousands_marks_get_their_option(tmp_path):
+    with pytest.raises(DataValidationError, match=r"written as YYYYMMDD, set data.read.date_format=%Y%m%d"):
+        parse_dates(pd.Series([20230101, 20230102]), setting="data.read")
+    assert parse_dates(pd.Series([20230101]), "%Y%m%d").iloc[0] == pd.Timestamp("2023-01-01")
+    frame = _series({"A": [5.0] * 20}).astype({"y": object})
+    frame.loc[3, "y"] = "1,234"
+    path = tmp_path / "grouped.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(
+        DataValidationError, match=r"'1,234' at line\(s\) 5.*thousands mark, set data.read.thousands"
+    ):
+        load_daily_counts(path)

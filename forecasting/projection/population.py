@@ -43,12 +43,17 @@ def validate_population(
             f"{separator_hint(table, 'population.read')}"
         )
     frame = table[list(POPULATION_COLUMNS)].copy()
+    if not frame.index.is_unique:  # rows are named by index (= file line - 2): make them distinct
+        frame = frame.reset_index(drop=True)
     frame["area"] = frame["area"].astype(str)
     frame["age_band"] = frame["age_band"].astype(str).str.strip()
     year = pd.to_numeric(frame["year"], errors="coerce")
-    if year.isna().any() or (year != year.round()).any():
-        bad = frame.loc[year.isna() | (year != year.round()), "year"].iloc[0]
-        raise DataValidationError(f"{source}: `year` must be a whole number, found {bad!r}")
+    bad = frame.index[year.isna() | (year != year.round())]
+    if len(bad):
+        raise DataValidationError(
+            f"{source}: `year` must be a whole number, found {shown(frame.loc[bad[0], 'year'])} at "
+            f"{file_lines(bad)}"
+        )
     frame["year"] = year.astype(int)
     population = pd.to_numeric(frame["population"], errors="coerce")
     if population.isna().any():
@@ -87,13 +92,14 @@ def validate_population(
             "are calls per resident): fix the value or merge the band into its neighbour"
         )
     frame["population"] = population.astype(float)
-    duplicated = frame.duplicated(["area", "year", "age_band"])
-    if duplicated.any():
-        row = frame[duplicated].iloc[0]
+    duplicated = frame.index[frame.duplicated(["area", "year", "age_band"], keep=False)]
+    if len(duplicated):
+        row = frame.loc[duplicated[0]]
         raise DataValidationError(
-            f"{source}: more than one row for {row['area']} {row['year']} {row['age_band']}; "
-            "keep one row per band"
+            f"{source}: duplicate rows: more than one row for {row['area']} {row['year']} {row['age_band']} "
+            f"at {file_lines(duplicated)}; keep one row per band"
         )
+    _screen_populations(frame, source)
     bands = ordered_bands(frame["age_band"], source)
     counts = frame.groupby(["area", "year"])["age_band"].nunique()
     if (counts != len(bands)).any():
@@ -178,6 +184,34 @@ def apply_ageing(population: pd.DataFrame, growth_scale: Mapping[str, float], fr
     change = population["population"].to_numpy() - start
     adjusted = np.where(later, start + factor * change, population["population"].to_numpy())
     return population.assign(population=np.maximum(adjusted, 0.0))
+
+
+# An age band's population does not change twentyfold between years; more than everyone alive
+# on Earth in one band is a typo whatever the table (a single year has no years to compare).
+_MAX_RATIO_ACROSS_YEARS = 20.0
+_MAX_BAND = 1e10
+
+
+def _screen_populations(frame: pd.DataFrame, source: str) -> None:
+    """Refuse a band far from the same area and band in other years (e.g. 1e12 among millions)."""
+    population = frame["population"]
+    median = frame.groupby(["area", "age_band"])["population"].transform("median")
+    ratio = np.maximum(population / median, median / population)
+    for bad, why in (
+        (frame.index[population > _MAX_BAND], lambda i: f"more than everyone alive ({_MAX_BAND:g})"),
+        (
+            frame.index[ratio > _MAX_RATIO_ACROSS_YEARS],
+            lambda i: (
+                f"over {_MAX_RATIO_ACROSS_YEARS:g} times off the band's median over the years ({median[i]:g})"
+            ),
+        ),
+    ):
+        if len(bad):
+            row = frame.loc[bad[0]]
+            raise DataValidationError(
+                f"{source}: implausible population {row['population']:g} for {row['area']} {row['year']} "
+                f"{row['age_band']} at {file_lines(bad)}: {why(bad[0])}; fix the value (a unit or a typo?)"
+            )
 
 
 def _spans(years: list[int]) -> str:

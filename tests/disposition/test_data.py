@@ -190,3 +190,28 @@ def test_header_only_call_file_is_refused(tmp_path):
     path.write_text("when,group,age,safe\n")
     with pytest.raises(DataValidationError, match=r"calls.csv: no rows, only a header"):
         read_table(path, None, "calls.read")
+
+
+def test_a_hard_rule_that_matches_no_call_is_refused(records):
+    renamed = records.assign(
+        group=records["group"].map({"falls": "Falls", "arrest": "Cardiac arrest", "rash": "Rash"})
+    )
+    with pytest.raises(
+        DataValidationError, match=r"never_remote.group=\['arrest'\] matches no call.*'Cardiac arrest'"
+    ):
+        prepare_calls(renamed, _spec())
+    upper = prepare_calls(records.assign(group=records["group"].str.upper()), _spec())
+    assert len(upper.frame) == len(records)
+    kept = prepare_calls(renamed, _spec(checks={"allow_unmatched_rules": True}))
+    assert any("matches no call" in note for note in kept.notes)
+    filtered = prepare_calls(records, _spec(filter="group != 'arrest'"))  # removed on purpose: fine
+    assert "ARREST" not in set(filtered.frame["group"]) and len(filtered.frame) < len(records)
+
+
+def test_target_and_feature_errors_name_the_line(records):
+    with pytest.raises(DataValidationError, match=r"must be 0/1 .*found 2 at line\(s\) 5"):
+        prepare_calls(records.assign(safe=records["safe"].where(records.index != 3, 2)), _spec())
+    with pytest.raises(DataValidationError, match=r"'age' holds non-numbers, e.g. 'forty' at line\(s\) 3"):
+        prepare_calls(
+            records.assign(age=records["age"].astype(str).where(records.index != 1, "forty")), _spec()
+        )

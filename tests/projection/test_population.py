@@ -137,3 +137,26 @@ def test_population_file_read_with_options_and_checked(tmp_path):
     path.write_text("year;age_band;population\n2020;0-64;1.000,5\n2020;65+;20\n")
     table = read_population(path, {"sep": ";", "decimal": ",", "thousands": "."})
     assert table["population"].tolist() == [1000.5, 20.0]
+
+
+def test_a_band_far_from_its_other_years_is_refused_with_its_line():
+    table = tiny_population(BANDS, years=(2020, 2021, 2022))
+    table.loc[7, "population"] = 1e12  # A 2022 65-84
+    with pytest.raises(
+        DataValidationError, match=r"implausible population 1e\+12 for A 2022 65-84 at line\(s\) 9"
+    ):
+        validate_population(table, source="pop.csv")
+    single_year = tiny_population({"0-64": 900.0, "65+": 1e12}, years=(2020,))
+    with pytest.raises(DataValidationError, match="more than everyone alive"):
+        validate_population(single_year, source="pop.csv")
+    ageing = tiny_population(BANDS, years=(2020, 2021, 2022))
+    ageing.loc[ageing["age_band"] == "85+", "population"] = [20.0, 40.0, 90.0]  # fast, but possible
+    assert len(validate_population(ageing)) == 9
+
+
+def test_duplicate_rows_and_bad_years_name_their_lines():
+    table = tiny_population(BANDS)
+    with pytest.raises(DataValidationError, match=r"duplicate rows: .*A 2021 65-84 at line\(s\) 6, 8"):
+        validate_population(pd.concat([table, table.iloc[[4]]], ignore_index=True), source="pop.csv")
+    with pytest.raises(DataValidationError, match=r"whole number, found 2020.5 at line\(s\) 2"):
+        validate_population(table.assign(year=[2020.5, *table["year"][1:]]), source="pop.csv")
