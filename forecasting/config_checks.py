@@ -7,6 +7,7 @@ checked by its class, members of an ensemble and the model wrapped by ``conforma
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Mapping
@@ -225,3 +226,73 @@ def _check_known_parameters(node, key: str, cls: type) -> None:
             raise ConfigError(
                 f"{key}.{name} is not a parameter of {cls.__name__}; it takes {', '.join(known)}"
             )
+
+
+POSITIVE = Number(0, low_open=True)
+GENERATE_RULES: dict[str, Rule] = {
+    "population_path": ExistingPath("file"),
+    "output_dir": Text(what="a folder to write the world to"),
+    "world.seed": WholeNumber(0),
+    "world.start": IsoDate(nullable=False),
+    "world.end": IsoDate(nullable=False),
+    "world.areas": ListOf(
+        MappingOf(),
+        what="a non-empty list of {name, population, older_tilt}, e.g. [{name:city,population:1e6}]",
+    ),
+    "world.incidents_per_1000_per_year": POSITIVE,
+    "world.age_rate_ratio": MappingOf(POSITIVE, what="a mapping {age band: ratio > 0}"),
+    "world.rate_trend_per_year": Number(-0.1, 0.1, what="a yearly fraction"),
+    "world.weekday_factor": MappingOf(POSITIVE, what="a mapping {Mon..Sun: factor > 0}"),
+    "world.month_factor": MappingOf(POSITIVE, what="a mapping {Jan..Dec: factor > 0}"),
+    "world.bank_holiday_factor": POSITIVE,
+    "world.festive_factor": MappingOf(POSITIVE, what="a mapping {MM-DD: factor > 0}"),
+    "world.category_mix": MappingOf(Number(0, 1, what="a share"), what="a mapping {C1..C4: share}"),
+    "world.dispersion_shape": POSITIVE,
+}
+GENERATE_OPTIONAL: dict[str, Rule] = {
+    "world.temperature.enabled": Flag(),
+    "world.temperature.mean_c": Number(-30, 50, what="degrees C"),
+    "world.temperature.amplitude_c": Number(0, 40, what="degrees C"),
+    "world.temperature.warmest_day_of_year": WholeNumber(1, 366),
+    "world.temperature.noise_sd_c": Number(0, 20, what="degrees C"),
+    "world.temperature.autocorrelation": Number(0, 1, high_open=True),
+    "world.temperature.heat_threshold_c": Number(-30, 50, what="degrees C"),
+    "world.temperature.heat_effect_per_c": Number(0, 1, what="a fraction of calls per degree"),
+}
+AREA_RULES: dict[str, Rule] = {
+    "name": Text(),
+    "population": Number(0, low_open=True, what="a number of residents"),
+    "older_tilt": POSITIVE,
+    "nation": NATION,
+}
+
+
+def check_generate_config(cfg: DictConfig) -> None:
+    """Refuse the first impossible value of the synthetic world's config (``forecasting.generate``)."""
+    values = check_all(cfg, GENERATE_RULES)
+    check_all(cfg, GENERATE_OPTIONAL, optional=True)
+    if not values["world.start"] < values["world.end"]:
+        raise ConfigError(
+            f"world.end={shown(lookup(cfg, 'world.end'))} must be after "
+            f"world.start={shown(lookup(cfg, 'world.start'))}"
+        )
+    # Local import: the synthetic world is only needed here, not by the forecasting job's checks.
+    from forecasting.synthetic import Area, Temperature, World
+
+    world = OmegaConf.to_container(cfg.world, resolve=True)
+    _check_fields(world, "world", World)
+    _check_fields(world.get("temperature") or {}, "world.temperature", Temperature)
+    for i, area in enumerate(values["world.areas"]):
+        _check_fields(area, f"world.areas[{i}]", Area)
+        for name, rule in AREA_RULES.items():
+            if name in area or name in ("name", "population"):  # the others have defaults
+                rule.apply(area.get(name), f"world.areas[{i}].{name}")
+    World.from_dict(world)  # its cross-checks (weekday and month keys, shares summing to 1)
+
+
+def _check_fields(given: Mapping, key: str, cls: type) -> None:
+    """Refuse a key the dataclass does not have (a typo would otherwise be a TypeError)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    for name in given:
+        if name not in known:
+            raise ConfigError(f"{key}.{name} is not a setting of {key}; it has {', '.join(sorted(known))}")

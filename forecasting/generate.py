@@ -8,6 +8,7 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from forecasting.config_checks import check_generate_config
 from forecasting.io import atomic_write, read_population
 from forecasting.synthetic import World, area_population, simulate_daily_counts
 from mlops.console import log_console
@@ -20,6 +21,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
 
     Returns the paths written: daily counts, population by area and band, and the world config.
     """
+    check_generate_config(cfg)  # every config value, before any file is read
     world = World.from_dict(OmegaConf.to_container(cfg.world, resolve=True))
     national = read_population(cfg.population_path)
     counts = simulate_daily_counts(world, national)

@@ -12,6 +12,7 @@ import pytest
 from disposition.config_checks import check_config as check_disposition
 from forecasting.backtest import rolling_origin_backtest
 from forecasting.config_checks import check_config as check_forecast
+from forecasting.config_checks import check_generate_config as check_generate
 from forecasting.models import SeasonalNaive
 from forecasting.projection.config_checks import check_config as check_projection
 from mlops.config_checks import IsoDate, ListOf, Number, WholeNumber
@@ -19,7 +20,12 @@ from mlops.errors import ConfigError
 from mlops.tracking import resolve_store
 from tests.conftest import ROOT, compose_config
 
-CHECKS = {"forecast": check_forecast, "disposition": check_disposition, "project": check_projection}
+CHECKS = {
+    "forecast": check_forecast,
+    "disposition": check_disposition,
+    "project": check_projection,
+    "generate": check_generate,
+}
 OWN_CALLS = ["calls=csv", "calls.path=data/synthetic/calls.parquet", "calls.date_column=call_time"]
 
 # (config, overrides, key the message must start with, value it must show or None)
@@ -169,6 +175,15 @@ BAD_VALUES = [
     ("project", ["compare.high_ageing.ageing={85+:abc}"], "compare.high_ageing.ageing.85+", "abc"),
     ("project", ["scenario.rate_trend_per_year=0.5"], "scenario.rate_trend_per_year", "0.5"),
     ("project", ["tracking.store_dir=README.md"], "tracking.store_dir", "README.md"),
+    # the synthetic world (forecasting.generate)
+    ("generate", ["world.seed=abc"], "world.seed", "abc"),
+    ("generate", ["world.end=2017-01-01"], "world.end", "2017-01-01"),
+    ("generate", ["world.areas.0.population=-1"], "world.areas[0].population", "-1"),
+    ("generate", ["+world.areas.0.size=1"], "world.areas[0].size", None),
+    ("generate", ["+world.typo=1"], "world.typo", None),
+    ("generate", ["world.temperature.autocorrelation=1"], "world.temperature.autocorrelation", "1"),
+    ("generate", ["world.weekday_factor.Mon=x"], "world.weekday_factor.Mon", "x"),
+    ("generate", ["population_path=missing_npp.csv"], "population_path", "missing_npp.csv"),
 ]
 
 
@@ -202,6 +217,8 @@ def test_a_bad_value_is_one_line_naming_key_and_value(config, overrides, key, va
         ("disposition", [*OWN_CALLS, "calls.target.column=safe_remote", "calls.never_remote={}"]),
         ("project", []),
         ("project", ["scenario=high_ageing", "rates.source=config", "population.areas=null"]),
+        ("generate", []),
+        ("generate", ["world.temperature.enabled=true"]),
     ],
 )
 def test_shipped_configs_and_sound_overrides_pass(config, overrides):
