@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlops.errors import UserInputError
 from mlops.tracking import prepare_experiment, resolve_store
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,13 @@ class PrepareTrackingStore(Callback):
             # in prepare_experiment are then the only protection.
             log.warning("no %s/%s in the config: store not prepared", self.tracking_key, self.experiment_key)
             return
-        store = resolve_store(tracking)
+        try:
+            store = resolve_store(tracking)
+        except UserInputError as error:
+            # Hydra turns a callback's exception into a warning and launches the jobs anyway, each
+            # to fail on the same store: say it once, as the jobs would, and launch nothing.
+            # SystemExit is not an Exception, so Hydra lets it through.
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         experiment_id = prepare_experiment(store, str(experiment))
         log.info("MLflow store %s ready (experiment %s)", store.tracking_uri, experiment_id)

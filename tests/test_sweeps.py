@@ -190,6 +190,18 @@ def test_store_callback_skips_configs_without_tracking(caplog):
     assert "store not prepared" in caplog.text
 
 
+def test_a_sweep_on_an_unusable_store_stops_with_one_line_before_any_job(tmp_path):
+    store = tmp_path / "not_a_folder"
+    store.write_text("")
+    done = _multirun(
+        ["-m", "model=seasonal_naive", f"tracking.store_dir={store}", "model.season_length=7,14"], tmp_path
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "Warning" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"tracking.store_dir={store}" in errors[0]
+    assert not (tmp_path / "sweep" / "0").exists()  # no job started
+
+
 def test_search_preset_is_a_parallel_lightgbm_grid_on_its_own_model_name():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("forecast", ["experiment=lightgbm_search"], return_hydra_config=True)
