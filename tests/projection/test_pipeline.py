@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,6 +98,23 @@ def test_champion_moves_only_when_the_backtest_is_no_worse(first_run):
     client = MlflowClient(f"sqlite:///{tmp / 'store' / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
     assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "3"
+
+
+def test_what_if_for_other_areas_never_moves_the_champion(first_run):
+    """A planner's run for other areas registers as challenger; its own name keeps both served."""
+    _, tmp = first_run
+    overrides = [*fast_overrides(tmp / "store"), "~population.areas", "+population.areas={north: 500000}"]
+    what_if = project(compose_config("project", overrides), tmp / "out4")
+    assert not what_if.promoted
+    assert "contract differs from champion v2: areas ['north'] instead of ['trust']" in what_if.reason
+    assert "registry.model_name=" in what_if.reason
+    client = MlflowClient(f"sqlite:///{tmp / 'store' / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
+    metadata = mlflow.models.get_model_info(f"models:/{MODEL}@champion").metadata
+    assert metadata["kind"] == "projection" and metadata["areas"] == ["trust"]
+    assert metadata["final_year"] == 2035 and "principal" in metadata["scenarios"]
+    own = project(compose_config("project", [*overrides, "registry.model_name=what-if-north"]), tmp / "out5")
+    assert own.promoted and own.model_uri == "models:/what-if-north@champion"
 
 
 @pytest.mark.parametrize(
