@@ -367,6 +367,15 @@ _PARAM_KINDS = {
 }
 
 
+def _param_fits(item: Any, types: tuple[type, ...] | None) -> bool:
+    if item is None or isinstance(item, dict | list):
+        return False
+    if types is None:
+        return True
+    # JSON true/false are Python ints: only a boolean param takes them.
+    return isinstance(item, types) and (bool in types or not isinstance(item, bool))
+
+
 def check_params(contract: ModelContract, params: Any) -> None:
     """``params`` must be an object whose keys the model declares, with values of the declared type."""
     if params is None:
@@ -385,14 +394,7 @@ def check_params(contract: ModelContract, params: Any) -> None:
         kind, is_list = contract.params[name]
         values = value if is_list and isinstance(value, list) else [value]
         types = _PARAM_KINDS.get(kind)
-        ok = (is_list or not isinstance(value, list)) and all(
-            value is not None
-            and not isinstance(value, dict | list)
-            and (
-                types is None or (isinstance(value, types) and (bool in types or not isinstance(value, bool)))
-            )
-            for value in values
-        )
+        ok = (is_list or not isinstance(value, list)) and all(_param_fits(item, types) for item in values)
         if not ok:
             raise _bad(f"param {name!r} must be a {kind}", "INVALID_PARAMETER_VALUE")
 
