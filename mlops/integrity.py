@@ -127,7 +127,7 @@ def verify_model(
         The version has no manifest, the manifest does not match its recorded digest, or a file
         was changed, added or removed since registration (the message names the first one).
     """
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     version = resolve_version(model_uri, client)
     label = f"{version.name} v{version.version}"
     expected = _recorded_manifest(version, client, label)
@@ -220,10 +220,22 @@ def _quiet() -> Iterator[None]:
             os.environ[name] = before
 
 
-def _download(artifact_uri: str, dst_path: str, tracking_uri: str | None) -> str:
+def _download(model_uri: str, dst_path: str, tracking_uri: str | None) -> str:
+    """Download a ``models:/`` URI from the store at ``tracking_uri``.
+
+    MLflow's own resolution of ``models:/`` URIs reads the process-wide registry URI whatever
+    store is passed, so the storage location is looked up here with a client of the right store.
+    """
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    path = model_uri[len("models:/") :].strip("/")
+    if "/" in path:
+        name, version = path.split("/", 1)
+        location = client.get_model_version_download_uri(name, version)
+    else:
+        location = client.get_logged_model(path).artifact_location
     with _quiet():
         return mlflow.artifacts.download_artifacts(
-            artifact_uri=artifact_uri, dst_path=dst_path, tracking_uri=tracking_uri
+            artifact_uri=location, dst_path=dst_path, tracking_uri=tracking_uri
         )
 
 
