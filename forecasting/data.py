@@ -224,6 +224,13 @@ def validate_daily_counts(
     frame = raw[wanted].rename(columns={v: k for k, v in mapping.items() if v is not None})
     frame["unique_id"] = frame["unique_id"].astype(str) if mapping["unique_id"] else "all"
     if exclude_series:
+        unknown = sorted({str(s) for s in exclude_series} - set(frame["unique_id"]))
+        if unknown:
+            have = sorted(frame["unique_id"].unique())
+            raise DataValidationError(
+                f"{source}: {setting}.exclude_series names series {unknown} that the file does not have; it "
+                f"has {have[:12]}{' ...' if len(have) > 12 else ''}. Check the spelling"
+            )
         frame = frame[~frame["unique_id"].isin([str(s) for s in exclude_series])]
     if frame.empty:
         raise DataValidationError(f"{source}: no rows left to forecast (is every series excluded?)")

@@ -21,8 +21,12 @@ Line numbers count the header as line 1, so the first row is line 2 (in Parquet:
 from __future__ import annotations
 
 import codecs
+import lzma
 import os
 import re
+import tarfile
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +37,16 @@ import pandas as pd
 from mlops.errors import ConfigError, DataValidationError
 
 DTYPES = ("str", "int", "float", "category")
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
+# Formats a CSV reader would otherwise report as an encoding problem, by their first bytes.
+_NOT_TEXT = {
+    b"PK\x03\x04": "an Excel workbook (.xlsx) or another zip archive",
+    b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
+    b"\x1f\x8b": "a gzip-compressed file",
+    b"PAR1": "a Parquet file",
+    b"%PDF": "a PDF document",
+}
+_DECOMPRESSION_ERRORS = (zlib.error, EOFError, zipfile.BadZipFile, lzma.LZMAError, tarfile.TarError)
 _SEPARATORS = {",": "','", ";": "';'", "\t": "tab ('\\t')", "|": "'|'"}
 _EXAMPLES = 3
 # Strict ISO 8601 date, optionally with a time (space or T, minutes or seconds, fractions).
@@ -196,6 +210,8 @@ def read_table(
         raise DataValidationError(f"{path}: file not found (check the path, relative to {Path.cwd()})")
     suffixes = "".join(path.suffixes).lower()
     parquet = suffixes.endswith(".parquet") or suffixes.endswith(".pq")
+    if not parquet:
+        _check_text(path, suffixes)
     frame = _read_parquet(path) if parquet else _read_csv(path, options)
     if frame.columns.empty:
         raise DataValidationError(f"{path}: the file is empty (no header and no rows)")
@@ -207,6 +223,21 @@ def read_table(
         )
     frame = frame.reset_index(drop=True)
     return _apply_dtypes(frame, options, path, parquet)
+
+
+def _check_text(path: Path, suffixes: str) -> None:
+    """Refuse a workbook, archive or other binary file named like a CSV, saying what it is."""
+    if suffixes.endswith(_COMPRESSED):
+        return  # pandas decompresses these by their suffix
+    with open(path, "rb") as stream:
+        start = stream.read(8)
+    for magic, what in _NOT_TEXT.items():
+        if start.startswith(magic):
+            fix = {b"PAR1": "name it .parquet", b"\x1f\x8b": "name it .csv.gz"}.get(magic, "save it as CSV")
+            raise DataValidationError(
+                f"{path}: this is {what}, not a CSV file; {fix} (the toolkit reads CSV, optionally "
+                "compressed as .csv.gz, .csv.zip, ..., or Parquet)"
+            )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -243,6 +274,11 @@ def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
         hint = _separator_hint(_header_line(path, options.encoding), options)
         raise DataValidationError(
             f"{path}: not a readable CSV file ({str(error).strip()}){hint or ''}"
+        ) from error
+    except _DECOMPRESSION_ERRORS as error:
+        raise DataValidationError(
+            f"{path}: cannot be decompressed ({error}); the compressed file looks corrupt or is not what its "
+            "name says: compress it again or give the plain CSV"
         ) from error
     except (ValueError, OSError) as error:
         raise DataValidationError(f"{path}: not a readable CSV file ({error})") from error

@@ -333,3 +333,24 @@ def test_dates_stored_as_numbers_and_thousands_marks_get_their_option(tmp_path):
         DataValidationError, match=r"'1,234' at line\(s\) 5.*thousands mark, set data.read.thousands"
     ):
         load_daily_counts(path)
+
+
+def test_workbooks_archives_and_corrupt_compression_are_named(tmp_path):
+    with pytest.raises(
+        DataValidationError, match=r"an Excel workbook \(.xlsx\).*not a CSV file; save it as CSV"
+    ):
+        read_table(_file(tmp_path, b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)), "counts.xlsx"))
+    with pytest.raises(DataValidationError, match=r"gzip-compressed file, not a CSV file; name it .csv.gz"):
+        read_table(_file(tmp_path, b"\x1f\x8b\x08\x00" + bytes(range(256)), "counts.csv"))
+    with pytest.raises(DataValidationError, match=r"cannot be decompressed .*looks corrupt"):
+        read_table(_file(tmp_path, b"\x1f\x8b\x08\x00" + bytes(range(256)), "counts.csv.gz"))
+    packed = tmp_path / "ok.csv.gz"
+    pd.DataFrame({"a": [1, 2]}).to_csv(packed, index=False)
+    assert read_table(packed)["a"].tolist() == [1, 2]
+
+
+def test_excluding_a_series_the_file_lacks_is_refused(tmp_path):
+    with pytest.raises(
+        DataValidationError, match=r"data.exclude_series names series \['nope/C9'\].*has \['A'\]"
+    ):
+        load_daily_counts(_counts_csv(tmp_path), exclude_series=["nope/C9"])
