@@ -18,6 +18,15 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
+from mlops.serve import (
+    MAX_DEPTH,
+    ModelContract,
+    RequestRefused,
+    check_content_type,
+    check_depth,
+    check_request,
+    client_message,
+)
 from tests.serving.conftest import DISPOSITION, FORECAST, MAX_BODY_BYTES, PROJECTION
 
 TIMEOUT = 60
@@ -501,3 +510,73 @@ def test_impossible_calls_are_refused_in_python_too(trained_store, valid_rows):
         with pytest.raises(MlflowException) as error:
             model.predict(call.assign(**change))
         assert words in error.value.message and "1800" not in error.value.message
+
+
+# ------------------------------------------------------------------ the guard's checks, in-process
+CONTRACT = ModelContract(
+    {"unique_id": "string", "ds": "datetime", "x_rain": "double"}, {"reasons": ("string", False)}
+)
+
+
+def test_guard_forwards_exactly_what_it_checked():
+    """MLflow gets the checked rows as dataframe_split, dates in one format, and the checked params."""
+    sent = records(
+        [
+            {"unique_id": "a", "ds": "2024-01-01", "x_rain": 1},
+            {"ds": "2024-01-02T10:30:00.5", "unique_id": "b", "x_rain": None},
+        ],
+        params={"reasons": "none"},
+    )
+    forwarded = json.loads(check_request(CONTRACT, sent))
+    assert forwarded == {
+        "dataframe_split": {
+            "columns": ["unique_id", "ds", "x_rain"],
+            "data": [["a", "2024-01-01T00:00:00.000000", 1], ["b", "2024-01-02T10:30:00.500000", None]],
+        },
+        "params": {"reasons": "none"},
+    }
+
+
+def test_guard_takes_nesting_up_to_its_limit_only():
+    check_depth(json.loads("[" * MAX_DEPTH + "]" * MAX_DEPTH))
+    with pytest.raises(RequestRefused, match="nested too deeply"):
+        check_depth(json.loads("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)))
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [
+        ("application/json", True),
+        ("Application/JSON; charset=UTF-8", True),
+        ('application/json; charset="utf-8"', True),
+        (None, False),
+        ("application/json; charset=utf-16", False),
+        ("application/jsonx", False),
+        ("text/csv", False),
+    ],
+)
+def test_guard_content_types(header, ok):
+    if ok:
+        check_content_type(header)
+    else:
+        with pytest.raises(RequestRefused) as refused:
+            check_content_type(header)
+        assert refused.value.status == 415
+
+
+def test_client_message_trusts_only_client_safe_errors():
+    class Safe(ValueError):
+        client_safe = True
+
+    class Chatty(ValueError):
+        pass
+
+    try:
+        try:
+            raise Safe("`ds` out of range in 1 row(s) (row 0)")
+        except Safe as error:
+            raise MlflowException("Failed to predict data 'ZZQ-93817'") from error
+    except MlflowException as wrapped:
+        assert client_message(wrapped) == "`ds` out of range in 1 row(s) (row 0)"
+    assert client_message(MlflowException(f"Failed to enforce schema of data '{MARK}'")) is None
+    assert client_message(Chatty(MARK)) is None
