@@ -355,7 +355,8 @@ def test_the_owner_grants_read_then_edit_with_the_script(server):
     mlflow.set_tracking_uri(server["url"])
     with mlflow.start_run(experiment_id=experiment_id):
         mlflow.log_text("alice's notes", "notes.txt")
-        logged = mlflow.pyfunc.log_model(name="model", python_model=_Constant())
+        # Pinned requirements: inferring them would cost seconds and prove nothing here.
+        logged = mlflow.pyfunc.log_model(name="model", python_model=_Constant(), pip_requirements=["mlflow"])
     model = "alice-shared-model"
     version = mlflow.register_model(logged.model_uri, model)
     client.set_registered_model_alias(model, "champion", version.version)
@@ -438,9 +439,10 @@ def test_users_are_added_to_a_running_server_whatever_their_password(server):
 
 def test_the_script_refuses_bad_requests_in_one_line(server):
     alice = server["login"](USER, PASSWORD)
+    MlflowClient(server["url"]).create_registered_model("alice-refusals")  # as alice, who owns it
     cases = {
         ("grant", BOB, "write", "experiment", "x"): "unknown permission 'write': use read, edit or manage",
-        ("grant", "nobody", "read", "model", FORECAST): "no user 'nobody'",
+        ("grant", "nobody", "read", "model", "alice-refusals"): "no user 'nobody'",
         ("grant", BOB, "read", "model", "no-such-model"): "may not read a model named 'no-such-model'",
         ("grant", BOB, "read", "bucket", "x"): "unknown kind 'bucket': use experiment or model",
     }
