@@ -29,6 +29,7 @@ from mlops.config_checks import (
     Text,
     WholeNumber,
     check_all,
+    check_read_options,
     check_tracking,
     lookup,
     probability,
@@ -100,6 +101,7 @@ OPTIONAL_RULES: dict[str, Rule] = {
     "calls.checks.age_column": Text(nullable=True, what="a column name"),
     "calls.checks.max_age": Number(0, 150, low_open=True, what="an age in years"),
     "calls.checks.earliest_date": IsoDate(nullable=False),
+    "calls.checks.allow_unmatched_rules": Flag(),
 }
 
 HINTS = {
@@ -177,6 +179,7 @@ def check_config(cfg: DictConfig) -> None:
         )
     check_all(cfg, OPTIONAL_RULES, optional=True)
     read = lookup(cfg, "calls.read", default=None)
+    check_read_options(cfg, "calls.read")
     ReadOptions.from_config(OmegaConf.to_container(read, resolve=True) if read else None, "calls.read")
     CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))  # its cross-checks
     for group in ("classifier", "baseline"):

@@ -29,6 +29,7 @@ from mlops.config_checks import (
     Text,
     WholeNumber,
     check_all,
+    check_read_options,
     check_tracking,
     lookup,
     refuse,
@@ -38,6 +39,7 @@ from mlops.config_checks import (
 from mlops.errors import ConfigError
 from mlops.tables import ReadOptions
 
+MAX_DAYS = 3660  # ten years
 LEVELS = ListOf(
     WholeNumber(1, 99),
     what="a non-empty list of whole percentages between 0 and 100 (exclusive), e.g. [80,95]",
@@ -54,17 +56,18 @@ RULES: dict[str, Rule] = {
     "data.exclude_series": ListOf(Text(), min_length=0, what="a list of series names, e.g. [OOA]"),
     "data.records": Flag(),
     "data.train_end": IsoDate(),
-    "data.fill_missing": Number(0, nullable=True, what="a number of calls"),
-    "backtest.horizon": WholeNumber(1, unit="days"),
-    "backtest.n_origins": WholeNumber(1, unit="origins"),
-    "backtest.step": WholeNumber(1, unit="days"),
-    "backtest.season_length": WholeNumber(1, unit="days"),
+    "data.fill_missing": WholeNumber(0, nullable=True, what="a whole number of calls"),
+    # Upper bounds catch typos (and date overflow): ten years of daily forecasts is already a lot.
+    "backtest.horizon": WholeNumber(1, MAX_DAYS, unit="days"),
+    "backtest.n_origins": WholeNumber(1, 1000, unit="origins"),
+    "backtest.step": WholeNumber(1, MAX_DAYS, unit="days"),
+    "backtest.season_length": WholeNumber(1, 366, unit="days"),
     "backtest.first_cutoff": IsoDate(),
     "levels": LEVELS,
-    "serving.max_horizon": WholeNumber(1, unit="days"),
+    "serving.max_horizon": WholeNumber(1, MAX_DAYS, unit="days"),
     "registry.model_name": Text(),
-    "plot.n_series": WholeNumber(1, unit="series"),
-    "plot.history_days": WholeNumber(1, unit="days"),
+    "plot.n_series": WholeNumber(1, 100, unit="series"),
+    "plot.history_days": WholeNumber(1, 10 * MAX_DAYS, unit="days"),
 }
 
 HINTS = {
@@ -72,7 +75,9 @@ HINTS = {
 }
 
 NATION = Choice(tuple(UK_NATIONS))
-WINDOW = WholeNumber(28, unit="days", nullable=True)  # fewer days than this cannot show a season
+WINDOW = WholeNumber(
+    28, 10 * MAX_DAYS, unit="days", nullable=True
+)  # fewer days than this cannot show a season
 ANNUAL_ORDER = WholeNumber(0, 20)  # Fourier pairs of the yearly cycle; more only fits noise
 
 # Hyperparameters by model class. Keys a class does not list are still refused when its
@@ -86,9 +91,9 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
         "feature_fraction": Number(0, 1, low_open=True),
         "lambda_l2": Number(0),
         "annual_order": ANNUAL_ORDER,
-        "trend_window_days": WholeNumber(28, unit="days"),
-        "level_window_days": WholeNumber(0, unit="days"),
-        "calibration_days": WholeNumber(7, unit="days"),
+        "trend_window_days": WholeNumber(28, 10 * MAX_DAYS, unit="days"),
+        "level_window_days": WholeNumber(0, 10 * MAX_DAYS, unit="days"),
+        "calibration_days": WholeNumber(7, MAX_DAYS, unit="days"),
         "nation": NATION,
         "n_jobs": WholeNumber(),
         "random_state": WholeNumber(0),
@@ -108,22 +113,30 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
         "window_days": WINDOW,
     },
     "forecasting.models.ETS": {
-        "season_length": WholeNumber(2, unit="days"),
+        "season_length": WholeNumber(2, 366, unit="days"),
         "damped_trend": Flag(),
         "window_days": WINDOW,
     },
-    "forecasting.models.SeasonalNaive": {"season_length": WholeNumber(1, unit="days")},
+    "forecasting.models.SeasonalNaive": {"season_length": WholeNumber(1, 366, unit="days")},
     "forecasting.models.Ensemble": {
         "combine": Choice(("mean", "median")),
         "weights": ListOf(Number(0), what="one weight >= 0 per member, e.g. [0.5,0.5]", nullable=True),
     },
     "forecasting.models.BacktestConformal": {
-        "n_windows": WholeNumber(1, unit="origins"),
-        "step": WholeNumber(1, unit="days"),
-        "horizon": WholeNumber(1, unit="days"),
+        "n_windows": WholeNumber(1, 100, unit="origins"),
+        "step": WholeNumber(1, MAX_DAYS, unit="days"),
+        "horizon": WholeNumber(1, MAX_DAYS, unit="days"),
     },
 }
 MODEL_CONFIGS = "seasonal_naive, lightgbm, glm, ets, arima, ensemble, conformal"  # conf/model/*.yaml
+
+
+def count_check_rules(key: str) -> dict[str, Rule]:
+    """Types of a plausibility screen for daily counts (``data.checks``, ``history.checks``)."""
+    return {
+        f"{key}.max_ratio_to_median": Number(1, low_open=True, nullable=True),
+        f"{key}.median_floor": Number(0),
+    }
 
 
 @dataclass(frozen=True)
@@ -154,7 +167,9 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
         if not columns.get(name):
             raise ConfigError(f"data.columns.{name} is required: the file's column for {name}")
     # The reader's options and the plausibility screen have their own checks (no file is read).
+    check_read_options(cfg, "data.read")
     ReadOptions.from_config(_plain(lookup(cfg, "data.read", default=None)), "data.read")
+    check_all(cfg, count_check_rules("data.checks"), optional=True)
     CountChecks.from_config(_plain(lookup(cfg, "data.checks", default=None)), "data.checks")
     check_model(cfg, "model")
     check_tracking(cfg)

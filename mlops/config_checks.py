@@ -405,6 +405,9 @@ def check_tracking(cfg: DictConfig, key: str = "tracking") -> None:
     """The ``tracking`` group: a server ``uri`` or a ``store_dir`` folder (which may not exist yet)."""
     server = Text(nullable=True, what="a tracking server address, e.g. http://host:5000")
     uri = server.check(cfg, f"{key}.uri")
+    # MLflow takes a bare word as a local folder, so a typo would silently start a new store.
+    if uri and uri != "databricks" and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", uri):
+        raise refuse(f"{key}.uri", uri, "an address with its scheme, e.g. http://host:5000, or null")
     Text(nullable=True, what="an artifact location").check(cfg, f"{key}.artifact_root", default=None)
     if uri:
         return
@@ -424,6 +427,20 @@ def check_tracking(cfg: DictConfig, key: str = "tracking") -> None:
                     f"{key}.store_dir={shown(store)}: {parent} is a file; give a folder for the MLflow store"
                 )
             break
+
+
+def check_read_options(cfg: DictConfig, key: str) -> None:
+    """Types of a table reader's ``read`` block (its own checks then judge the values)."""
+    optional_text = Text(nullable=True, what="a string")
+    rules = {
+        f"{key}.sep": Text(what="a separator such as , or ;"),
+        f"{key}.decimal": Text(what="a decimal mark such as . or ,"),
+        f"{key}.encoding": Text(what="an encoding such as utf-8 or latin-1"),
+        f"{key}.thousands": optional_text,
+        f"{key}.date_format": Text(nullable=True, what="a strftime format such as %d/%m/%Y"),
+        f"{key}.dtypes": MappingOf(Text(), what="a mapping {column: str|int|float|category}"),
+    }
+    check_all(cfg, rules, optional=True)
 
 
 def sequence_of_items(value: object) -> Sequence:

@@ -3,11 +3,13 @@ allowed, for each of the three apps; no run, no file read."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+from omegaconf import DictConfig, OmegaConf
 
 from disposition.config_checks import check_config as check_disposition
 from forecasting.backtest import rolling_origin_backtest
@@ -316,3 +318,33 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, module, overrides, expected):
     assert lines == [lines[0]] and lines[0].startswith(expected), result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "store").exists()  # refused before the store was created
+
+
+def _leaf_keys(node, prefix: str = "") -> list[str]:
+    """Dotted keys of a config's values (a list counts as one value), Hydra's own settings left out."""
+    keys = []
+    for name in node.keys():
+        key = f"{prefix}{name}"
+        child = node._get_node(name)
+        if isinstance(child, DictConfig) and not OmegaConf.is_missing(node, name):
+            keys += _leaf_keys(child, f"{key}.")
+        else:
+            keys.append(key)
+    return [key for key in keys if not key.startswith("hydra.")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", list(CHECKS))
+def test_any_value_of_any_key_is_accepted_or_refused_in_one_line(config):
+    """The class of problem, not the listed cases: every key set to values of the wrong kind."""
+    base = compose_config(config, [])
+    OmegaConf.set_struct(base, False)
+    for key in _leaf_keys(base):
+        for value in (None, "abc", -1, 1.5, [], {}, True, 10**12):
+            cfg = copy.deepcopy(base)
+            OmegaConf.update(cfg, key, value, merge=False)
+            try:
+                CHECKS[config](cfg)
+            except ConfigError as error:
+                message = str(error)
+                assert "\n" not in message and key.split(".")[-1] in message, (key, value, message)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from omegaconf import DictConfig, OmegaConf
 
 from forecasting.calendar import UK_NATIONS
+from forecasting.config_checks import count_check_rules
 from forecasting.data import CountChecks
 from forecasting.projection.scenario import MAX_ABS_TREND, MAX_TARGET_YEARS, Scenario
 from mlops.config_checks import (
@@ -25,6 +26,7 @@ from mlops.config_checks import (
     Text,
     WholeNumber,
     check_all,
+    check_read_options,
     check_tracking,
     lookup,
     probability,
@@ -120,7 +122,9 @@ def check_config(cfg: DictConfig) -> None:
             if not values[key].get(name):
                 raise ConfigError(f"{key}.{name} is required: the file's column for {name}")
     for key in ("history.read", "population.read"):  # the reader's own checks; no file is read
+        check_read_options(cfg, key)
         ReadOptions.from_config(_plain(lookup(cfg, key, default=None)), key)
+    check_all(cfg, count_check_rules("history.checks"), optional=True)
     CountChecks.from_config(_plain(lookup(cfg, "history.checks", default=None)), "history.checks")
     base_year = values["base_year"]
     scenarios = {"scenario": lookup(cfg, "scenario")}
