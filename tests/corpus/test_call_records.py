@@ -282,6 +282,13 @@ CASES = [
         [r"contacts_7d", r"many|number|numeric"],
         csv_file(set_value(CALLS, ROW, "contacts_7d", "many")),
     ),
+    Case(
+        "calls-duplicate-rows",  # the same 2,000 calls twice: counted twice in training and calibration
+        "disposition",
+        [PATH],
+        [r"duplicate|twice|more than once|repeated", r"call"],
+        parquet_file(edited(CALLS, lambda f: pd.concat([f, f.iloc[10000:12000]]).sort_values("call_time"))),
+    ),
 ]
 
 

@@ -353,6 +353,20 @@ CASES = [
         [r"inf|finite"],
         parquet_file(set_value(HCOUNTS, 1000, "y", np.inf)),
     ),
+    Case(
+        "population-thousands-separators",
+        "project",
+        OWN,
+        [r"population", r"thousands"],  # the reader has an option for it: the message should say so
+        csv_file(edited(POP, lambda f: f.assign(population=f["population"].map("{:,}".format)))),
+    ),
+    Case(
+        "population-band-notation",
+        "project",
+        OWN,
+        [r"band", r"0 to 4|'<from>-<to>'|85-89|90\+"],
+        csv_file(edited(POP, lambda f: f.assign(age_band=f["age_band"].str.replace("-", " to ")))),
+    ),
 ]
 
 
