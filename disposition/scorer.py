@@ -213,7 +213,8 @@ class RemoteClosureScorer:
             first = EARLIEST_CALL
             if date in self.ranges:
                 first = max(first, pd.Timestamp(self.ranges[date][0]) - DATE_MARGIN)
-            last = (now or pd.Timestamp.now()).normalize() + pd.Timedelta(days=1)
+            # A day ahead of the server's clock: a caller's local time may be ahead of the server's zone.
+            last = (now if now is not None else pd.Timestamp.now()) + pd.Timedelta(days=1)
             bad = ((times < first) | (times > last)).fillna(False).to_numpy(dtype=bool)
             if bad.any():
                 raise RequestError(
