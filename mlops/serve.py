@@ -502,6 +502,12 @@ class ScoringGuard:
                 key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]
             }
             check_content_type(headers.get("content-type"))
+            if headers.get("content-encoding", "identity").strip().lower() != "identity":
+                raise RequestRefused(
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "compressed bodies (Content-Encoding) are not taken: send plain JSON",
+                )
             body = await self._read_body(headers, receive)
             receive = _replay(check_request(self.contract, body))
         refusal: dict = {}

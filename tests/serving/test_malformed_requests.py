@@ -8,6 +8,7 @@ unknown column or param names, and text in a broken JSON body.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,6 +145,15 @@ COMMON = {
         lambda r: Sent(records(marked(r)), {"Content-Type": f"application/json; format={MARK}"}),
         ("parameter",),
         415,
+    ),
+    "gzip-body": Case(
+        lambda r: Sent(
+            gzip.compress(records(marked(r))),
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        ),
+        ("Content-Encoding",),
+        415,
+        marker=False,
     ),
     # Body
     "empty-body": Case(lambda r: Sent(b""), ("empty body",), marker=False),
