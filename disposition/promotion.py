@@ -108,6 +108,10 @@ def decide(
         ), None
     if contract is not None and (different := contract_decision(contract, champion)) is not None:
         return different, None
+    print(
+        f"promotion: re-scoring champion v{champion.version} on this run's {len(test_calls):,} test calls "
+        "(closure shares are comparable only on the same calls)"
+    )
     try:
         rescored = champion_on_same_calls(name, champion.version, test_calls, y_test, safety)
     except ChampionUnusable as error:

@@ -298,7 +298,14 @@ def _promotion_decision(
     except ModelIntegrityError as error:
         return PromotionDecision(True, f"replaces {label}, whose files fail the integrity check ({error})")
     champion_forecaster = loaded.unwrap_python_model().forecaster
-    problems = _champion_served_problems(loaded, data, levels)
+    try:
+        problems = _champion_served_problems(loaded, data)
+    except (UserInputError, ValueError, KeyError) as error:
+        return PromotionDecision(
+            False,
+            f"{label} cannot forecast from this data ({error}), so what it serves cannot be checked "
+            "against it; it stays champion",
+        )
     if problems:
         return PromotionDecision(
             True,
@@ -337,11 +344,8 @@ def _promotion_decision(
     )
 
 
-def _champion_served_problems(loaded, data: pd.DataFrame, levels: list[int]) -> list[str]:
+def _champion_served_problems(loaded, data: pd.DataFrame) -> list[str]:
     """Gate problems of the stored champion's own forecast, judged against this data's history."""
     model = loaded.unwrap_python_model()
-    try:
-        served = served_forecast(model.forecaster, data, model.max_horizon, model.levels)
-    except (UserInputError, ValueError, KeyError) as error:
-        return [f"it cannot forecast ({error})"]
+    served = served_forecast(model.forecaster, data, model.max_horizon, model.levels)
     return forecast_problems(served, data.groupby("unique_id")["y"].max(), model.levels)

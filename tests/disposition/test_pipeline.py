@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 import numpy as np
@@ -100,6 +102,7 @@ def test_own_csv_with_target_expression_and_inferred_features(tmp_path, calls):
             "calls.target.expression='adverse_outcome == 0'",
             "calls.exclude=[call_id,closed_remotely,disposition,adverse_type]",
             "calls.never_remote={category:[C1]}",
+            "calls.checks.allow_unmatched_rules=true",  # only remote closures are kept: no C1 left
             "calls.subgroups={age:age,sex:sex,category:category}",
             f"tracking.store_dir={tmp_path / 'store'}",
             "tuning.enabled=false",
@@ -128,3 +131,29 @@ def test_logistic_candidate_is_registered_and_explains_itself(tmp_path, calls_pa
     ruled = answer["reasons"].str.startswith("never remote by rule")
     assert (~ruled).any() and answer.loc[~ruled, "reasons"].str.contains(r"\((?:raises|lowers)\)").all()
     assert not answer.loc[ruled, "recommend_remote"].any()
+
+
+def test_other_safety_limit_is_a_challenger_and_a_tampered_champion_is_replaced(tmp_path, calls_path):
+    """The contract includes the safety limit; a champion whose files changed is not kept."""
+    quick = ["baseline_enabled=false"]
+    first = _run(tmp_path, calls_path, *quick)
+    assert first.promoted
+    metadata = mlflow.models.get_model_info(f"models:/{NAME}@champion").metadata
+    assert metadata["kind"] == "remote_closure" and metadata["safety_limit"] == 0.02
+    assert (
+        metadata["features"]["age"]["type"] == "double" and "C1" in metadata["features"]["category"]["levels"]
+    )
+    assert 0 < metadata["threshold"] < 1
+
+    looser = _run(tmp_path, calls_path, *quick, "safety.limit=0.05")
+    assert not looser.promoted and looser.version == "2"
+    assert "contract differs from champion v1: safety_limit 0.05 instead of 0.02" in looser.reason
+
+    client = MlflowClient(mlflow.get_tracking_uri())
+    source = client.get_model_version(NAME, "1").source.rsplit("/", 1)[-1]
+    folder = Path(unquote(urlparse(client.get_logged_model(source).artifact_location).path))
+    (folder / "artifacts" / "model_card.md").write_text("edited after registration\n")
+    again = _run(tmp_path, calls_path, *quick)
+    assert again.promoted and again.version == "3"
+    assert "replaces champion v1, its files fail the integrity check" in again.reason
+    assert "artifacts/model_card.md was changed" in again.reason
