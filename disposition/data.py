@@ -183,7 +183,16 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
             f"{source}: oracle column {spec.oracle_column!r} not found; set calls.oracle_column=null"
         )
     keep = [*features.categorical, *features.numeric, *(r.column for r in rules)]
-    keep += [c for c in spec.subgroups.values() if c and c in frame.columns]
+    absent = {
+        name: column for name, column in spec.subgroups.items() if column and column not in frame.columns
+    }
+    if absent:
+        name, column = next(iter(absent.items()))
+        raise ConfigError(
+            f"calls.subgroups.{name}={column!r} is not a column of {source}; it has "
+            f"{list(frame.columns)[:12]} (calls.subgroups.{name}=null reports no {name} subgroups)"
+        )
+    keep += [c for c in spec.subgroups.values() if c]
     keep += [spec.oracle_column] if spec.oracle_column else []
     table = frame[list(dict.fromkeys(c for c in keep if c != spec.date_column))].copy()
     table[spec.date_column] = dates

@@ -222,6 +222,13 @@ def validate_daily_counts(
             f"{separator_hint(raw, f'{setting}.read')}"
         )
     frame = raw[wanted].rename(columns={v: k for k, v in mapping.items() if v is not None})
+    if mapping["unique_id"]:
+        unnamed = frame.index[frame["unique_id"].isna()]
+        if len(unnamed):
+            raise DataValidationError(
+                f"{source}: {len(unnamed)} row(s) have no series name in column {mapping['unique_id']!r} "
+                f"(missing or empty) at {_file_rows(unnamed)}; name their series or remove those rows"
+            )
     frame["unique_id"] = frame["unique_id"].astype(str) if mapping["unique_id"] else "all"
     if exclude_series:
         unknown = sorted({str(s) for s in exclude_series} - set(frame["unique_id"]))

@@ -354,3 +354,12 @@ def test_excluding_a_series_the_file_lacks_is_refused(tmp_path):
         DataValidationError, match=r"data.exclude_series names series \['nope/C9'\].*has \['A'\]"
     ):
         load_daily_counts(_counts_csv(tmp_path), exclude_series=["nope/C9"])
+
+
+def test_rows_without_a_series_name_are_refused_with_their_line(tmp_path):
+    frame = _series({"A": [5.0] * 20, "B": [6.0] * 20})
+    frame.loc[25, "unique_id"] = None
+    path = tmp_path / "unnamed.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataValidationError, match=r"1 row\(s\) have no series name .*line\(s\) 27"):
+        load_daily_counts(path)

@@ -215,3 +215,8 @@ def test_target_and_feature_errors_name_the_line(records):
         prepare_calls(
             records.assign(age=records["age"].astype(str).where(records.index != 1, "forty")), _spec()
         )
+
+
+def test_an_unknown_subgroup_column_is_refused(records):
+    with pytest.raises(ConfigError, match=r"calls.subgroups.sex='gender' is not a column"):
+        prepare_calls(records, _spec(subgroups={"age": "age", "sex": "gender"}))
