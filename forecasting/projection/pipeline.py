@@ -215,7 +215,8 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
 
     return ProjectionRun(
         run_id=run.info.run_id,
-        model_uri=f"models:/{name}@{CHAMPION}",
+        # A challenger is not what @champion serves: point at the version itself.
+        model_uri=f"models:/{name}@{CHAMPION}" if decision.promoted else f"models:/{name}/{version.version}",
         version=str(version.version),
         promoted=decision.promoted,
         reason=decision.reason,
