@@ -166,7 +166,7 @@ FORECAST = [
         "forecast",
         ["data.read.sep=''"],
         r"data\.read\.sep|separator",
-        r"empty|character",
+        r"empty|character|such as|e\.g\.",
     ),
     config(
         "forecast-screen-ratio-negative",
