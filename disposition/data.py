@@ -22,7 +22,15 @@ from disposition.features import TIME_FEATURES
 from disposition.safety import HardRule, rules_from_mapping
 from disposition.scorer import FeatureSpec
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import ReadOptions, check_date_range, file_lines, parse_dates, shown
+from mlops.tables import (
+    ReadOptions,
+    check_date_range,
+    file_lines,
+    near_misses,
+    parse_dates,
+    separator_hint,
+    shown,
+)
 
 TARGET = "_target"
 # A text column with more distinct values than this share of rows is an identifier, not a category.
@@ -252,7 +260,8 @@ def _target(frame: pd.DataFrame, spec: CallSpec, source: str) -> np.ndarray:
         if spec.target_column not in frame.columns:
             columns = list(frame.columns)
             raise DataValidationError(
-                f"{source}: target column {spec.target_column!r} not found; the file has {columns}"
+                f"{source}: target column {spec.target_column!r} not found; the file has {columns}."
+                f"{near_misses([spec.target_column], columns)}{separator_hint(frame, 'calls.read')}"
             )
         values = frame[spec.target_column]
         described = f"target column {spec.target_column!r}"
@@ -297,7 +306,8 @@ def _dates(frame: pd.DataFrame, spec: CallSpec, source: str) -> pd.Series:
     if column not in frame.columns:
         raise DataValidationError(
             f"{source}: date column {column!r} not found; set calls.date_column to one of "
-            f"{list(frame.columns)}"
+            f"{list(frame.columns)}.{near_misses([column], frame.columns)}"
+            f"{separator_hint(frame, 'calls.read')}"
         )
     what = f"date column {column!r}"
     dates = parse_dates(frame[column], spec.date_format, what=what, source=source, setting="calls.read")

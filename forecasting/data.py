@@ -27,6 +27,7 @@ from mlops.tables import (
     ReadOptions,
     check_date_range,
     file_lines,
+    near_misses,
     parse_dates,
     read_table,
     separator_hint,
@@ -219,7 +220,7 @@ def validate_daily_counts(
         fix = f"Map yours with {' '.join(hints)}." if hints else "Add them or drop them from the config."
         raise DataValidationError(
             f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. {fix}"
-            f"{separator_hint(raw, f'{setting}.read')}"
+            f"{near_misses(missing, raw.columns)}{separator_hint(raw, f'{setting}.read')}"
         )
     frame = raw[wanted].rename(columns={v: k for k, v in mapping.items() if v is not None})
     if mapping["unique_id"]:

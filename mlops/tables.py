@@ -50,7 +50,9 @@ _DECOMPRESSION_ERRORS = (zlib.error, EOFError, zipfile.BadZipFile, lzma.LZMAErro
 _SEPARATORS = {",": "','", ";": "';'", "\t": "tab ('\\t')", "|": "'|'"}
 _EXAMPLES = 3
 # Strict ISO 8601 date, optionally with a time (space or T, minutes or seconds, fractions).
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+# A time-zone suffix: the local time as written is what calls and days are counted in.
+_ZONE = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 # Day and month in some order, then the year: 03/04/2023, 3.4.23, 03-04-2023 10:15.
 _DMY_OR_MDY = re.compile(r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T](\d{1,2}:\d{2}(:\d{2})?))?$")
 # Year first but not ISO: 2023/04/03.
@@ -217,11 +219,12 @@ def read_table(
         raise DataValidationError(f"{path}: the file is empty (no header and no rows)")
     if not parquet:
         _check_separator(frame, path, options)
+    # Blank lines were read as empty rows so that row i stays line i + 2; now they go.
+    frame = frame.reset_index(drop=True).dropna(how="all")
     if frame.empty:
         raise DataValidationError(
             f"{path}: no rows, only a header ({', '.join(map(str, frame.columns[:8]))}); the file needs data"
         )
-    frame = frame.reset_index(drop=True)
     return _apply_dtypes(frame, options, path, parquet)
 
 
@@ -260,6 +263,7 @@ def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
             na_values=list(options.na_values) or None,
             dtype=dict.fromkeys(options.dtypes, str) or None,
             engine="c" if len(options.sep) == 1 else "python",
+            skip_blank_lines=False,
         )
     except UnicodeDecodeError as error:
         byte = error.object[error.start : error.end]
@@ -313,6 +317,18 @@ def separator_hint(frame: pd.DataFrame, setting: str = "read", sep: str = ",") -
     options = ReadOptions(sep=sep, setting=setting)
     hint = _separator_hint(" ".join(map(str, frame.columns)), options)
     return "" if hint is None else f" The separator may be wrong{hint}."
+
+
+def near_misses(missing, columns) -> str:
+    """`` The file has 'DS ' ...`` when a missing name differs from a column only in case or spaces."""
+    normal = {" ".join(str(c).split()).casefold(): str(c) for c in columns}
+    found = [
+        (name, normal[key]) for name in missing if (key := " ".join(str(name).split()).casefold()) in normal
+    ]
+    if not found:
+        return ""
+    pairs = ", ".join(f"{have!r} for {name!r}" for name, have in found)
+    return f" The file has {pairs}: names must match exactly, case and spaces included."
 
 
 def _check_separator(frame: pd.DataFrame, path: Path, options: ReadOptions) -> None:
@@ -410,7 +426,7 @@ def parse_dates(
     iso = text.str.match(_ISO).fillna(False).astype(bool)
     if (present & ~iso).any():
         raise DataValidationError(_not_iso_message(values, text, present & ~iso, what, source, key))
-    dates = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    dates = pd.to_datetime(text.str.replace(_ZONE, "", regex=True), format="ISO8601", errors="coerce")
     bad = values.index[dates.isna() & present]
     if len(bad):
         raise DataValidationError(

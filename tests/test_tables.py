@@ -363,3 +363,14 @@ def test_rows_without_a_series_name_are_refused_with_their_line(tmp_path):
     frame.to_csv(path, index=False)
     with pytest.raises(DataValidationError, match=r"1 row\(s\) have no series name .*line\(s\) 27"):
         load_daily_counts(path)
+
+
+def test_blank_lines_keep_line_numbers_and_zones_and_near_miss_names_are_explained(tmp_path):
+    path = _file(tmp_path, "unique_id,ds,y\nA,2023-01-01,1\n\nA,2023-01-02,x\n\n")
+    with pytest.raises(DataValidationError, match=r"'x' at line\(s\) 4"):
+        load_daily_counts(path)
+    local = parse_dates(pd.Series(["2023-01-01T23:30:00+01:00", "2023-01-02T00:10:00Z"]))
+    assert local.tolist() == [pd.Timestamp("2023-01-01 23:30"), pd.Timestamp("2023-01-02 00:10")]
+    spaced = _file(tmp_path, "unique_id, ds ,y\nA,2023-01-01,1\n", "spaced.csv")
+    with pytest.raises(DataValidationError, match=r"The file has ' ds ' for 'ds': names must match exactly"):
+        load_daily_counts(spaced)

@@ -10,7 +10,7 @@ import pandas as pd
 from forecasting.data import CountChecks, validate_daily_counts
 from forecasting.projection.daily_shape import days_in_year
 from mlops.errors import DataValidationError
-from mlops.tables import ReadOptions, file_lines, parse_dates, separator_hint, shown
+from mlops.tables import ReadOptions, file_lines, near_misses, parse_dates, separator_hint, shown
 
 HISTORY_COLUMNS = ("area", "ds", "y")
 
@@ -44,7 +44,7 @@ def daily_history(
         hints = " ".join(f"history.columns.{k}=<column>" for k, v in mapping.items() if v in missing)
         raise DataValidationError(
             f"{source}: missing column(s) {missing}; the file has {list(raw.columns)}. Map yours with {hints}"
-            f"{separator_hint(raw, 'history.read')}"
+            f"{near_misses(missing, raw.columns)}{separator_hint(raw, 'history.read')}"
         )
     frame = raw[list(mapping.values())].set_axis(list(mapping), axis=1)
     frame["area"] = frame["area"].astype(str)

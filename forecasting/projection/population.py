@@ -9,7 +9,7 @@ import pandas as pd
 
 from forecasting.projection.bands import bands_in_range, ordered_bands
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import file_lines, separator_hint, shown
+from mlops.tables import file_lines, near_misses, separator_hint, shown
 
 POPULATION_COLUMNS = ("area", "year", "age_band", "population")
 
@@ -40,7 +40,7 @@ def validate_population(
     if missing:
         raise DataValidationError(
             f"{source}: missing column(s) {missing}; a population table needs {list(POPULATION_COLUMNS)}"
-            f"{separator_hint(table, 'population.read')}"
+            f"{near_misses(missing, table.columns)}{separator_hint(table, 'population.read')}"
         )
     frame = table[list(POPULATION_COLUMNS)].copy()
     if not frame.index.is_unique:  # rows are named by index (= file line - 2): make them distinct
