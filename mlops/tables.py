@@ -419,7 +419,7 @@ def parse_dates(
         bad = values.index[dates.isna() & present]
         if len(bad):
             raise DataValidationError(
-                f"{source}: {len(bad)} value(s) in {what} do not match {key}={date_format}, e.g. "
+                f"{source}: {len(bad)} value(s) in {what} do not match {_override(key, date_format)}, e.g. "
                 f"{shown(values[bad[0]])} at {file_lines(bad)}; fix those values or the format"
             )
         return dates
@@ -463,12 +463,12 @@ def _not_iso_message(
                 return (
                     f"{source}: {len(rows)} value(s) in {what} are not ISO dates (YYYY-MM-DD), e.g. "
                     f"{example}; they read {order} first ({shown(values[row])} at line {int(row) + 2} has no "
-                    f"month {int(evidence[row])}): set {key}={fmt}"
+                    f"month {int(evidence[row])}): set {_override(key, fmt)}"
                 )
         return (
             f"{source}: {what} holds dates such as {example} that are ambiguous: every one reads as "
-            f"day/month and as month/day; the toolkit does not guess, set {key}={day_first} (day first) "
-            f"or {key}={month_first} (month first), or write ISO dates (YYYY-MM-DD)"
+            f"day/month and as month/day; the toolkit does not guess, set {_override(key, day_first)} (day "
+            f"first) or {_override(key, month_first)} (month first), or write ISO dates (YYYY-MM-DD)"
         )
     if sample.str.match(_YMD_COMPACT).fillna(False).all():
         return (
@@ -479,13 +479,18 @@ def _not_iso_message(
         sep = ymd[1].iloc[0]
         return (
             f"{source}: {len(rows)} value(s) in {what} are not ISO dates (YYYY-MM-DD), e.g. {example}; "
-            f"set {key}=%Y{sep}%m{sep}%d{_time_format(ymd[4])}"
+            f"set {_override(key, f'%Y{sep}%m{sep}%d{_time_format(ymd[4])}')}"
         )
     return (
         f"{source}: {len(rows)} value(s) in {what} are not dates in ISO form (YYYY-MM-DD, optionally "
         f"with a time), e.g. {example}; write ISO dates, or give their format with {key} "
         f"(e.g. {key}=%d/%m/%Y)"
     )
+
+
+def _override(key: str, value: str) -> str:
+    """``key=value`` as typed in a shell: quoted for Hydra and the shell when it holds a space."""
+    return f"\"{key}='{value}'\"" if any(c in value for c in " ,;'") else f"{key}={value}"
 
 
 def _time_format(times: pd.Series) -> str:

@@ -173,7 +173,7 @@ def test_day_first_records_and_a_bad_train_end(tmp_path):
     path = tmp_path / "calls.csv"
     records.to_csv(path, index=False)
     columns = {"ds": "when", "unique_id": "station"}
-    with pytest.raises(DataValidationError, match=r"data.read.date_format=%d/%m/%Y %H:%M"):
+    with pytest.raises(DataValidationError, match=r"\"data.read.date_format='%d/%m/%Y %H:%M'\""):
         load_daily_counts(path, columns=columns, records=True)
     frame = load_daily_counts(path, columns=columns, records=True, read={"date_format": "%d/%m/%Y %H:%M"})
     assert frame["y"].tolist() == [2.0, 1.0] and frame["ds"].iloc[0] == pd.Timestamp("2023-01-13")

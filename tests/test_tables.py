@@ -185,7 +185,7 @@ def test_mixed_day_and_month_first_dates_are_refused():
         ("2023/04/05", r"set data.read.date_format=%Y/%m/%d"),
         ("2023-02-30", r"not dates \(no such day\)"),
         ("yesterday", r"not dates in ISO form"),
-        ("05.04.2023 10:15", r"ambiguous.*date_format=%d\.%m\.%Y %H:%M \(day first\)"),
+        ("05.04.2023 10:15", r"ambiguous.*\"data.read.date_format='%d\.%m\.%Y %H:%M'\" \(day first\)"),
     ],
 )
 def test_other_date_spellings_are_explained(value, message):

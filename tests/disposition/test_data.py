@@ -149,7 +149,7 @@ def test_temporal_split_trains_on_the_past():
         (lambda r: r.assign(when=r["when"].where(r.index != 1)), r"missing \(not dates\) at line\(s\) 3"),
         (
             lambda r: r.assign(when=pd.to_datetime(r["when"]).dt.strftime("%d/%m/%Y %H:%M")),
-            r"not ISO dates.*calls.read.date_format=%d/%m/%Y %H:%M",
+            r"not ISO dates.*\"calls.read.date_format='%d/%m/%Y %H:%M'\"",
         ),
     ],
     ids=["negative-age", "age-130", "infinite-age", "year-1800", "future", "missing-date", "day-first"],
