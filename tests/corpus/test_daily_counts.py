@@ -510,6 +510,36 @@ CASES = [
         [r"unique_id|series", r"missing|empty|blank|no value", csv_line(3000)],
         csv_file(set_value(COUNTS, 3000, "unique_id", float("nan"))),
     ),
+    Case(
+        "counts-header-repeated-mid-file",  # two exports pasted together
+        "forecast",
+        [PATH],
+        [r"\bds\b|\by\b|date|number", csv_line(4000)],
+        csv_file(
+            edited(
+                COUNTS,
+                lambda f: pd.concat(
+                    [
+                        f.iloc[:4000],
+                        pd.DataFrame([{"unique_id": "unique_id", "ds": "ds", "y": "y"}]),
+                        f.iloc[4000:],
+                    ],
+                    ignore_index=True,
+                ),
+            )
+        ),
+    ),
+    Case(
+        "counts-spreadsheet-serial-dates",  # 43101 = 2018-01-01 in a spreadsheet's day numbers
+        "forecast",
+        [PATH],
+        [r"\bds\b|date", r"43101|ISO|date_format"],
+        csv_file(
+            edited(
+                COUNTS, lambda f: f.assign(ds=(pd.to_datetime(f["ds"]) - pd.Timestamp("1899-12-30")).dt.days)
+            )
+        ),
+    ),
 ]
 
 
