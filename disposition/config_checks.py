@@ -93,11 +93,13 @@ RULES: dict[str, Rule] = {
     "report.calibration_bins": WholeNumber(2, 100, unit="bins"),
     "oracle_targets.auc_tolerance": Number(0, 1),
     "oracle_targets.share_ratio": Number(0, 1, low_open=True),
+    # Last: it interpolates other groups (data.name, calls.name, population.name) checked above.
     "registry.model_name": Text(),
 }
 
 # Settings only some calls groups have (the plausibility screen of call records).
 OPTIONAL_RULES: dict[str, Rule] = {
+    "calls.checks": MappingOf(nullable=True, what="a mapping {age_column, max_age, earliest_date}"),
     "calls.checks.age_column": Text(nullable=True, what="a column name"),
     "calls.checks.max_age": Number(0, 150, low_open=True, what="an age in years"),
     "calls.checks.earliest_date": IsoDate(nullable=False),
@@ -182,9 +184,12 @@ def check_config(cfg: DictConfig) -> None:
     check_read_options(cfg, "calls.read")
     ReadOptions.from_config(OmegaConf.to_container(read, resolve=True) if read else None, "calls.read")
     CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))  # its cross-checks
-    for group in ("classifier", "baseline"):
-        if lookup(cfg, group, default=None) is not None:
-            check_classifier(cfg, group)
+    groups = ["classifier", "baseline"] if values["baseline_enabled"] else ["classifier"]
+    for group in groups:
+        if lookup(cfg, group, default=None) is None:
+            other = "lightgbm or logistic" + ("" if group == "classifier" else " (or baseline_enabled=false)")
+            raise ConfigError(f"{group} is required: choose one with {group}={other}")
+        check_classifier(cfg, group)
     check_tracking(cfg)
 
 

@@ -65,9 +65,10 @@ RULES: dict[str, Rule] = {
     "backtest.first_cutoff": IsoDate(),
     "levels": LEVELS,
     "serving.max_horizon": WholeNumber(1, MAX_DAYS, unit="days"),
-    "registry.model_name": Text(),
     "plot.n_series": WholeNumber(1, 100, unit="series"),
     "plot.history_days": WholeNumber(1, 10 * MAX_DAYS, unit="days"),
+    # Last: it interpolates other groups (data.name, calls.name, population.name) checked above.
+    "registry.model_name": Text(),
 }
 
 HINTS = {
@@ -134,6 +135,7 @@ MODEL_CONFIGS = "seasonal_naive, lightgbm, glm, ets, arima, ensemble, conformal"
 def count_check_rules(key: str) -> dict[str, Rule]:
     """Types of a plausibility screen for daily counts (``data.checks``, ``history.checks``)."""
     return {
+        key: MappingOf(nullable=True, what="a mapping {max_ratio_to_median: ..., median_floor: ...}"),
         f"{key}.max_ratio_to_median": Number(1, low_open=True, nullable=True),
         f"{key}.median_floor": Number(0),
     }
@@ -265,6 +267,7 @@ GENERATE_RULES: dict[str, Rule] = {
     "world.dispersion_shape": POSITIVE,
 }
 GENERATE_OPTIONAL: dict[str, Rule] = {
+    "world.temperature": MappingOf(what="a mapping of temperature settings, e.g. {enabled: false}"),
     "world.temperature.enabled": Flag(),
     "world.temperature.mean_c": Number(-30, 50, what="degrees C"),
     "world.temperature.amplitude_c": Number(0, 40, what="degrees C"),

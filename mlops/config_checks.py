@@ -18,7 +18,7 @@ import datetime as dt
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -394,13 +394,6 @@ def check_all(
     return values
 
 
-def check_known_keys(node: Mapping, key: str, known: Iterable[str], what: str) -> None:
-    """Refuse a key under ``key`` that nothing reads (a typo would otherwise be silently ignored)."""
-    unknown = [str(k) for k in node if str(k) not in set(known)]
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]} is not a {what} setting; known: {', '.join(sorted(known))}")
-
-
 def check_tracking(cfg: DictConfig, key: str = "tracking") -> None:
     """The ``tracking`` group: a server ``uri`` or a ``store_dir`` folder (which may not exist yet)."""
     server = Text(nullable=True, what="a tracking server address, e.g. http://host:5000")
@@ -433,6 +426,7 @@ def check_read_options(cfg: DictConfig, key: str) -> None:
     """Types of a table reader's ``read`` block (its own checks then judge the values)."""
     optional_text = Text(nullable=True, what="a string")
     rules = {
+        key: MappingOf(nullable=True, what="a mapping of reader options, e.g. {sep: ';'}"),
         f"{key}.sep": Text(what="a separator such as , or ;"),
         f"{key}.decimal": Text(what="a decimal mark such as . or ,"),
         f"{key}.encoding": Text(what="an encoding such as utf-8 or latin-1"),

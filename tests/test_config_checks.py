@@ -321,22 +321,21 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, module, overrides, expected):
 
 
 def _leaf_keys(node, prefix: str = "") -> list[str]:
-    """Dotted keys of a config's values (a list counts as one value), Hydra's own settings left out."""
+    """Dotted keys of a config's values and blocks (a list counts as one value), Hydra's left out."""
     keys = []
     for name in node.keys():
         key = f"{prefix}{name}"
+        keys.append(key)
         child = node._get_node(name)
         if isinstance(child, DictConfig) and not OmegaConf.is_missing(node, name):
             keys += _leaf_keys(child, f"{key}.")
-        else:
-            keys.append(key)
     return [key for key in keys if not key.startswith("hydra.")]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", list(CHECKS))
 def test_any_value_of_any_key_is_accepted_or_refused_in_one_line(config):
-    """The class of problem, not the listed cases: every key set to values of the wrong kind."""
+    """The class of problem, not the listed cases: every key and block set to values of the wrong kind."""
     base = compose_config(config, [])
     OmegaConf.set_struct(base, False)
     for key in _leaf_keys(base):

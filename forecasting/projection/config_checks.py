@@ -70,7 +70,6 @@ RULES: dict[str, Rule] = {
     "backtest.counts_path": ExistingPath("file"),
     "backtest.population_path": ExistingPath("file"),
     "backtest.fit_through": YEAR,
-    "registry.model_name": Text(),
     "population.name": Text(),
     "population.path": ExistingPath("file"),
     "population.columns": COLUMNS,
@@ -79,6 +78,8 @@ RULES: dict[str, Rule] = {
         nullable=True,
         what="a mapping {area: residents in base_year}, e.g. {trust:4600000}",
     ),
+    # Last: it interpolates other groups (data.name, calls.name, population.name) checked above.
+    "registry.model_name": Text(),
 }
 
 HINTS = {
@@ -128,9 +129,11 @@ def check_config(cfg: DictConfig) -> None:
     CountChecks.from_config(_plain(lookup(cfg, "history.checks", default=None)), "history.checks")
     base_year = values["base_year"]
     scenarios = {"scenario": lookup(cfg, "scenario")}
-    compare = lookup(cfg, "compare", default=None) or {}
+    compare = lookup(cfg, "compare", default=None)
+    if compare is None:
+        compare = {}
     if not isinstance(compare, DictConfig | Mapping):
-        raise refuse("compare", compare, "a mapping {name: scenario}")
+        raise refuse("compare", compare, "a mapping {name: scenario}, e.g. +scenario@compare.x=high_ageing")
     scenarios.update({f"compare.{name}": compare[name] for name in compare})
     for key in scenarios:
         check_scenario(cfg, key, base_year)
