@@ -209,6 +209,11 @@ def check_classifier(cfg: DictConfig, key: str) -> None:
             f"{key}.estimator._target_={target}: not a class that can be imported; choose one with "
             f"{key}=lightgbm or {key}=logistic"
         ) from None
+    if not (hasattr(cls, "fit") and hasattr(cls, "predict_proba")):
+        raise ConfigError(
+            f"{key}.estimator._target_={target}: not a classifier with probabilities (fit and "
+            f"predict_proba); choose one with {key}=lightgbm or {key}=logistic"
+        )
     known = _parameters(cls)
     for name in estimator:
         if not str(name).startswith("_") and known is not None and name not in known:

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecasting.calendar import UK_NATIONS
 from forecasting.data import CountChecks
+from forecasting.models.base import Forecaster
 from mlops.config_checks import (
     Choice,
     ExistingPath,
@@ -191,6 +192,11 @@ def check_model(cfg: DictConfig, key: str) -> None:
             f"{key}._target_={target}: not a model class that can be imported; choose a model with "
             f"model=<one of {MODEL_CONFIGS}>"
         ) from None
+    if not issubclass(cls, Forecaster):
+        raise ConfigError(
+            f"{key}._target_={target}: not a forecasting model (a subclass of "
+            f"forecasting.models.Forecaster); choose one with model=<one of {MODEL_CONFIGS}>"
+        )
     _check_known_parameters(node, key, cls)
     rules = next((r for name, r in MODEL_RULES.items() if _import_class(name) is cls), {})
     for name, rule in rules.items():

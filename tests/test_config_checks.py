@@ -90,6 +90,7 @@ BAD_VALUES = [
     ("forecast", ["model=arima", "model.order=[1,1]"], "model.order", "[1,1]"),
     ("forecast", ["model=seasonal_naive", "model.season_length=0"], "model.season_length", "0"),
     ("forecast", ["model._target_=no.such.Model"], "model._target_", "no.such.Model"),
+    ("forecast", ["model=seasonal_naive", "model._target_=builtins.dict"], "model._target_", "builtins.dict"),
     # forecasting: tracking
     ("forecast", ["tracking.store_dir=README.md"], "tracking.store_dir", "README.md"),
     ("forecast", ["tracking.store_dir=README.md/mlruns"], "tracking.store_dir", "README.md/mlruns"),
@@ -149,6 +150,12 @@ BAD_VALUES = [
     ("disposition", ["baseline.estimator.C=0"], "baseline.estimator.C", "0"),
     ("disposition", ["baseline.search.C=[]"], "baseline.search.C", "[]"),
     ("disposition", ["+baseline.estimator.penalty_typo=l2"], "baseline.estimator.penalty_typo", None),
+    (
+        "disposition",
+        ["classifier.estimator._target_=sklearn.linear_model.LinearRegression"],
+        "classifier.estimator._target_",
+        "sklearn.linear_model.LinearRegression",
+    ),
     # projection: settings
     ("project", ["base_year=abc"], "base_year", "abc"),
     ("project", ["base_year=2025.5"], "base_year", "2025.5"),
