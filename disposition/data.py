@@ -59,6 +59,7 @@ class CallSpec:
     max_age: float = 120.0
     earliest_date: str = "1900-01-01"
     allow_unmatched_rules: bool = False
+    max_duplicate_share: float | None = 0.001
 
     @classmethod
     def from_config(cls, calls: Mapping) -> CallSpec:
@@ -66,7 +67,7 @@ class CallSpec:
         target = calls.get("target") or {}
         features = calls.get("features") or {}
         checks = dict(calls.get("checks") or {})
-        known = {"age_column", "max_age", "earliest_date", "allow_unmatched_rules"}
+        known = {"age_column", "max_age", "earliest_date", "allow_unmatched_rules", "max_duplicate_share"}
         unknown = sorted(set(checks) - known)
         if unknown:
             raise ConfigError(f"calls.checks: unknown key(s) {unknown}; it takes {sorted(known)}")
@@ -88,6 +89,11 @@ class CallSpec:
             max_age=_number(checks.get("max_age", 120), "calls.checks.max_age"),
             earliest_date=str(checks.get("earliest_date") or "1900-01-01"),
             allow_unmatched_rules=bool(checks.get("allow_unmatched_rules", False)),
+            max_duplicate_share=(
+                None
+                if checks.get("max_duplicate_share", 0.001) is None
+                else _number(checks.get("max_duplicate_share", 0.001), "calls.checks.max_duplicate_share")
+            ),
         )
         spec.validate()
         return spec
@@ -106,6 +112,12 @@ class CallSpec:
         if unknown:
             raise ConfigError(
                 f"calls.features.time has unknown name(s) {sorted(unknown)}; use {list(TIME_FEATURES)}"
+            )
+        share = self.max_duplicate_share
+        if share is not None and not 0 <= share < 1:
+            raise ConfigError(
+                f"calls.checks.max_duplicate_share must be a share of calls in [0, 1), or null to switch the "
+                f"check off; got {share:g}"
             )
         if not self.max_age > 0:
             raise ConfigError(
@@ -171,6 +183,7 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     """Validate ``raw`` call records against ``spec`` and build the modelling table."""
     if not raw.index.is_unique:  # rows are named by index (= file line - 2): make them distinct
         raw = raw.reset_index(drop=True)
+    _check_duplicates(raw, spec, source)
     frame = _apply_filter(raw, spec, source)
     target_columns = _target_columns(frame, spec)
     y = _target(frame, spec, source)
@@ -207,6 +220,31 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     table[TARGET] = y
     table = table.sort_values(spec.date_column, kind="stable", ignore_index=True)
     return PreparedCalls(table, features, rules, spec, notes)
+
+
+def _check_duplicates(raw: pd.DataFrame, spec: CallSpec, source: str) -> None:
+    """Refuse a file in which many rows are exact copies of others (exported or appended twice).
+
+    Two real calls agreeing in every column, the call time included, are rare; above
+    ``calls.checks.max_duplicate_share`` of the calls, copies would be counted twice in training and
+    calibration (and in the under-triage bound).
+    """
+    if spec.max_duplicate_share is None:
+        return
+    try:
+        hashes = pd.util.hash_pandas_object(raw, index=False)
+    except TypeError:  # unhashable cells (lists in a Parquet column): nothing sensible to compare
+        return
+    copies = raw.index[hashes.duplicated(keep="first").to_numpy()]
+    if len(copies) <= spec.max_duplicate_share * len(raw):
+        return
+    first = raw.index[(hashes == hashes[copies[0]]).to_numpy()][0]
+    raise DataValidationError(
+        f"{source}: {len(copies)} call(s) ({len(copies) / len(raw):.1%}) are duplicate rows, exact copies of "
+        f"another row, e.g. line {int(copies[0]) + 2} repeats line {int(first) + 2}; a file exported or "
+        "appended twice counts calls twice. Remove the copies (or allow up to a share with "
+        "calls.checks.max_duplicate_share, null to switch this off)"
+    )
 
 
 def _check_rule_matches(raw: pd.DataFrame, rule, spec: CallSpec, notes: list[str], source: str) -> None:

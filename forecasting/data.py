@@ -15,7 +15,6 @@ screen (:class:`CountChecks`) so that a typo such as 1e12 cannot train and regis
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from mlops.tables import (
     check_date_range,
     file_lines,
     near_misses,
+    number_hint,
     parse_dates,
     read_table,
     separator_hint,
@@ -322,23 +322,15 @@ def _regressor_mapping(
     return {name: column for name, column in (found | mapped).items() if column is not None}
 
 
-_THOUSANDS = re.compile(r"^\d{1,3}([,.' ]\d{3})+([.,]\d+)?$")
-
-
 def _checked_counts(frame: pd.DataFrame, column: str, source: str, setting: str = "data") -> pd.Series:
     counts = pd.to_numeric(frame["y"], errors="coerce")
     bad = frame.index[counts.isna()]
     if len(bad):
         example = frame.loc[bad[0], "y"]
-        grouped = isinstance(example, str) and _THOUSANDS.match(example.strip())
-        hint = (
-            f" If {shown(example)} is a number with a thousands mark, set {setting}.read.thousands."
-            if grouped
-            else ""
-        )
+        hint = number_hint(example, f"{setting}.read")
         raise DataValidationError(
             f"{source}: {len(bad)} value(s) in count column {column!r} are missing or not numbers, "
-            f"e.g. {shown(example)} at {_file_rows(bad)}. Counts must be numbers >= 0.{hint}"
+            f"e.g. {shown(example)} at {_file_rows(bad)}. Counts must be numbers >= 0{hint or '.'}"
         )
     bad = frame.index[counts < 0]
     if len(bad):

@@ -167,6 +167,20 @@ def shown(value) -> str:
     return repr(value)
 
 
+_GROUPED = re.compile(r"^-?\d{1,3}(?:([,.' ])\d{3})+(?:[.,]\d+)?$")
+
+
+def number_hint(value, setting: str = "read") -> str:
+    """``. If '3,239,447' ... set <setting>.thousands`` when a text value is a number with digit groups."""
+    grouped = _GROUPED.match(value.strip()) if isinstance(value, str) else None
+    if not grouped:
+        return ""
+    mark = grouped.group(1)
+    decimal = f" \"{setting}.decimal=','\"" if mark == "." else ""
+    override = f"\"{setting}.thousands='{mark}'\""
+    return f". If {value!r} is a number written with a thousands mark, set {override}{decimal}"
+
+
 def file_lines(index: pd.Index) -> str:
     """Describe rows by their line in the file (the header is line 1): ``line(s) 2, 5 and 3 more``."""
     lines = [str(int(i) + 2) for i in index[:_EXAMPLES]]

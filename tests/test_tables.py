@@ -330,7 +330,7 @@ def test_dates_stored_as_numbers_and_thousands_marks_get_their_option(tmp_path):
     path = tmp_path / "grouped.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(
-        DataValidationError, match=r"'1,234' at line\(s\) 5.*thousands mark, set data.read.thousands"
+        DataValidationError, match=r"'1,234' at line\(s\) 5.*thousands mark, set \"data.read.thousands=','\""
     ):
         load_daily_counts(path)
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from forecasting.projection.bands import bands_in_range, ordered_bands
 from mlops.errors import ConfigError, DataValidationError
-from mlops.tables import file_lines, near_misses, separator_hint, shown
+from mlops.tables import file_lines, near_misses, number_hint, separator_hint, shown
 
 POPULATION_COLUMNS = ("area", "year", "age_band", "population")
 
@@ -62,6 +62,7 @@ def validate_population(
         raise DataValidationError(
             f"{source}: population is missing or not a number for "
             f"{row['area']} {row['year']} {row['age_band']} ({shown(row['population'])} at {file_lines(bad)})"
+            f"{number_hint(row['population'], 'population.read')}"
         )
     if (population < 0).any():
         bad = frame.index[population < 0]

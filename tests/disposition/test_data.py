@@ -220,3 +220,12 @@ def test_target_and_feature_errors_name_the_line(records):
 def test_an_unknown_subgroup_column_is_refused(records):
     with pytest.raises(ConfigError, match=r"calls.subgroups.sex='gender' is not a column"):
         prepare_calls(records, _spec(subgroups={"age": "age", "sex": "gender"}))
+
+
+def test_calls_exported_twice_are_refused(records):
+    twice = pd.concat([records, records.iloc[100:150]], ignore_index=True)
+    with pytest.raises(
+        DataValidationError, match=r"50 call\(s\) \(11.1%\) are duplicate rows.*line 402 repeats line 102"
+    ):
+        prepare_calls(twice, _spec())
+    assert len(prepare_calls(twice, _spec(checks={"max_duplicate_share": None})).frame) == 450

@@ -160,3 +160,12 @@ def test_duplicate_rows_and_bad_years_name_their_lines():
         validate_population(pd.concat([table, table.iloc[[4]]], ignore_index=True), source="pop.csv")
     with pytest.raises(DataValidationError, match=r"whole number, found 2020.5 at line\(s\) 2"):
         validate_population(table.assign(year=[2020.5, *table["year"][1:]]), source="pop.csv")
+
+
+def test_populations_with_thousands_marks_name_the_option():
+    table = tiny_population(BANDS).astype({"population": object})
+    table.loc[0, "population"] = "1,900"
+    with pytest.raises(
+        DataValidationError, match=r"""not a number .*'1,900'.*set "population.read.thousands=','\""""
+    ):
+        validate_population(table, source="pop.csv")
