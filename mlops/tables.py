@@ -10,12 +10,15 @@ Every app reads its files through :func:`read_table`, with the same options from
     leading zeros as text. Applies to Parquet too.
 ``date_format``
     Dates are ISO (``YYYY-MM-DD``, optionally with a time) unless this names their format, e.g.
-    ``%d/%m/%Y``. Dates are never guessed: :func:`parse_dates` refuses any other spelling, and a
-    file whose dates read both day first and month first, with examples, line numbers and the fix.
+    ``%d/%m/%Y``. Dates are never guessed: :func:`parse_dates` refuses any other spelling (and
+    so a file whose dates read both day first and month first), with examples, line numbers and
+    the format to set; :func:`check_date_range` refuses dates before 1900 or in the future.
 
 Problems are one :class:`~mlops.errors.DataValidationError` (the file) or
-:class:`~mlops.errors.ConfigError` (the options) naming the file, the line and the key to set.
-Line numbers count the header as line 1, so the first row is line 2 (in Parquet: row number + 1).
+:class:`~mlops.errors.ConfigError` (the options) naming the file, the line and the key to set; the
+apps' validators phrase theirs with :func:`file_lines`, :func:`shown`, :func:`separator_hint`,
+:func:`near_misses` and :func:`number_hint`. Line numbers count the header as line 1, so the first
+row is line 2 (in Parquet: row number + 1); :func:`read_table` keeps them as the frame's index.
 """
 
 from __future__ import annotations
