@@ -209,7 +209,8 @@ def read_table(
     Returns
     -------
     DataFrame
-        With a default index, so that row ``i`` is line ``i + 2`` of the file.
+        Indexed so that the row labelled ``i`` is line ``i + 2`` of the file (blank lines are
+        dropped, their numbers skipped).
 
     Raises
     ------
