@@ -51,10 +51,7 @@ def test_impossible_scenario_value_is_one_line_and_exit_2(tmp_path):
     done = _cli([*fast_overrides(tmp_path / "store"), "scenario.remote_closure.end_share=1.3"], tmp_path)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines[-1] == (
-        "error: scenario 'principal': remote_closure.end_share must be a share between 0 and 1 (e.g. 0.2 for "
-        "20 %), got 1.3"
-    )
+    assert lines[-1] == "error: scenario.remote_closure.end_share=1.3: must be a share in [0, 1]"
     assert "Traceback" not in done.stderr
 
 
