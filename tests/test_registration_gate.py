@@ -13,10 +13,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import forecasting.pipeline as forecasting_pipeline
+import mlops.registry as registry
 from forecasting.models.seasonal_naive import SeasonalNaive
 from forecasting.pipeline import train
+from mlops.contract import contract_differences
 from mlops.errors import UserInputError
 from mlops.gate import GateError, forecast_problems, probability_problems
+from mlops.registry import PromotionDecision
 from tests.conftest import compose_config, fast_forecast_overrides
 
 NAME = "daily-demand-synthetic"
@@ -204,3 +207,88 @@ def test_gate_functions_name_the_problem():
         "1 probability(ies) not finite",
         "1 probability(ies) outside [0, 1] (e.g. 1.5)",
     ]
+
+
+def test_contract_differences_compare_only_what_callers_rely_on():
+    trust = {
+        "kind": "projection",
+        "areas": ["trust"],
+        "scenarios": ["principal"],
+        "base_year": 2025,
+        "final_year": 2035,
+        "measures": ["calls"],
+        "quantiles": ["p10", "p90"],
+        "first_date": "2024-01-01",
+    }
+    assert contract_differences({**trust, "areas": ["north"]}, trust) == [
+        "areas ['north'] instead of ['trust']"
+    ]
+    assert contract_differences({**trust, "first_date": "2025-01-01"}, trust) == []  # not served
+    series = [f"s{i:02d}" for i in range(28)]
+    forecast = {
+        "kind": "daily_forecast",
+        "series": series,
+        "max_horizon": 84,
+        "levels": [80],
+        "regressors": [],
+    }
+    fewer = {**forecast, "series": series[1:], "train_end": "2024-06-30"}
+    assert contract_differences(fewer, forecast) == ["series lacks ['s00'] (champion has 28, this one 27)"]
+    closure = {
+        "kind": "remote_closure",
+        "features": {"age": {"type": "double", "range": [0, 99]}},
+        "outputs": ["p_safe_remote"],
+        "safety_limit": 0.01,
+    }
+    newer_ages = {**closure, "features": {"age": {"type": "double", "range": [0, 104]}}, "threshold": 0.9}
+    assert contract_differences(newer_ages, closure) == []  # ranges and thresholds follow the data
+    as_text = {**closure, "features": {"age": {"type": "string", "levels": ["adult"]}}}
+    assert contract_differences(as_text, closure) == ["features ['age:string'] instead of ['age:double']"]
+
+
+class _Constant(mlflow.pyfunc.PythonModel):
+    """The smallest model there is: registration and aliases are what is tested."""
+
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def _logged_model(tmp_path) -> tuple[MlflowClient, str]:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Constant(), pip_requirements=["mlflow"])
+    return MlflowClient(uri), info.model_uri
+
+
+def test_a_version_whose_alias_cannot_be_set_is_removed_again(tmp_path, monkeypatch):
+    client, model_uri = _logged_model(tmp_path)
+
+    def refuse_alias(*args):
+        raise RuntimeError("alias write failed")
+
+    monkeypatch.setattr(registry, "apply_decision", refuse_alias)
+    with pytest.raises(RuntimeError, match="alias write failed"):
+        registry.register_and_promote(
+            client, model_uri, "m", {}, lambda champion: PromotionDecision(True, "first"), tmp_path / "lock"
+        )
+    assert client.search_model_versions("name='m'") == []
+
+
+def test_the_decision_is_made_again_when_the_champion_moved_before_registering(tmp_path):
+    client, model_uri = _logged_model(tmp_path)
+    seen = []
+
+    def decide(champion):
+        seen.append(None if champion is None else str(champion.version))
+        if len(seen) == 1:  # meanwhile a parallel job registers and crowns its version
+            other = registry.register_version(model_uri, "m", {})
+            client.set_registered_model_alias("m", "champion", other.version)
+            return PromotionDecision(True, "first model")
+        return PromotionDecision(False, f"does not beat v{champion.version}")
+
+    version, decision = registry.register_and_promote(client, model_uri, "m", {}, decide, tmp_path / "lock")
+    assert seen == [None, "1"] and str(version.version) == "2" and not decision.promoted
+    assert str(client.get_model_version_by_alias("m", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("m", "challenger").version) == "2"
+    assert client.get_model_version("m", "2").tags["integrity.manifest_sha256"]
