@@ -108,6 +108,8 @@ def resolve_version(model_uri: str, client: MlflowClient) -> ModelVersion:
             return client.get_model_version_by_alias(name, match["alias"])
         return client.get_model_version(name, match["version"])
     except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise  # a store that cannot be reached is not a missing model
         raise ModelIntegrityError(f"cannot find {model_uri} in the registry: {error.message}") from error
 
 
@@ -131,7 +133,11 @@ def verify_model(
     version = resolve_version(model_uri, client)
     label = f"{version.name} v{version.version}"
     expected = _recorded_manifest(version, client, label)
-    folder = Path(dst_path) if dst_path is not None else _private_dir()
+    if dst_path is None:
+        folder = _private_dir()
+    else:  # a fresh folder inside: files left by an earlier download must not count as added
+        Path(dst_path).mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="verified-", dir=dst_path))
     # The number, not the alias: an alias moving meanwhile must not swap the files under the check.
     local = _download(f"models:/{version.name}/{version.version}", str(folder), tracking_uri)
     actual = file_manifest(Path(local))
@@ -153,7 +159,8 @@ def load_verified_model(model_uri: str, tracking_uri: str | None = None, dst_pat
     tracking_uri : str, optional
         Store holding the registry (default: MLflow's current tracking URI).
     dst_path : Path, optional
-        Folder to download into; default a private temporary folder removed at exit.
+        Folder to download into (a fresh sub-folder is made in it); default a private temporary
+        folder removed at exit.
 
     Returns
     -------
