@@ -398,9 +398,10 @@ def check_tracking(cfg: DictConfig, key: str = "tracking") -> None:
     """The ``tracking`` group: a server ``uri`` or a ``store_dir`` folder (which may not exist yet)."""
     server = Text(nullable=True, what="a tracking server address, e.g. http://host:5000")
     uri = server.check(cfg, f"{key}.uri")
-    # MLflow takes a bare word as a local folder, so a typo would silently start a new store.
-    if uri and uri != "databricks" and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", uri):
-        raise refuse(f"{key}.uri", uri, "an address with its scheme, e.g. http://host:5000, or null")
+    if uri:
+        from mlops.tracking import check_uri  # here: it imports MLflow, which most checks never need
+
+        check_uri(uri, f"{key}.uri")
     Text(nullable=True, what="an artifact location").check(cfg, f"{key}.artifact_root", default=None)
     if uri:
         return

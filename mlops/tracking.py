@@ -40,6 +40,21 @@ class TrackingStore:
         return f"open {self.tracking_uri} in a browser"
 
 
+# Schemes MLflow has tracking stores for (database ones may name a driver, e.g. postgresql+psycopg2).
+TRACKING_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_uri(uri: str, key: str = "tracking.uri") -> None:
+    """Refuse a tracking URI MLflow has no store for: a bare word would be taken as a local folder
+    (silently another store), and ``localhost:5000`` fails only once the run has started."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else uri
+    if scheme not in TRACKING_SCHEMES:
+        raise ConfigError(
+            f"{key}={uri}: must be an address with its scheme, e.g. http://host:5000 or "
+            "sqlite:////abs/path/mlflow.db, or null for the local store"
+        )
+
+
 def resolve_store(tracking_cfg) -> TrackingStore:
     """Turn the ``tracking`` config group into an absolute store location.
 
@@ -47,7 +62,9 @@ def resolve_store(tracking_cfg) -> TrackingStore:
     so that nothing later depends on where the process happens to be.
     """
     if tracking_cfg.get("uri"):
-        return TrackingStore(str(tracking_cfg.uri), tracking_cfg.get("artifact_root"))
+        uri = str(tracking_cfg.uri)
+        check_uri(uri)
+        return TrackingStore(uri, tracking_cfg.get("artifact_root"))
     store_dir = tracking_cfg.get("store_dir")
     if not store_dir:
         raise ConfigError("tracking needs either `uri` or `store_dir`; set tracking.store_dir=mlruns")

@@ -94,6 +94,7 @@ BAD_VALUES = [
     # forecasting: tracking
     ("forecast", ["tracking.store_dir=README.md"], "tracking.store_dir", "README.md"),
     ("forecast", ["tracking.store_dir=README.md/mlruns"], "tracking.store_dir", "README.md/mlruns"),
+    ("forecast", ["tracking.uri=localhost"], "tracking.uri", "localhost"),
     # disposition: own call records
     ("disposition", ["calls=csv"], "calls.path is required", None),
     (
@@ -253,6 +254,19 @@ def test_rules_accept_and_refuse(rule, good, bad):
     for value in bad:
         with pytest.raises(ConfigError, match=r"^key="):
             rule.apply(value, "key")
+
+
+@pytest.mark.parametrize("uri", ["mlruns", "localhost:5000", "htp://host:5000"])
+def test_resolve_store_refuses_a_uri_mlflow_has_no_store_for(uri):
+    with pytest.raises(ConfigError, match=f"tracking.uri={uri}: must be an address with its scheme"):
+        resolve_store(compose_config("forecast", [f"tracking.uri={uri}"]).tracking)
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://host:5000", "https://mlflow.example.org", "postgresql+psycopg2://u@h/db"]
+)
+def test_resolve_store_takes_server_and_database_uris(uri):
+    assert resolve_store(compose_config("forecast", [f"tracking.uri='{uri}'"]).tracking).tracking_uri == uri
 
 
 def test_resolve_store_refuses_a_file(tmp_path):
