@@ -178,12 +178,14 @@ def _met(ok: bool) -> str:
 
 def _page(metrics, by_file, rows, seconds, team, team_run, cross_user_failed) -> str:
     m = metrics
+    http_run = m["http_requests"] > 0
     tags = machine_tags()
-    team_text = (
-        "not run (PostgreSQL binaries absent: the tests were skipped)"
-        if not team_run
-        else f"{len(cross_user_failed)} cross-user test(s) failing of {len(team_run)} run"
-    )
+    if team_run:
+        team_text = f"{len(cross_user_failed)} cross-user test(s) failing of {len(team_run)} run"
+    elif team:
+        team_text = "not measured: the tests were skipped"
+    else:
+        team_text = "not measured: suite not run"
     lines = [
         "# Reliability: bad inputs, malformed requests, the team server (issue 10)",
         "",
@@ -207,13 +209,14 @@ def _page(metrics, by_file, rows, seconds, team, team_run, cross_user_failed) ->
         f"| bad-input corpus: other failures (a case or its setup crashed: import error, harness bug) | 0 "
         f"| {m['corpus_other_failures']} | {_met(m['corpus_other_failures'] == 0)} |",
         f"| HTTP: malformed requests to the three served models | >= 75 | {m['http_requests']} "
-        f"| {_met(m['http_requests'] >= 75)} |",
+        f"| {_met(m['http_requests'] >= 75) if http_run else 'not measured'} |",
         f"| HTTP: responses with status 500 | 0 | {m['http_500']} "
-        f"| {_met(m['http_500'] == 0 and m['http_requests'] > 0)} |",
+        f"| {_met(m['http_500'] == 0) if http_run else 'not measured'} |",
         f"| HTTP: error bodies echoing request values | 0 | {m['http_echo']} "
-        f"| {_met(m['http_echo'] == 0 and m['http_requests'] > 0)} |",
+        f"| {_met(m['http_echo'] == 0) if http_run else 'not measured'} |",
         f"| HTTP: requests refused with the expected 4xx and message | all | {m['http_refused_cleanly']} "
-        f"of {m['http_requests']} | {_met(m['http_refused_cleanly'] == m['http_requests'] > 0)} |",
+        f"of {m['http_requests']} "
+        f"| {_met(m['http_refused_cleanly'] == m['http_requests']) if http_run else 'not measured'} |",
         f"| team server: cross-user writes allowed | 0 | {team_text} "
         f"| {_met(bool(team_run) and not cross_user_failed) if team_run else 'not measured'} |",
         "",

@@ -455,13 +455,6 @@ CASES = [
         forbid=NO_REMAP_ADVICE,
     ),
     Case(
-        "counts-1e12-glm-screen-off",  # screen switched off: the registration gate must still refuse
-        "forecast",
-        [PATH, "model=glm", "data.checks.max_ratio_to_median=null"],
-        [r"forecast|gate|implausib|finite|history", r"check|fix|screen|data"],
-        csv_file(set_value(COUNTS, HUGE_ROW, "y", 1e12)),
-    ),
-    Case(
         "counts-one-tiny-series",  # issue 10: "'Tiny' has 3" with no fix
         "forecast",
         [PATH],
