@@ -533,6 +533,20 @@ CASES = [
             )
         ),
     ),
+    Case(
+        "counts-constant-series",  # passes the reader; no model can be scored on it: the gate refuses
+        "forecast",
+        [PATH],
+        [r"moor/C1", r"constant|same|MASE|score|finite"],
+        csv_file(edited(COUNTS, lambda f: f.assign(y=f["y"].where(f["unique_id"] != "moor/C1", 5)))),
+    ),
+    Case(
+        "counts-all-series-constant",
+        "forecast",
+        [PATH],
+        [r"constant|same|MASE|score|finite"],
+        csv_file(edited(COUNTS, lambda f: f.assign(y=7))),
+    ),
 ]
 
 
