@@ -15,7 +15,8 @@
 #
 # Who may do what: a user sees and changes only what they created (MLflow makes the creator of an
 # experiment or registered model its MANAGE owner) plus what its owner granted them; everything
-# else is refused (default permission NO_PERMISSIONS). `grant` and `revoke` act as
+# else is refused (default permission NO_PERMISSIONS), and only the admin may give an experiment
+# its own artifact location (mlops/team_server_auth.py). `grant` and `revoke` act as
 # MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD when set (an owner sharing their own
 # experiment or model), otherwise as the admin (password in <dir>/admin_password).
 #
@@ -136,8 +137,6 @@ service_python() {
     # A .pth line starting with `import` runs at start-up; addsitedir also reads the project's own .pth files.
     printf 'import site; site.addsitedir(%s)\n' "$("$py" -c 'import sys; print(repr(sys.argv[1]))' "$site")" \
         >"$runtime/lib/python$version/site-packages/_ambulance_project.pth"
-    as_service "$runtime/bin/python" -c 'import mlflow.server.auth, psycopg2' 2>/dev/null \
-        || die "user $SERVICE_USER cannot import MLflow from $site: make that folder readable (chmod -R o+rX)"
     echo "$runtime/bin/python"
 }
 
@@ -195,13 +194,15 @@ write_service_files() {
     (umask 077 && printf '127.0.0.1:%s:*:mlflow:%s\n' "$PG_PORT" "$escaped" >"$STATE/pgpass")
     owned_by_service "$STATE/pgpass" 600
     # The auth app's settings; no secret in it (the admin password reaches MLflow in its
-    # environment, the database password through pgpass), still owner-only.
+    # environment, the database password through pgpass), still owner-only. The login check is
+    # MLflow's basic auth plus the rule that only the admin chooses an experiment's artifact
+    # location (mlops/team_server_auth.py says why).
     (umask 077 && cat >"$STATE/basic_auth.ini" <<EOF
 [mlflow]
 default_permission = $(default_permission)
 database_uri = postgresql+psycopg2://mlflow@127.0.0.1:$PG_PORT/mlflow_auth
 admin_username = admin
-authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+authorization_function = mlops.team_server_auth:authenticate_request
 grant_default_workspace_access = false
 EOF
     )
@@ -230,6 +231,10 @@ start_mlflow() {
     ensure_service_user
     local py
     py="$(service_python)"
+    # The login check (mlops/team_server_auth.py) is the project's own code: the service user
+    # must be able to read the project and its environment.
+    as_service "$py" -c 'import mlflow.server.auth, psycopg2, mlops.team_server_auth' 2>/dev/null \
+        || die "user $SERVICE_USER cannot import MLflow and the project's mlops package with $py: make $ROOT and its .venv readable by others (chmod o+rX on the folders above them too)"
     write_service_files
     local admin_password flask_key
     # The admin is created once, with the password of this file (AMBULANCE_ADMIN_PASSWORD when the

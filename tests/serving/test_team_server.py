@@ -327,6 +327,17 @@ def test_another_user_can_neither_read_nor_write_the_champion(server, trained):
     refused = answers(server, BOB, BOB_PASSWORD, {**writes(target), **reads(target)})
     assert {label: code for label, code in refused.items() if code != 403} == {}
 
+    # Nor can bob make the server write his runs' files into her folders: an experiment of his own
+    # whose artifact location is inside hers is refused, however the location is spelled.
+    inside = server["state"] / "artifacts" / target["model_files"]
+    assert inside.is_dir()
+    for location in (str(inside), inside.as_uri(), f"mlflow-artifacts:/{target['model_files']}"):
+        created = rest(
+            server, BOB, BOB_PASSWORD, "POST", "/api/2.0/mlflow/experiments/create",
+            json={"name": f"bob-inside-{len(location)}", "artifact_location": location},
+        )  # fmt: skip
+        assert created.status_code == 403 and "artifact_location is not allowed" in created.text
+
     # Nothing changed: same experiment name, same champion, one version, the same file.
     assert client.get_experiment(target["experiment_id"]).name == target["experiment"]
     assert client.get_model_version_by_alias(FORECAST, "champion").version == target["version"]
@@ -504,3 +515,24 @@ def test_secrets_live_only_in_owner_only_files(server, trained):
     assert not any(secret in (state / "basic_auth.ini").read_text() for secret in secrets)
     assert not any(secret in (state / "mlflow.log").read_text() for secret in secrets)
     assert "NO_PERMISSIONS" in (state / "basic_auth.ini").read_text()
+
+
+@pytest.mark.slow  # restarts the server; the per-resource READ grant above is the same permission
+def test_a_read_default_lets_everyone_read_and_still_nobody_write(server, trained):
+    """``AMBULANCE_DEFAULT_PERMISSION=READ``: bob reads alice's champion, and writes nothing of it.
+
+    Runs last: it restarts the module's server with the other default.
+    """
+    client = MlflowClient(server["url"])
+    target = owned_by_alice(server, client, FORECAST)
+    run_script("stop", env=server["env"])
+    started = run_script("start", env={**server["env"], "AMBULANCE_DEFAULT_PERMISSION": "READ"})
+    assert "default permission READ" in started.stdout
+    assert answers(server, BOB, BOB_PASSWORD, reads(target)) == dict.fromkeys(reads(target), 200)
+    allowed = {
+        label: code
+        for label, code in answers(server, BOB, BOB_PASSWORD, writes(target)).items()
+        if code != 403
+    }
+    assert allowed == {}, "a READ default must not allow any write"
+    assert client.get_model_version_by_alias(FORECAST, "champion").version == target["version"]
