@@ -31,7 +31,7 @@ from forecasting.projection.splits import MEASURES
 from mlops.concurrency import store_lock_path
 from mlops.contract import CONTRACT_VERSION, contract_decision
 from mlops.errors import ConfigError, UserInputError
-from mlops.gate import refuse, table_problems
+from mlops.gate import refuse, score_problems, table_problems
 from mlops.integrity import ModelIntegrityError, load_verified_model
 from mlops.registry import CHAMPION, PromotionDecision, register_and_promote
 from mlops.staging import staged_outputs
@@ -154,6 +154,12 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     projection = project_scenarios(rates, shape, population, scenarios, settings)
 
     # The gate before anything is written or registered: what it would serve must be plausible.
+    scores = {"backtest annual MAPE": backtest.annual_mape, "backtest daily MAPE": backtest.daily_mape}
+    refuse(
+        "the synthetic backtest",
+        score_problems(scores, list(scores)),
+        "check backtest.counts_path, backtest.population_path and backtest.fit_through",
+    )
     refuse("the projected paths", projection_problems(projection))
     contract = projection_contract(projection)
     store = resolve_store(cfg.tracking)
