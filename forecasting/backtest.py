@@ -62,16 +62,20 @@ def check_history(
     season_length: int = 7,
     fixed_start: bool = False,
     setting_names: Mapping[str, str] | None = None,
+    model_days: int = 1,
 ) -> None:
     """Refuse a backtest in which a series has too little history before the oldest origin.
 
     Every series needs ``MIN_TRAIN_DAYS`` days (and more than a season, for MASE's scale) up to the
-    oldest origin; otherwise that series would be silently missing from the early folds or make a
-    model fail with a message that does not say which setting to change. The error names the
-    shortest series, the days it has and needs, and the settings that fix it.
+    oldest origin, and at least what the model says it needs (``model_days``); otherwise that series
+    would be silently missing from the early folds or make a model fail with a message that does not
+    say which setting to change. The error names the shortest series, the days it has and needs,
+    and the settings that fix it.
     """
     names = {**SETTING_NAMES, **(setting_names or {})}
-    needed = max(MIN_TRAIN_DAYS, int(season_length) + 1)
+    needed = max(MIN_TRAIN_DAYS, int(season_length) + 1, int(model_days))
+    model_binds = int(model_days) > max(MIN_TRAIN_DAYS, int(season_length) + 1)
+    why = f" (the model needs {model_days})" if model_binds else ""
     oldest = pd.Timestamp(cutoffs[0])
     series = df["unique_id"].unique()
     available = df[df["ds"] <= oldest].groupby("unique_id").size().reindex(series, fill_value=0)
@@ -90,9 +94,11 @@ def check_history(
             f", i.e. {total} days of data per series with {names['horizon']}={horizon}, "
             f"{names['n_origins']}={n_origins} and {names['step']}={step}"
         )
+    if model_binds:
+        fix += " (or what the model needs, e.g. a lower model.calibration_days for LightGBM)"
     raise ConfigError(
         f"series {uid!r} has {has} day(s) of training data up to the oldest backtest origin "
-        f"{oldest:%Y-%m-%d}; every series needs at least {needed} there{span}{others}: {fix}, "
+        f"{oldest:%Y-%m-%d}; every series needs at least {needed} there{why}{span}{others}: {fix}, "
         f"or leave the series out with {names['exclude']}=[{uid}]"
     )
 
@@ -152,7 +158,10 @@ def rolling_origin_backtest(
     if int(season_length) < 1:
         raise ConfigError(f"{names['season_length']}={season_length}: must be a whole number of days >= 1")
     cutoffs = backtest_cutoffs(df["ds"].max(), horizon, n_origins, step, first_cutoff)
-    check_history(df, cutoffs, horizon, n_origins, step, season_length, first_cutoff is not None, names)
+    model_days = forecaster.min_history_days() if hasattr(forecaster, "min_history_days") else 1
+    check_history(
+        df, cutoffs, horizon, n_origins, step, season_length, first_cutoff is not None, names, model_days
+    )
     show = progress if progress is not None else n_origins > 4
     folds = []
     for cutoff in tqdm(cutoffs, desc="backtest origins", disable=not show, leave=False):

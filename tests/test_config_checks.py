@@ -15,7 +15,7 @@ from disposition.config_checks import check_config as check_disposition
 from forecasting.backtest import rolling_origin_backtest
 from forecasting.config_checks import check_config as check_forecast
 from forecasting.config_checks import check_generate_config as check_generate
-from forecasting.models import SeasonalNaive
+from forecasting.models import BacktestConformal, Ensemble, GlobalLightGBM, SeasonalNaive
 from forecasting.projection.config_checks import check_config as check_projection
 from mlops.config_checks import IsoDate, ListOf, Number, WholeNumber
 from mlops.errors import ConfigError
@@ -292,6 +292,20 @@ def test_a_too_short_series_is_named_with_the_days_needed_and_the_fixes(small_co
     assert "126 days of data per series" in message  # 28 + 28 + 5 x 14
     for fix in ("backtest.horizon", "backtest.n_origins", "data.exclude_series=[Tiny]"):
         assert fix in message
+
+
+def test_the_history_a_model_needs_is_checked_before_its_first_fit(small_counts):
+    lightgbm = GlobalLightGBM(calibration_days=182)  # needs 2 x 182 + 28 = 392 days per series
+    ensemble = Ensemble([SeasonalNaive(), lightgbm])
+    conformal = BacktestConformal(SeasonalNaive(), n_windows=4, step=28, horizon=84)
+    assert ensemble.min_history_days() == 392
+    assert conformal.min_history_days() == 28 + 84 + 3 * 28
+    data = _with_short_series(small_counts, 300)
+    with pytest.raises(ConfigError) as info:  # refused before LightGBM is fitted at all
+        rolling_origin_backtest(ensemble, data, 28, 2, 14, [80], progress=False)
+    message = str(info.value)
+    assert "'Tiny' has 300 day(s)" in message and "(the model needs 392)" in message
+    assert "model.calibration_days" in message and "data.exclude_series=[Tiny]" in message
 
 
 def test_season_length_zero_is_refused_not_a_broadcast_error(small_counts):

@@ -52,6 +52,14 @@ class Forecaster(BaseEstimator):
         self.last_dates_ = series_end_dates(df)
         self.regressors_ = regressor_columns(df) if self.uses_regressors else []
 
+    def min_history_days(self) -> int:
+        """Days of history each series needs for :meth:`fit` (models that need more say so).
+
+        The backtest checks every series against this before its first fit, so a short series is
+        refused with the settings that fix it rather than by the model in the middle of a fold.
+        """
+        return 1
+
     @property
     def fitted_regressors(self) -> list[str]:
         """The ``x_*`` columns this fitted model needs in ``future`` (empty for most)."""

@@ -45,6 +45,14 @@ class BacktestConformal(Forecaster):
         self.step = step
         self.horizon = horizon
 
+    def min_history_days(self) -> int:
+        # Its own backtest: the wrapped model's history (at least the backtest's minimum) at the
+        # oldest calibration origin, then n_windows origins and a horizon after it.
+        from forecasting.backtest import MIN_TRAIN_DAYS
+
+        first = max(MIN_TRAIN_DAYS, self.model.min_history_days())
+        return first + int(self.horizon) + int(self.step) * (int(self.n_windows) - 1)
+
     def fit(self, df: pd.DataFrame) -> BacktestConformal:
         if int(self.n_windows) < 1 or int(self.step) < 1 or int(self.horizon) < 1:
             raise ValueError("n_windows, step and horizon must each be at least 1")

@@ -37,6 +37,9 @@ class Ensemble(Forecaster):
         self.combine = combine
         self.weights = weights
 
+    def min_history_days(self) -> int:
+        return max((member.min_history_days() for member in self.members), default=1)
+
     def fit(self, df: pd.DataFrame) -> Ensemble:
         if self.combine not in {"mean", "median"}:
             raise ValueError(f"combine must be 'mean' or 'median', got {self.combine!r}")

@@ -184,6 +184,9 @@ class GlobalLightGBM(Forecaster):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    def min_history_days(self) -> int:
+        return 2 * int(self.calibration_days) + 28
+
     def fit(self, df: pd.DataFrame) -> GlobalLightGBM:
         """Fit on long-format history; needs more than ``2 * calibration_days`` days per series."""
         lengths = df.groupby("unique_id").size()

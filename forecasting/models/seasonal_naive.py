@@ -27,6 +27,9 @@ class SeasonalNaive(Forecaster):
     def __init__(self, season_length: int = 7):
         self.season_length = season_length
 
+    def min_history_days(self) -> int:
+        return int(self.season_length) + 1
+
     def fit(self, df: pd.DataFrame) -> SeasonalNaive:
         """Keep the last season of each series and the spread of its seasonal differences."""
         m = self.season_length
