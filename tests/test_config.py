@@ -6,8 +6,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError
 
-from forecasting.models import Ensemble, GlobalLightGBM, SeasonalNaive
 from forecasting.config_checks import check_config
+from forecasting.models import Ensemble, GlobalLightGBM, SeasonalNaive
 from forecasting.pipeline import build_forecaster
 from mlops.errors import ConfigError
 from tests.conftest import compose_config
