@@ -30,6 +30,7 @@ from mlops.config_checks import (
     Text,
     WholeNumber,
     check_all,
+    check_distinct,
     check_read_options,
     check_tracking,
     lookup,
@@ -165,6 +166,7 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
             f"data.train_end={shown(lookup(cfg, 'data.train_end'))}: the backtest needs data after its "
             "first origin"
         )
+    check_distinct(cfg, "data.columns")
     columns = values["data.columns"]
     for name in ("ds", "y"):
         if not columns.get(name):

@@ -121,8 +121,8 @@ def _is_number(value: object) -> bool:
 
 
 def _as_whole(value: object) -> int:
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        return int(value)
+    # A quoted number ('7') is refused too: the jobs hand some values straight to libraries
+    # (LightGBM, scikit-learn), which would fail on the string only after the data is read.
     if not _is_number(value) or not math.isfinite(float(value)) or float(value) != int(float(value)):
         raise Refused
     return int(value)
@@ -140,7 +140,7 @@ def _range_text(low, high, low_open: bool, high_open: bool) -> str:
 
 @dataclass(frozen=True)
 class WholeNumber(Rule):
-    """An integer (``7`` or ``7.0``, never ``7.5``, ``abc`` or ``true``) within bounds."""
+    """An integer (``7`` or ``7.0``, never ``7.5``, ``'7'``, ``abc`` or ``true``) within bounds."""
 
     minimum: int | None = None
     maximum: int | None = None
@@ -180,11 +180,6 @@ class Number(Rule):
         return f"{self.what} {_range_text(self.low, self.high, self.low_open, self.high_open)}".rstrip()
 
     def convert(self, value: object) -> float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise Refused from None
         if not _is_number(value) or not math.isfinite(float(value)):
             raise Refused
         number = float(value)
@@ -392,6 +387,23 @@ def check_all(
             continue
         values[key] = rule.apply(value, key)
     return values
+
+
+def check_distinct(cfg: DictConfig, key: str) -> None:
+    """Refuse a mapping (e.g. ``data.columns``) that names one column for two roles."""
+    mapping = lookup(cfg, key, default=None)
+    if not isinstance(mapping, DictConfig | Mapping):
+        return
+    seen: dict[str, str] = {}
+    for name, column in mapping.items():
+        if column is None:
+            continue
+        if str(column) in seen:
+            raise ConfigError(
+                f"{key}.{name}={shown(column)}: must name a column of its own; "
+                f"{key}.{seen[str(column)]} names it too"
+            )
+        seen[str(column)] = str(name)
 
 
 def check_tracking(cfg: DictConfig, key: str = "tracking") -> None:

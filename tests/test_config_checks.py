@@ -65,6 +65,7 @@ BAD_VALUES = [
     ("forecast", ["data.fill_missing=-1"], "data.fill_missing", "-1"),
     ("forecast", ["data.records=yes"], "data.records", "yes"),
     ("forecast", ["data.exclude_series=OOA"], "data.exclude_series", "OOA"),
+    ("forecast", ["data.columns.ds=y"], "data.columns", None),
     # forecasting: the reader's options and the plausibility screen
     ("forecast", ["data.read.encoding=klingon"], "data.read.encoding", None),
     ("forecast", ["data.checks.median_floor=-1"], "data.checks.median_floor", "-1"),
@@ -173,6 +174,7 @@ BAD_VALUES = [
     ("project", ["history.counts_path=data/synthetic"], "history.counts_path", "data/synthetic"),
     ("project", ["population.areas={trust:-5}"], "population.areas.trust", "-5"),
     ("project", ["rates.source=guess"], "rates.source", "guess"),
+    ("project", ["population.columns.year=area"], "population.columns", None),
     ("project", ["rates.trend_per_year=0.5"], "rates.trend_per_year", "0.5"),
     ("project", ["daily_shape.fit_on=each"], "daily_shape.fit_on", "each"),
     ("project", ["backtest.fit_through=last"], "backtest.fit_through", "last"),
@@ -242,8 +244,8 @@ def test_forecast_check_returns_sorted_levels():
 @pytest.mark.parametrize(
     "rule, good, bad",
     [
-        (WholeNumber(1), [7, 7.0, "7"], [7.5, "abc", True, 0, None, float("inf")]),
-        (Number(0, low_open=True), [0.5, 3, "1e-3"], [0, -1, "abc", False, float("nan"), float("inf")]),
+        (WholeNumber(1), [7, 7.0], [7.5, "7", "abc", True, 0, None, float("inf")]),
+        (Number(0, low_open=True), [0.5, 3, 1e-3], [0, -1, "1e-3", "abc", False, float("nan"), float("inf")]),
         (IsoDate(nullable=False), ["2020-01-31", "2020-01-31T08:00"], ["notadate", "31/01/2020", 20200131]),
         (ListOf(WholeNumber(1, 99), increasing=True), [[80], [80, 95]], [[], 80, [95, 80], ["abc"]]),
     ],

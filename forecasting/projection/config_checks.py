@@ -26,6 +26,7 @@ from mlops.config_checks import (
     Text,
     WholeNumber,
     check_all,
+    check_distinct,
     check_read_options,
     check_tracking,
     lookup,
@@ -115,6 +116,8 @@ def check_config(cfg: DictConfig) -> None:
     values = check_all(cfg, RULES, HINTS)
     if values["rates.source"] == "fit":  # the history's own population is read only to fit rates
         ExistingPath("file").check(cfg, "history.population_path")
+    for key in ("history.columns", "population.columns"):
+        check_distinct(cfg, key)
     for key, names in {
         "history.columns": ("area", "ds", "y"),
         "population.columns": ("area", "year", "age_band", "population"),
