@@ -173,6 +173,9 @@ def check_config(cfg: DictConfig) -> None:
             f"split.calibration_fraction={cal:g} + split.test_fraction={test:g} = {cal + test:g}: must be "
             "below 0.9, leaving at least 10 % of calls to train on"
         )
+    bands = values["report.age_bands"]
+    if bands[0] != 0:  # younger callers would be reported as "missing" age
+        raise refuse("report.age_bands", bands, "lower edges starting at 0, e.g. [0,18,65,85]")
     start_cal, start_test = values["split.calibration_start"], values["split.test_start"]
     if start_cal is not None and start_test is not None and not start_cal < start_test:
         raise ConfigError(

@@ -142,6 +142,7 @@ BAD_VALUES = [
     ("disposition", ["safety.two_sided=2"], "safety.two_sided", "2"),
     ("disposition", ["report.age_bands=[0,65,18]"], "report.age_bands", "[0,65,18]"),
     ("disposition", ["report.age_bands=[-1,18]"], "report.age_bands", "[-1,18]"),
+    ("disposition", ["report.age_bands=[18,65]"], "report.age_bands", "[18,65]"),
     ("disposition", ["report.calibration_bins=1"], "report.calibration_bins", "1"),
     ("disposition", ["reasons.top_k=0"], "reasons.top_k", "0"),
     ("disposition", ["seed=abc"], "seed", "abc"),
