@@ -255,7 +255,8 @@ start_mlflow() {
     (umask 077 && : >"$STATE/mlflow.log")
     # MLflow's job runner (GenAI scorers, trace roll-ups; eight worker processes) serves nothing
     # this toolkit uses.
-    HOME="$STATE/home" MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" PGPASSFILE="$STATE/pgpass" MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" \
+    HOME="$STATE/home" PGPASSFILE="$STATE/pgpass" MLFLOW_AUTH_CONFIG_PATH="$STATE/basic_auth.ini" \
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
         MLFLOW_AUTH_ADMIN_PASSWORD="$admin_password" \
         MLFLOW_FLASK_SERVER_SECRET_KEY="$flask_key" \
         setsid "${run[@]}" >>"$STATE/mlflow.log" 2>&1 </dev/null &
