@@ -30,7 +30,7 @@ from forecasting.projection.serving import REQUEST_COLUMNS, output_columns
 from forecasting.projection.splits import MEASURES
 from mlops.concurrency import store_lock_path
 from mlops.contract import CONTRACT_VERSION, contract_decision
-from mlops.errors import ConfigError, UserInputError
+from mlops.errors import ConfigError, DataValidationError, UserInputError
 from mlops.gate import refuse, score_problems, table_problems
 from mlops.integrity import ModelIntegrityError, load_verified_model
 from mlops.registry import CHAMPION, PromotionDecision, register_and_promote
@@ -114,6 +114,13 @@ def load_projection_population(cfg: DictConfig, years: range) -> pd.DataFrame:
     p = cfg.population
     raw = read_table(p.path, p.get("read"), "population.read")
     columns = {str(v): str(k) for k, v in p.columns.items()}
+    # A mapped column the file lacks must not fall back silently on a same-named column of the file.
+    missing = [f"population.columns.{k}={v}" for v, k in columns.items() if v not in raw.columns]
+    if missing:
+        raise DataValidationError(
+            f"{p.path}: no column(s) named as in {', '.join(missing)}; the file has {list(raw.columns)}. "
+            "Map each to one of those columns."
+        )
     table = validate_population(raw.rename(columns=columns), years, source=str(p.path))
     areas = OmegaConf.to_container(p.areas, resolve=True) if p.get("areas") else None
     return scale_to_areas(table, areas, int(cfg.base_year))
