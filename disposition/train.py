@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> float:
         f"(upper bound {100 * m['test_deployed_upper_bound']:.2f} %)\n"
         f"flagged subgroups: {', '.join(result.flagged) if result.flagged else 'none'}\n"
         f"model version {result.version} {status}: {result.reason}\n"
-        f"load it with: mlflow.pyfunc.load_model('{result.model_uri}')\n"
+        f"load it, files checked: mlops.integrity.load_verified_model('{result.model_uri}')\n"
         f"report, model card, plots: {result.output_dir}\n"
         f"open the MLflow UI: {result.ui_command}"
     )

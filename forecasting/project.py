@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
         f"\nreport (open in a browser): {result.report_path}\n"
         f"tables and charts: {result.output_dir}\n"
         f"projection model version {result.version} {status}: {result.reason}\n"
-        f"load it with: mlflow.pyfunc.load_model('{result.model_uri}')\n"
+        f"load it, files checked: mlops.integrity.load_verified_model('{result.model_uri}')\n"
         f"open the MLflow UI: {result.ui_command}"
     )
     attach_log_to_run(resolve_store(cfg.tracking).tracking_uri, result.run_id, "results")

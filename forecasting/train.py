@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> float:
         f"coverage 80/95 % = {result.metrics.get('coverage_80', float('nan')):.3f}/"
         f"{result.metrics.get('coverage_95', float('nan')):.3f}\n"
         f"model version {result.version} {status}: {result.reason}\n"
-        f"load it with: mlflow.pyfunc.load_model('{result.model_uri}')\n"
+        f"load it, files checked: mlops.integrity.load_verified_model('{result.model_uri}')\n"
         f"results (tables, plot): {result.output_dir}\n"
         f"open the MLflow UI: {result.ui_command}"
     )

@@ -26,6 +26,10 @@ class ConfigError(UserInputError, ValueError):
     """A configuration value is impossible or inconsistent."""
 
 
+class PermissionDeniedError(UserInputError):
+    """The tracking server refused the user a write (or read) on something another user owns."""
+
+
 def report_user_errors(func: F) -> F:
     """Wrap an entry point so a :class:`UserInputError` ends the program with one clear line.
 

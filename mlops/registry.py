@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops.concurrency import exclusive_lock, is_transient, retry_transient
 from mlops.integrity import manifest_tags
+from mlops.tracking import is_permission_denied, permission_denied
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -45,7 +46,12 @@ def register_version(model_uri: str, name: str, tags: dict[str, str]) -> ModelVe
 
 def _register(model_uri: str, name: str, tags: dict) -> ModelVersion:
     str_tags = {k: str(v) for k, v in tags.items()}
-    return retry_transient(lambda: mlflow.register_model(model_uri, name, tags=str_tags))
+    try:
+        return retry_transient(lambda: mlflow.register_model(model_uri, name, tags=str_tags))
+    except MlflowException as error:
+        if is_permission_denied(error):
+            raise permission_denied(f"registered model {name!r}", "registry.model_name") from error
+        raise
 
 
 def register_and_promote(
@@ -104,6 +110,8 @@ def version_with_alias(client: MlflowClient, name: str, alias: str) -> ModelVers
     except MlflowException as error:
         if is_transient(error):
             raise
+        # A team server answers 403 both for a model nobody has made yet and for one owned by
+        # another user; the latter then fails at registration, with its own message.
         return None
 
 

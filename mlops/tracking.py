@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -11,9 +12,10 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, PermissionDeniedError
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,32 @@ def prepare_experiment(store: TrackingStore, experiment_name: str, retries: int 
             if experiment is not None:
                 return experiment.experiment_id
             return client.create_experiment(experiment_name, artifact_location=store.artifact_root)
-        except Exception:  # noqa: BLE001 - a lost race shows up as various database errors
+        except Exception as error:  # noqa: BLE001 - a lost race shows up as various database errors
+            if is_permission_denied(error):
+                raise permission_denied(f"experiment {experiment_name!r}", "experiment_name") from error
             if attempt == retries - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def is_permission_denied(error: BaseException) -> bool:
+    """Whether a team server refused the current user (HTTP 403), as opposed to a failure."""
+    return isinstance(error, MlflowException) and error.error_code == "PERMISSION_DENIED"
+
+
+def permission_denied(what: str, key: str) -> PermissionDeniedError:
+    """One line for a refusal by the team server: whose it is not, and the two ways forward."""
+    return PermissionDeniedError(
+        f"the tracking server refused user {mlflow_user()!r} access to {what}, which another user owns: "
+        f"ask its owner to run `scripts/tracking_server.sh grant <you> edit ...`, or use a name of your "
+        f"own with {key}=<name>"
+    )
+
+
+def mlflow_user() -> str:
+    """The user MLflow authenticates as (basic auth), for messages."""
+    return os.environ.get("MLFLOW_TRACKING_USERNAME", "(none)")
 
 
 def dataset_fingerprint(frame: pd.DataFrame) -> str:

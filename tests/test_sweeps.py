@@ -249,7 +249,9 @@ def _assert_each_job_logged_what_it_printed(sweep: Path, name: str, summary: str
     """Each job's log holds its own printed summary once: the tee runs inside joblib's workers too."""
     for job in range(n_jobs):
         log = (sweep / str(job) / name).read_text()
-        assert log.count(summary) == 1 and "load it with: mlflow.pyfunc.load_model" in log, job
+        assert (
+            log.count(summary) == 1 and "load it, files checked: mlops.integrity.load_verified_model" in log
+        ), job
         assert "\r" not in log
 
 

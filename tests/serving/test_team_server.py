@@ -358,6 +358,31 @@ def test_another_user_can_neither_read_nor_write_the_champion(server, trained):
         assert error.value.error_code == "PERMISSION_DENIED"
 
 
+@pytest.mark.parametrize("own_experiment", [False, True], ids=["her-experiment", "her-model-name"])
+def test_a_second_user_training_under_her_names_gets_one_line(server, trained, own_experiment):
+    """Bob runs the documented command with the default names alice's runs already own."""
+    from forecasting.pipeline import train as train_forecast
+    from mlops.errors import PermissionDeniedError
+
+    client = MlflowClient(server["url"])
+    versions = [v.version for v in client.search_model_versions(f"name = '{FORECAST}'")]
+    overrides = fast_forecast_overrides(trained / "counts.csv", trained / "unused-store")
+    overrides += ["model.n_jobs=1", "tracking=server", f"tracking.uri={server['url']}"]
+    if own_experiment:
+        overrides.append("experiment_name=bob-forecasts")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", BOB)
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", BOB_PASSWORD)
+        with pytest.raises(PermissionDeniedError) as refused:
+            train_forecast(compose_config("forecast", overrides), trained / "bob-forecast")
+    message = str(refused.value)
+    assert "\n" not in message and "'bob'" in message and BOB_PASSWORD not in message
+    key = "registry.model_name" if own_experiment else "experiment_name"
+    assert f"{key}=<name>" in message and "grant" in message
+    assert [v.version for v in client.search_model_versions(f"name = '{FORECAST}'")] == versions
+    assert not (trained / "bob-forecast").exists()
+
+
 def test_the_owner_grants_read_then_edit_with_the_script(server):
     """Alice shares an experiment and a model of hers; bob reads, then edits, never more."""
     client = MlflowClient(server["url"])  # as alice
