@@ -46,7 +46,7 @@ CROSS_USER = re.compile(r"another_user|cross_user|cannot_write|second_user|overw
 
 
 @dataclass(frozen=True)
-class TestResult:
+class JunitCase:
     suite: str
     file: str
     name: str
@@ -54,7 +54,7 @@ class TestResult:
     message: str
 
 
-def run_suite(suite: str, paths: list[str], workdir: Path) -> tuple[list[TestResult], float]:
+def run_suite(suite: str, paths: list[str], workdir: Path) -> tuple[list[JunitCase], float]:
     """Run one suite under pytest with a junit file; every test's outcome and the wall time."""
     junit = workdir / f"{suite}.xml"
     command = [sys.executable, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"]
@@ -64,11 +64,11 @@ def run_suite(suite: str, paths: list[str], workdir: Path) -> tuple[list[TestRes
     seconds = time.perf_counter() - start
     if not junit.exists():  # pytest could not even start (e.g. an import error in a conftest)
         tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-        return [TestResult(suite, paths[0], "(collection)", "error", " | ".join(tail))], seconds
+        return [JunitCase(suite, paths[0], "(collection)", "error", " | ".join(tail))], seconds
     return parse_junit(junit, suite), seconds
 
 
-def parse_junit(path: Path, suite: str) -> list[TestResult]:
+def parse_junit(path: Path, suite: str) -> list[JunitCase]:
     results = []
     for case in ET.parse(path).getroot().iter("testcase"):
         outcome, message = "passed", ""
@@ -79,11 +79,11 @@ def parse_junit(path: Path, suite: str) -> list[TestResult]:
                 message = element.get("message") or (element.text or "")
                 break
         file = case.get("classname", "").rsplit(".", 1)[-1]
-        results.append(TestResult(suite, file, case.get("name", ""), outcome, " ".join(message.split())))
+        results.append(JunitCase(suite, file, case.get("name", ""), outcome, " ".join(message.split())))
     return results
 
 
-def corpus_categories(result: TestResult) -> list[str]:
+def corpus_categories(result: JunitCase) -> list[str]:
     """The corpus harness's categories for a failed case (``[silent][half-written] ...``)."""
     if result.outcome == "passed":
         return []
@@ -91,7 +91,7 @@ def corpus_categories(result: TestResult) -> list[str]:
     return tags or ["harness error" if result.outcome == "error" else "other failure"]
 
 
-def summarise(results: list[TestResult], seconds: dict[str, float]) -> BenchmarkReport:
+def summarise(results: list[JunitCase], seconds: dict[str, float]) -> BenchmarkReport:
     corpus = [r for r in results if r.suite == "corpus" and r.file not in CORPUS_SELF_TESTS]
     http = [r for r in results if r.suite == "http" and r.name.startswith("test_malformed")]
     team = [r for r in results if r.suite == "team_server"]
@@ -126,7 +126,10 @@ def summarise(results: list[TestResult], seconds: dict[str, float]) -> Benchmark
             }
         )
     team_run = [r for r in team if r.outcome != "skipped"]
-    cross_user_failed = [r for r in team_run if r.outcome != "passed" and CROSS_USER.search(r.name)]
+    cross_user = [r for r in team_run if CROSS_USER.search(r.name)]
+    # A failed assertion is a write the server allowed; an error in setup measured nothing.
+    cross_user_failed = [r for r in cross_user if r.outcome == "failed"]
+    cross_user_unmeasured = [r for r in cross_user if r.outcome == "error"]
     for result in team:
         rows.append(
             {
@@ -162,6 +165,7 @@ def summarise(results: list[TestResult], seconds: dict[str, float]) -> Benchmark
         "http_refused_cleanly": http_ok,
         "team_server_tests_run": len(team_run),
         "team_server_cross_user_failures": len(cross_user_failed),
+        "team_server_cross_user_unmeasured": len(cross_user_unmeasured),
     }
     markdown = _page(metrics, by_file, rows, seconds, team, team_run, cross_user_failed)
     return BenchmarkReport(markdown=markdown, metrics=metrics, tables={"": pd.DataFrame(rows)})
@@ -180,8 +184,11 @@ def _page(metrics, by_file, rows, seconds, team, team_run, cross_user_failed) ->
     m = metrics
     http_run = m["http_requests"] > 0
     tags = machine_tags()
+    unmeasured = m["team_server_cross_user_unmeasured"]
     if team_run:
-        team_text = f"{len(cross_user_failed)} cross-user test(s) failing of {len(team_run)} run"
+        team_text = f"{m['team_server_cross_user_failures']} cross-user test(s) failing" + (
+            f", {unmeasured} not measured (error in setup)" if unmeasured else ""
+        )
     elif team:
         team_text = "not measured: the tests were skipped"
     else:
@@ -218,7 +225,7 @@ def _page(metrics, by_file, rows, seconds, team, team_run, cross_user_failed) ->
         f"of {m['http_requests']} "
         f"| {_met(m['http_refused_cleanly'] == m['http_requests']) if http_run else 'not measured'} |",
         f"| team server: cross-user writes allowed | 0 | {team_text} "
-        f"| {_met(bool(team_run) and not cross_user_failed) if team_run else 'not measured'} |",
+        f"| {_met(not cross_user_failed and not unmeasured) if team_run else 'not measured'} |",
         "",
         "## Bad-input corpus by file",
         "",

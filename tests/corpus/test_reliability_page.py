@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from experiments.reliability.run import parse_junit, summarise
+from experiments.reliability.run import JunitCase, parse_junit, summarise
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest">
@@ -53,3 +53,18 @@ def _suite(file: str) -> str:
     if file.startswith("test_malformed"):
         return "http"
     return "team_server" if file == "test_team_server" else "corpus"
+
+
+def test_team_server_setup_errors_are_not_counted_as_allowed_writes():
+    results = [
+        JunitCase(
+            "team_server", "test_team_server", "test_another_user_cannot_write", "error", "setup failed"
+        ),
+        JunitCase(
+            "team_server", "test_team_server", "test_unknown_users_cannot_write", "failed", "200 != 403"
+        ),
+    ]
+    report = summarise(results, {})
+    assert report.metrics["team_server_cross_user_failures"] == 1
+    assert report.metrics["team_server_cross_user_unmeasured"] == 1
+    assert "1 cross-user test(s) failing, 1 not measured (error in setup) | **not met**" in report.markdown
