@@ -41,9 +41,10 @@ ui: $(INSTALLED)
 # (docs/serving.md, "Over HTTP" and "Errors"). The store is MLFLOW_TRACKING_URI, else mlruns/.
 MODEL ?= models:/daily-demand-synthetic@champion
 PORT ?= 5001
+WORKERS ?= 1
 serve: $(INSTALLED)
 	MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(abspath mlruns)/mlflow.db}" \
-		$(BIN)/python -m mlops.serve "$(MODEL)" --port $(PORT)
+		$(BIN)/python -m mlops.serve "$(MODEL)" --port $(PORT) --workers $(WORKERS)
 
 # Team mode: MLflow on PostgreSQL with basic auth, on loopback (scripts/tracking_server.sh; docs/serving.md).
 tracking-server: $(INSTALLED)

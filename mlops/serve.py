@@ -20,7 +20,11 @@ module builds that same app (``mlflow.pyfunc.scoring_server.init``, FastAPI: the
    name columns, row positions and the model's own values, never the request's). Anything else
    (MLflow's schema errors, an old model's messages) becomes a generic message naming the schema.
 
-Start it with ``python -m mlops.serve models:/<name>@champion --port 5001`` (``make serve``).
+Start it with ``python -m mlops.serve models:/<name>@champion --port 5001`` (``make serve``);
+``--workers N`` runs N uvicorn worker processes (one per core, like ``mlflow models serve -w``).
+With several workers the model is downloaded and checked against its manifest once, by the
+command itself; each worker then loads that verified local folder, and only after re-hashing it
+and finding the digest the check accepted (:func:`app_from_environment`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -631,6 +636,107 @@ def build_app(model, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
     return ScoringGuard(scoring_server.init(GuardedModel(model)), contract, max_body_bytes)
 
 
+# How the command tells its worker processes (fresh interpreters, started by uvicorn) what to serve.
+MODEL_DIR_VARIABLE = "MLOPS_SERVE_MODEL_DIR"
+DIGEST_VARIABLE = "MLOPS_SERVE_MANIFEST_SHA256"
+MAX_BODY_VARIABLE = "MLOPS_SERVE_MAX_BODY_BYTES"
+LABEL_VARIABLE = "MLOPS_SERVE_MODEL_URI"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def prepare(model_uri: str) -> tuple[Path, str]:
+    """A local folder holding ``model_uri`` and the SHA-256 digest of its file manifest.
+
+    A registered model (``models:/...``) is downloaded and checked against the manifest recorded
+    at registration (:func:`mlops.integrity.verify_model`); its digest is the recorded one. Other
+    URIs have no recorded manifest: they are used unchecked, with a warning, for development only,
+    and the digest only pins the files as they are now.
+    """
+    from mlops.integrity import DIGEST_TAG, file_manifest, manifest_digest, verify_model
+
+    if model_uri.startswith("models:/"):
+        version, folder = verify_model(model_uri)
+        return folder, version.tags[DIGEST_TAG]
+    logger.warning("%s is not a registered model: served without an integrity check", model_uri)
+    if Path(model_uri).is_dir():
+        folder = Path(model_uri).resolve()
+    else:  # runs:/..., a remote folder: one download, shared by the workers, removed at exit
+        import atexit
+        import shutil
+        import tempfile
+
+        import mlflow
+
+        download = tempfile.mkdtemp(prefix="served-model-")
+        atexit.register(shutil.rmtree, download, ignore_errors=True)
+        folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=download))
+    return folder, manifest_digest(file_manifest(folder))
+
+
+def app_from_environment():
+    """The guarded app of one worker process: uvicorn's factory when ``--workers`` is above 1.
+
+    Serves only the folder the command prepared (:data:`MODEL_DIR_VARIABLE`), and only if the
+    digest of its files is still the one the command accepted (:data:`DIGEST_VARIABLE`): a folder
+    changed since the check, or a worker started without a digest, refuses to start. A refusal
+    exits with uvicorn's start-up failure status, which stops the command instead of respawning.
+    """
+    from uvicorn.config import STARTUP_FAILURE
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    label = os.environ.get(LABEL_VARIABLE, "the model")
+    try:
+        folder, digest = os.environ[MODEL_DIR_VARIABLE], os.environ[DIGEST_VARIABLE]
+    except KeyError as missing:
+        logger.error("worker started without %s: it serves only a folder prepared by main()", missing)
+        raise SystemExit(STARTUP_FAILURE) from None
+    try:
+        import mlflow
+
+        from mlops.integrity import file_manifest, manifest_digest
+
+        if manifest_digest(file_manifest(Path(folder))) != digest:
+            raise RuntimeError(f"the files in {folder} changed after their integrity check; not served")
+        model = mlflow.pyfunc.load_model(folder)
+        return build_app(model, int(os.environ.get(MAX_BODY_VARIABLE, DEFAULT_MAX_BODY_BYTES)))
+    except Exception as error:
+        logger.error("worker cannot serve %s: %s", label, error)
+        raise SystemExit(STARTUP_FAILURE) from None
+
+
+def serve_workers(model_uri: str, host: str, port: int, workers: int, max_body_bytes: int) -> None:
+    """Check ``model_uri`` once here, then serve it from ``workers`` uvicorn worker processes.
+
+    Exits with status 2 if the check fails or a worker cannot start (its log line says why).
+    """
+    try:
+        folder, digest = prepare(model_uri)
+    except Exception as error:
+        print(f"error: cannot load {model_uri}: {error}", file=sys.stderr)
+        sys.exit(2)
+    os.environ.update(
+        {
+            MODEL_DIR_VARIABLE: str(folder),
+            DIGEST_VARIABLE: digest,
+            MAX_BODY_VARIABLE: str(max_body_bytes),
+            LABEL_VARIABLE: model_uri,
+        }
+    )
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    # What uvicorn.run does for workers > 1, keeping the supervisor to read the workers' exit codes.
+    config = uvicorn.Config(
+        "mlops.serve:app_from_environment", factory=True, host=host, port=port, workers=workers
+    )
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        print(f"error: cannot serve {model_uri}: a worker could not start (see its log)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m mlops.serve",
@@ -643,9 +749,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="larger bodies get 413"
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes (default 1); the model is checked once, then each worker loads it",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if args.workers > 1:
+        serve_workers(args.model_uri, args.host, args.port, args.workers, args.max_body_bytes)
+        return
     try:
         model = load(args.model_uri)
     except Exception as error:  # a wrong URI, a store that is not there, a refused model
@@ -655,6 +770,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # Uvicorn's access log prints paths and statuses only, never bodies.
     uvicorn.run(build_app(model, args.max_body_bytes), host=args.host, port=args.port)
+
+
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
     python -m experiments.bench benchmark=serving_load   # or: make serving-load
 
-Serves ``disposition-remote-closure@champion`` with ``mlflow models serve --env-manager local``
-(as docs/serving.md says), sends each request as one call in ``dataframe_records`` as a dispatch
+Serves ``disposition-remote-closure@champion`` with the documented server, ``python -m mlops.serve
+models:/disposition-remote-closure@champion --workers 2`` (docs/serving.md: MLflow's scoring app
+behind the toolkit's request guard, the model checked against its registration manifest once and
+loaded by each worker), sends each request as one call in ``dataframe_records`` as a dispatch
 system would while a call is in progress, from 16 client threads, and reports p50/p99 latency,
-throughput and the error count (config: conf/benchmark/serving_load.yaml). The model's store is
+throughput and the error count (config: conf/benchmark/serving_load.yaml). With ``compare_bare``
+it then loads bare ``mlflow models serve -w 2`` on the same verified copy in the same way, to price
+the guard (the page says what it costs). The model's store is
 ``tracking_uri`` / ``MLFLOW_TRACKING_URI``, else this folder's own ``mlruns``, where a missing
 model is first trained by ``disposition.train`` with quicker settings. The benchmark run itself is
 logged by the harness to its own store.
@@ -23,6 +27,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,38 +49,62 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def request_bodies(n: int, seed: int) -> list[str]:
-    """``n`` one-call JSON bodies drawn from the synthetic world (no outcome columns)."""
+    """``n`` one-call JSON bodies drawn from the synthetic world: exactly the signature's columns.
+
+    Not ``call_id`` or the outcome columns: the server refuses columns the model does not take.
+    """
     ratio = OmegaConf.to_container(OmegaConf.load(SYNTHETIC / "world.yaml").world.age_rate_ratio)
     counts = pd.read_csv(SYNTHETIC / "daily_counts.csv")
     population = pd.read_csv(SYNTHETIC / "population.csv")
     calls = sample_calls(counts, population, ratio, n, seed=seed).calls
-    calls = calls.drop(columns=[c for c in OUTCOME_COLUMNS if c in calls.columns])
+    calls = calls.drop(columns=[c for c in [*OUTCOME_COLUMNS, "call_id"] if c in calls.columns])
     records = json.loads(calls.to_json(orient="records", date_format="iso"))
     return [json.dumps({"dataframe_records": [record]}) for record in records]
 
 
 def serve(tracking_uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
-    """``mlflow models serve`` in a session of its own (stopped with its workers); waits for /ping.
+    """The documented server, ``python -m mlops.serve``, in a session of its own; waits for every worker.
 
-    It serves the local copy that passed the integrity check (:func:`mlops.integrity.verify_model`),
-    so what was checked against the registration manifest is what answers.
+    The command itself downloads the champion and checks it against its registration manifest
+    (:func:`mlops.integrity.verify_model`) before any worker starts, so what was checked is what
+    answers; a model that fails the check is not served.
+    """
+    command = [sys.executable, "-m", "mlops.serve", f"models:/{MODEL}@champion"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    return _start(command, tracking_uri, port, workers, log)
+
+
+def serve_bare(tracking_uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
+    """Bare ``mlflow models serve`` on the verified local copy: the same app without the guard.
+
+    Only the price of the guard is measured with it; docs/serving.md says why it is not served so.
     """
     _, verified = verify_model(f"models:/{MODEL}@champion", tracking_uri, log.parent / "verified-model")
     command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(verified)]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
+    return _start(command, tracking_uri, port, workers, log)
+
+
+def _start(command: list[str], tracking_uri: str, port: int, workers: int, log: Path) -> subprocess.Popen:
+    """Start ``command`` in a session of its own (stopped with its workers); wait for all workers."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"  # `mlflow models serve` runs uvicorn by name
     process = subprocess.Popen(
         command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
+        # /ping answers as soon as one worker is up: the load waits for all of them (uvicorn's line).
+        started = log.read_text().count("Application startup complete")
         try:
-            if requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
+            if started >= workers and requests.get(f"http://127.0.0.1:{port}/ping", timeout=2).ok:
                 return process
         except requests.RequestException:
-            time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGTERM)
+            pass
+        time.sleep(0.3)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
     raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
 
 
@@ -103,6 +132,63 @@ def run_load(url: str, bodies: list[str], concurrency: int) -> tuple[np.ndarray,
     return np.array([t for t, _ in outcomes]), [e for _, e in outcomes if e], wall
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One server under the load."""
+
+    latencies_ms: np.ndarray
+    errors: list[str]
+    wall: float
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies_ms) / self.wall
+
+    def p(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q))
+
+
+def measure(
+    start, tracking_uri: str, workers: int, log: Path, bodies: list[str], warmup: int, concurrency: int
+):
+    """Start a server with ``start`` (:func:`serve` or :func:`serve_bare`), load it, stop it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = start(tracking_uri, port, workers, log)
+    try:
+        url = f"http://127.0.0.1:{port}/invocations"
+        run_load(url, bodies[:warmup], concurrency)  # warm-up: imports, SHAP explainer, connections
+        latencies, errors, wall = run_load(url, bodies[warmup:], concurrency)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    return Measured(latencies * 1000, errors, wall)
+
+
+def guard_cost(guarded: Measured, bare: Measured) -> str:
+    """One honest sentence on what the guard costs, from the two runs."""
+    change = guarded.throughput / bare.throughput - 1
+    extra_p50, extra_p99 = guarded.p(50) - bare.p(50), guarded.p(99) - bare.p(99)
+    figures = (
+        f"{guarded.throughput:.0f} against {bare.throughput:.0f} requests/s ({change:+.0%}), "
+        f"p50 {extra_p50:+.1f} ms, p99 {extra_p99:+.1f} ms"
+    )
+    if abs(change) < 0.05:
+        verdict = "The guard costs no throughput that this run can tell from noise"
+    elif change < -0.25:
+        verdict = "The guard costs a lot of throughput"
+    elif change < 0:
+        verdict = "The guard costs some throughput"
+    else:
+        verdict = "The guarded server was faster in this run (noise: the guard adds work, never removes it)"
+    return (
+        f"{verdict}: {figures}. It reads each body, parses and checks it in Python and hands MLflow a "
+        "re-encoded copy, which MLflow parses again; the model's own work (LightGBM, TreeSHAP reasons) "
+        "is the same."
+    )
+
+
 def run(
     workdir: Path,
     tracking_uri: str | None,
@@ -111,6 +197,7 @@ def run(
     workers: int,
     warmup: int,
     seed: int,
+    compare_bare: bool,
 ) -> BenchmarkReport:
     # Not MLFLOW_TRACKING_URI here: the harness has pointed it at its own store. The config reads
     # the variable when the command starts (${oc.env:MLFLOW_TRACKING_URI,null}).
@@ -118,56 +205,69 @@ def run(
     version = ensure_champions(tracking_uri, own_dir, [MODEL])[MODEL]
     load = os.getloadavg()[0]
     bodies = request_bodies(n_requests + warmup, seed)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = workdir / "server.log"
-    process = serve(tracking_uri, port, workers, log)
-    try:
-        url = f"http://127.0.0.1:{port}/invocations"
-        run_load(url, bodies[:warmup], concurrency)  # warm-up: imports, SHAP explainer, connections
-        latencies, errors, wall = run_load(url, bodies[warmup:], concurrency)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    ms = latencies * 1000
+    load_args = (tracking_uri, workers)
+    guarded = measure(serve, *load_args, workdir / "server.log", bodies, warmup, concurrency)
+    bare = None
+    if compare_bare:
+        bare = measure(serve_bare, *load_args, workdir / "server-bare.log", bodies, warmup, concurrency)
+    servers = {f"`mlops.serve --workers {workers}`": guarded}
+    if bare is not None:
+        servers[f"bare `mlflow models serve -w {workers}`"] = bare
     rows = [
-        ("requests", f"{len(latencies):,}"),
-        ("concurrency (client threads)", str(concurrency)),
-        ("errors", str(len(errors))),
-        ("throughput", f"{len(latencies) / wall:.0f} requests/s"),
-        ("latency p50", f"{np.percentile(ms, 50):.1f} ms"),
-        ("latency p90", f"{np.percentile(ms, 90):.1f} ms"),
-        ("latency p99", f"{np.percentile(ms, 99):.1f} ms"),
-        ("latency max", f"{ms.max():.1f} ms"),
-        ("wall time", f"{wall:.1f} s"),
+        ("requests", lambda m: f"{len(m.latencies_ms):,}"),
+        ("errors", lambda m: str(len(m.errors))),
+        ("throughput", lambda m: f"{m.throughput:.0f} requests/s"),
+        ("latency p50", lambda m: f"{m.p(50):.1f} ms"),
+        ("latency p90", lambda m: f"{m.p(90):.1f} ms"),
+        ("latency p99", lambda m: f"{m.p(99):.1f} ms"),
+        ("latency max", lambda m: f"{m.latencies_ms.max():.1f} ms"),
+        ("wall time", lambda m: f"{m.wall:.1f} s"),
     ]
-    table = "\n".join(["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    header = ["measure", *servers]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [f"| {name} | " + " | ".join(cell(m) for m in servers.values()) + " |" for name, cell in rows]
+    table = "\n".join(lines)
+    comparison = ""
+    if bare is not None:
+        comparison = f"""
+The second column is the same app without the guard (bare `mlflow models serve --env-manager
+local -w {workers}` on the same verified copy, right after the first, same requests), measured only
+to price the guard; docs/serving.md says why it is not what we serve. {guard_cost(guarded, bare)}
+"""
     text = f"""# Load on the served disposition model
 
 Produced by `python -m experiments.bench benchmark={NAME}` (or `make serving-load`), logged to the
 MLflow experiment `benchmark-{NAME}`, run on
-{time.strftime("%Y-%m-%d")}: `{MODEL}@champion` (v{version}) served by `mlflow models serve
---env-manager local -w {workers}` on loopback; each request is one call (`dataframe_records`: the
-signature's 14 columns and `call_id`) with the default `reasons=auto` (exact TreeSHAP reasons for
-the call), from {concurrency} Python threads with keep-alive connections, after {warmup} warm-up requests.
+{time.strftime("%Y-%m-%d")}: `{MODEL}@champion` (v{version}) served by the documented server,
+`python -m mlops.serve models:/{MODEL}@champion --workers {workers}` (MLflow's scoring app behind the
+toolkit's request guard; the model checked against its registration manifest once, then loaded by
+each worker), on loopback; each request is one call (`dataframe_records`: the signature's 14
+columns) with the default `reasons=auto` (exact TreeSHAP reasons for the call), from {concurrency}
+Python threads with keep-alive connections, after {warmup} warm-up requests.
 Machine: {os.cpu_count()} cores, Python {platform.python_version()}, load average {load:.1f} before the
 run (other work shared the machine); the client shares the cores with the server, so the server
 alone would do somewhat better.
 
 {table}
-"""
-    if errors:
-        text += "\nFirst errors:\n\n" + "\n".join(f"- {e}" for e in errors[:5]) + "\n"
-    metrics = {
-        "requests": len(latencies),
-        "errors": len(errors),
-        "requests_per_second": len(latencies) / wall,
-        "latency_p50_ms": np.percentile(ms, 50),
-        "latency_p90_ms": np.percentile(ms, 90),
-        "latency_p99_ms": np.percentile(ms, 99),
-        "latency_max_ms": ms.max(),
-        "wall_seconds": wall,
-        "load_average_before": load,
-    }
+{comparison}"""
+    for label, measured in servers.items():
+        if measured.errors:
+            text += f"\nFirst errors ({label}):\n\n" + "\n".join(f"- {e}" for e in measured.errors[:5]) + "\n"
+    metrics = {**_metrics(guarded, ""), "load_average_before": load}
+    if bare is not None:
+        metrics |= _metrics(bare, "bare_")
     return BenchmarkReport(markdown=text, metrics=metrics)
+
+
+def _metrics(measured: Measured, prefix: str) -> dict[str, float]:
+    numbers = {
+        "requests": len(measured.latencies_ms),
+        "errors": len(measured.errors),
+        "requests_per_second": measured.throughput,
+        "latency_p50_ms": measured.p(50),
+        "latency_p90_ms": measured.p(90),
+        "latency_p99_ms": measured.p(99),
+        "latency_max_ms": float(measured.latencies_ms.max()),
+        "wall_seconds": measured.wall,
+    }
+    return {f"{prefix}{key}": value for key, value in numbers.items()}
