@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -175,7 +176,7 @@ def guard_cost(guarded: Measured, bare: Measured) -> str:
         f"p50 {extra_p50:+.1f} ms, p99 {extra_p99:+.1f} ms"
     )
     if abs(change) < 0.05:
-        verdict = "The guard costs no throughput that this run can tell from noise"
+        verdict = "The guard's cost is below what one run can measure (under 5%, run-to-run noise)"
     elif change < -0.25:
         verdict = "The guard costs a lot of throughput"
     elif change < 0:
@@ -229,11 +230,13 @@ def run(
     table = "\n".join(lines)
     comparison = ""
     if bare is not None:
-        comparison = f"""
-The second column is the same app without the guard (bare `mlflow models serve --env-manager
-local -w {workers}` on the same verified copy, right after the first, same requests), measured only
-to price the guard; docs/serving.md says why it is not what we serve. {guard_cost(guarded, bare)}
-"""
+        paragraph = (
+            f"The second column is the same app without the guard (bare `mlflow models serve "
+            f"--env-manager local -w {workers}` on the same verified copy, right after the first, same "
+            "requests), measured only to price the guard; docs/serving.md says why it is not what we "
+            f"serve. {guard_cost(guarded, bare)}"
+        )
+        comparison = "\n" + textwrap.fill(paragraph, width=100, break_on_hyphens=False) + "\n"
     text = f"""# Load on the served disposition model
 
 Produced by `python -m experiments.bench benchmark={NAME}` (or `make serving-load`), logged to the
