@@ -167,7 +167,7 @@ def summarise(results: list[JunitCase], seconds: dict[str, float]) -> BenchmarkR
         "team_server_cross_user_failures": len(cross_user_failed),
         "team_server_cross_user_unmeasured": len(cross_user_unmeasured),
     }
-    markdown = _page(metrics, by_file, rows, seconds, team, team_run, cross_user_failed)
+    markdown = _page(metrics, by_file, rows, seconds, team, team_run, cross_user, cross_user_failed)
     return BenchmarkReport(markdown=markdown, metrics=metrics, tables={"": pd.DataFrame(rows)})
 
 
@@ -180,14 +180,15 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def _page(metrics, by_file, rows, seconds, team, team_run, cross_user_failed) -> str:
+def _page(metrics, by_file, rows, seconds, team, team_run, cross_user, cross_user_failed) -> str:
     m = metrics
     http_run = m["http_requests"] > 0
     tags = machine_tags()
     unmeasured = m["team_server_cross_user_unmeasured"]
     if team_run:
-        team_text = f"{m['team_server_cross_user_failures']} cross-user test(s) failing" + (
-            f", {unmeasured} not measured (error in setup)" if unmeasured else ""
+        team_text = (
+            f"{m['team_server_cross_user_failures']} of {len(cross_user)} cross-user test(s) failing"
+            + (f", {unmeasured} not measured (error in setup)" if unmeasured else "")
         )
     elif team:
         team_text = "not measured: the tests were skipped"
