@@ -8,8 +8,8 @@ behind the toolkit's request guard, the model checked against its registration m
 loaded by each worker), sends each request as one call in ``dataframe_records`` as a dispatch
 system would while a call is in progress, from 16 client threads, and reports p50/p99 latency,
 throughput and the error count (config: conf/benchmark/serving_load.yaml). With ``compare_bare``
-it then loads bare ``mlflow models serve -w 2`` on the same verified copy in the same way, to price
-the guard (the page says what it costs). The model's store is
+bare ``mlflow models serve -w 2`` on the same verified copy runs beside it and the two take turns
+under the same requests, to price the guard (the page says what it costs). The model's store is
 ``tracking_uri`` / ``MLFLOW_TRACKING_URI``, else this folder's own ``mlruns``, where a missing
 model is first trained by ``disposition.train`` with quicker settings. The benchmark run itself is
 logged by the harness to its own store.
@@ -27,7 +27,9 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,25 +152,53 @@ class Measured:
 
 
 def measure(
-    start, tracking_uri: str, workers: int, log: Path, bodies: list[str], warmup: int, concurrency: int
-):
-    """Start a server with ``start`` (:func:`serve` or :func:`serve_bare`), load it, stop it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = start(tracking_uri, port, workers, log)
-    try:
-        url = f"http://127.0.0.1:{port}/invocations"
-        run_load(url, bodies[:warmup], concurrency)  # warm-up: imports, SHAP explainer, connections
-        latencies, errors, wall = run_load(url, bodies[warmup:], concurrency)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    return Measured(latencies * 1000, errors, wall)
+    servers: dict[str, Callable[..., subprocess.Popen]],
+    tracking_uri: str,
+    workers: int,
+    workdir: Path,
+    bodies: list[str],
+    warmup: int,
+    concurrency: int,
+    rounds: int,
+) -> dict[str, Measured]:
+    """Start every server (:func:`serve`, :func:`serve_bare`), warm each up, then load them in turns.
+
+    The measured requests go in ``rounds`` chunks; each chunk is sent to every server in turn, so
+    that other work on the machine falls on all of them alike instead of on whichever ran second.
+    """
+    with ExitStack() as stack:
+        urls = {}
+        for label, start in servers.items():
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            log = workdir / f"server-{len(urls)}.log"
+            process = start(tracking_uri, port, workers, log)
+            stack.callback(_stop, process)
+            urls[label] = f"http://127.0.0.1:{port}/invocations"
+        for url in urls.values():
+            run_load(url, bodies[:warmup], concurrency)  # warm-up: imports, SHAP explainer, connections
+        parts = {label: [] for label in servers}
+        for chunk in np.array_split(np.arange(warmup, len(bodies)), rounds):
+            for label, url in urls.items():
+                parts[label].append(run_load(url, [bodies[i] for i in chunk], concurrency))
+    return {
+        label: Measured(
+            np.concatenate([latencies for latencies, _, _ in done]) * 1000,
+            [error for _, errors, _ in done for error in errors],
+            sum(wall for _, _, wall in done),
+        )
+        for label, done in parts.items()
+    }
+
+
+def _stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
 
 
 def guard_cost(guarded: Measured, bare: Measured) -> str:
-    """One honest sentence on what the guard costs, from the two runs."""
+    """One honest sentence on what the guard costs, from the two servers' measurements."""
     change = guarded.throughput / bare.throughput - 1
     extra_p50, extra_p99 = guarded.p(50) - bare.p(50), guarded.p(99) - bare.p(99)
     figures = (
@@ -181,8 +211,11 @@ def guard_cost(guarded: Measured, bare: Measured) -> str:
         verdict = "The guard costs a lot of throughput"
     elif change < 0:
         verdict = "The guard costs some throughput"
-    else:
-        verdict = "The guarded server was faster in this run (noise: the guard adds work, never removes it)"
+    else:  # the guard adds work and removes none
+        verdict = (
+            "The guarded server was faster in this run, which the guard cannot cause: other work "
+            "on the machine disturbed the measurement, rerun it on a quiet machine"
+        )
     return (
         f"{verdict}: {figures}. It reads each body, parses and checks it in Python and hands MLflow a "
         "re-encoded copy, which MLflow parses again; the model's own work (LightGBM, TreeSHAP reasons) "
@@ -199,6 +232,7 @@ def run(
     warmup: int,
     seed: int,
     compare_bare: bool,
+    rounds: int,
 ) -> BenchmarkReport:
     # Not MLFLOW_TRACKING_URI here: the harness has pointed it at its own store. The config reads
     # the variable when the command starts (${oc.env:MLFLOW_TRACKING_URI,null}).
@@ -206,14 +240,12 @@ def run(
     version = ensure_champions(tracking_uri, own_dir, [MODEL])[MODEL]
     load = os.getloadavg()[0]
     bodies = request_bodies(n_requests + warmup, seed)
-    load_args = (tracking_uri, workers)
-    guarded = measure(serve, *load_args, workdir / "server.log", bodies, warmup, concurrency)
-    bare = None
+    starters = {f"`mlops.serve --workers {workers}`": serve}
     if compare_bare:
-        bare = measure(serve_bare, *load_args, workdir / "server-bare.log", bodies, warmup, concurrency)
-    servers = {f"`mlops.serve --workers {workers}`": guarded}
-    if bare is not None:
-        servers[f"bare `mlflow models serve -w {workers}`"] = bare
+        starters[f"bare `mlflow models serve -w {workers}`"] = serve_bare
+    servers = measure(starters, tracking_uri, workers, workdir, bodies, warmup, concurrency, rounds)
+    guarded, *others = servers.values()
+    bare = others[0] if others else None
     rows = [
         ("requests", lambda m: f"{len(m.latencies_ms):,}"),
         ("errors", lambda m: str(len(m.errors))),
@@ -232,9 +264,11 @@ def run(
     if bare is not None:
         paragraph = (
             f"The second column is the same app without the guard (bare `mlflow models serve "
-            f"--env-manager local -w {workers}` on the same verified copy, right after the first, same "
-            "requests), measured only to price the guard; docs/serving.md says why it is not what we "
-            f"serve. {guard_cost(guarded, bare)}"
+            f"--env-manager local -w {workers}` on the same verified copy), measured only to price the "
+            "guard; docs/serving.md says why it is not what we serve. Both servers ran side by side "
+            f"and took turns, {n_requests // rounds:,} requests at a time ({rounds} turns each, the "
+            f"same requests), so that other work on the machine fell on both alike. "
+            f"{guard_cost(guarded, bare)}"
         )
         comparison = "\n" + textwrap.fill(paragraph, width=100, break_on_hyphens=False) + "\n"
     text = f"""# Load on the served disposition model
