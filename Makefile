@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test project disposition lint ui clean tracking-server tracking-server-stop simulate serving-load bench serve reliability
+.PHONY: demo test project disposition monitor lint ui clean tracking-server tracking-server-stop simulate serving-load bench serve reliability
 
 # MLflow's usage telemetry waits for a network this machine may not have.
 export MLFLOW_DISABLE_TELEMETRY ?= true
@@ -27,6 +27,11 @@ project: $(INSTALLED)
 
 disposition: $(INSTALLED)
 	$(BIN)/python -m disposition.train
+
+# Safety monitoring on the committed synthetic follow-up outcomes (disposition/README.md). The demo
+# stream is built to breach: exit status 3 (breach) is the expected result here, 0 would be too.
+monitor: $(INSTALLED)
+	$(BIN)/python -m disposition.monitor; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
