@@ -70,6 +70,11 @@ def _headline(summary: RunSummary) -> pd.DataFrame:
 
 
 def _subgroup_section(summary: RunSummary) -> str:
+    if summary.subgroups.empty:
+        return (
+            "No subgroups were evaluated: no subgroup column is configured (`calls.subgroups`) and the "
+            "date column carries no time of day, so nothing here says how the model does in any group."
+        )
     table = summary.subgroups.drop(columns=["flag_reason"]).copy()
     table["flagged"] = table["flagged"].map({True: "FLAG", False: ""})
     flagged = summary.subgroups[summary.subgroups["flagged"]]

@@ -22,6 +22,23 @@ from disposition.evaluation import SafetySettings  # noqa: E402
 from disposition.features import categorical_strings  # noqa: E402
 from disposition.metrics import classification_metrics, reliability_table  # noqa: E402
 
+# The subgroup table's columns, present even when no subgroup is configured (an empty table).
+SUBGROUP_COLUMNS = (
+    "group",
+    "level",
+    "calls",
+    "safe_share",
+    "auc",
+    "auprc",
+    "ece",
+    "closure_share",
+    "recommended",
+    "unsafe_recommended",
+    "under_triage",
+    "upper_bound",
+    "flagged",
+    "flag_reason",
+)
 TIME_OF_DAY = (("night 00-06", 0), ("morning 06-12", 6), ("afternoon 12-18", 12), ("evening 18-24", 18))
 
 
@@ -71,7 +88,11 @@ def subgroup_table(
     safety: SafetySettings,
     bins: int = 10,
 ) -> pd.DataFrame:
-    """One row per subgroup level with discrimination, calibration, closure and under-triage."""
+    """One row per subgroup level with discrimination, calibration, closure and under-triage.
+
+    No labels (no subgroup column configured, dates without times) give an empty table that still
+    has every column.
+    """
     rows = []
     unsafe = np.asarray(y) == 0
     for group, values in labels.items():
@@ -107,7 +128,7 @@ def subgroup_table(
                     "flag_reason": why,
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(SUBGROUP_COLUMNS)).astype({"flagged": bool})
 
 
 def reliability_figure(

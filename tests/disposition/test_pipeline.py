@@ -13,6 +13,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ErrorCode
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from disposition.pipeline import train
 from tests.disposition.conftest import compose_disposition, fast_overrides
@@ -118,6 +119,41 @@ def test_own_csv_with_target_expression_and_inferred_features(tmp_path, calls):
     assert "oracle" not in json.dumps(list(result.metrics))
     subgroups = pd.read_csv(result.output_dir / "subgroups.csv")
     assert {"age_band", "sex", "category", "time_of_day"} <= set(subgroups["group"])
+
+
+def test_minimal_own_records_command_runs_without_subgroups_or_times(tmp_path, calls):
+    """calls=csv with only the required settings and a date-only column: no subgroup can be formed
+    (none configured, no time of day), which once ended in KeyError: 'flagged' after fitting."""
+    own = calls.drop(columns=["p_safe_remote_true", "safe_remote", "call_id"])
+    own = own[own["closed_remotely"] == 1].assign(call_date=pd.to_datetime(own["call_time"]).dt.date)
+    path = tmp_path / "own.csv"
+    own.drop(columns=["call_time"]).to_csv(path, index=False)
+    cfg = compose_disposition(
+        [
+            "calls=csv",
+            f"calls.path={path}",
+            "calls.date_column=call_date",
+            "calls.target.expression='adverse_outcome == 0'",
+            "calls.exclude=[closed_remotely,disposition,adverse_type]",
+            "calls.never_remote=null",
+            f"tracking.store_dir={tmp_path / 'store'}",
+            "tuning.enabled=false",
+            "baseline_enabled=false",
+            "classifier.estimator.n_estimators=20",
+            "classifier.estimator.n_jobs=1",
+            "reasons.table_calls=500",
+            "safety.limit=0.05",
+        ]
+    )
+    assert OmegaConf.to_container(cfg.calls.subgroups) == {"age": None, "sex": None, "category": None}
+    result = train(cfg, tmp_path / "out")
+    assert result.version == "1" and result.flagged == []
+    subgroups = pd.read_csv(result.output_dir / "subgroups.csv")
+    assert subgroups.empty and {"group", "level", "flagged", "upper_bound"} <= set(subgroups.columns)
+    report = (result.output_dir / "report.md").read_text()
+    assert "No subgroups were evaluated" in report and "No subgroup's under-triage bound" not in report
+    run = MlflowClient(mlflow.get_tracking_uri()).get_run(result.run_id)
+    assert run.data.tags["safety.n_flagged_subgroups"] == "0"
 
 
 def test_logistic_candidate_is_registered_and_explains_itself(tmp_path, calls_path, calls):
