@@ -60,7 +60,8 @@ RULES: dict[str, Rule] = {
     "calls.oracle_column": Text(nullable=True, what="a column name"),
     "calls.never_remote": MappingOf(
         ListOf(Text(), min_length=1, what="a non-empty list of values, e.g. [C1]"),
-        what="a mapping {column: [values]}, e.g. {category:[C1]}, or {} for no hard rules",
+        nullable=True,
+        what="a mapping {column: [values]}, e.g. {category:[C1]}, or null for no hard rules",
     ),
     "calls.subgroups": MappingOf(
         Text(nullable=True), what="a mapping {age: column, sex: column, category: column} (null: none)"
@@ -111,7 +112,7 @@ HINTS = {
     "calls.date_column": "the column with each call's date and time, e.g. calls.date_column=received",
     "calls.never_remote": (
         "the hard rules, calls never recommended for remote closure whatever the model says, e.g. "
-        "'calls.never_remote={category:[C1]}' ({} for none, not advised)"
+        "'calls.never_remote={category:[C1]}' (calls.never_remote=null for none, not advised)"
     ),
 }
 

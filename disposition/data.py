@@ -195,8 +195,10 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     for rule in rules:
         if rule.column not in frame.columns:
             raise ConfigError(
-                f"hard rule column {rule.column!r} (calls.never_remote) is not in {source}; map it to one "
-                f"of {list(frame.columns)[:12]} or set calls.never_remote={{}} to use no hard rules"
+                f"hard rule column {rule.column!r} (calls.never_remote) is not in {source}; set "
+                f"'calls.never_remote={{column:[values]}}' over its columns {list(frame.columns)[:12]} "
+                "(once: a second calls.never_remote={...} is merged into the first, not replacing it), "
+                "or add calls.never_remote=null for no hard rules (not advised)"
             )
         _check_rule_matches(raw, rule, spec, notes, source)
     if spec.oracle_column and spec.oracle_column not in frame.columns:
