@@ -37,7 +37,50 @@ def test_threshold_is_the_largest_share_within_the_bound():
         if cut < chosen.threshold:
             assert closure_at(p, unsafe, eligible, cut).upper_bound > 0.02
     assert chosen.share == pytest.approx(chosen.n_recommended / 4_000)
-    assert not (~eligible & (p >= chosen.threshold) & False).any()
+    # Hard-rule calls score above the threshold too, yet none of them is recommended or counted.
+    above = p >= chosen.threshold
+    assert (above & ~eligible).any()
+    assert chosen.n_recommended == (above & eligible).sum() < above.sum()
+    assert chosen.n_unsafe == unsafe[above & eligible].sum()
+
+
+def _bounds_by_brute_force(p, unsafe, eligible, cuts, confidence=0.95):
+    """Recommended calls, unsafe ones and the two-sided Clopper-Pearson bound at each cut, counted
+    directly from the beta quantile (independent of the module's cumulative search)."""
+    order = np.argsort(p[eligible])
+    ranked, bad = p[eligible][order], unsafe[eligible][order]
+    first = np.searchsorted(ranked, cuts, side="left")  # calls with p >= cut are ranked[first:]
+    n = len(ranked) - first
+    events = np.r_[np.cumsum(bad[::-1])[::-1], 0][first]
+    upper = np.where(
+        n > events, beta.ppf(1 - (1 - confidence) / 2, events + 1, np.maximum(n - events, 1)), 1.0
+    )
+    return n, events, upper
+
+
+def test_one_percent_limit_recommends_within_the_bound_and_no_lower_threshold_would():
+    """The default 1 % limit, with enough calls (12,000) for it to recommend some."""
+    rng = np.random.default_rng(11)
+    n = 12_000
+    p = rng.uniform(size=n)
+    unsafe = rng.uniform(size=n) < (1 - p) * 0.03
+    eligible = rng.uniform(size=n) > 0.15
+    # Calls a hard rule excludes are high-scoring and all unsafe: counting any would break the bound.
+    unsafe[~eligible & (p > 0.5)] = True
+    chosen = safety_threshold(p, unsafe, eligible, limit=0.01)
+    # With no unsafe call at all, 0.01 needs at least 368 recommended calls (two-sided 95 %).
+    assert chosen.n_recommended >= 368 and np.isfinite(chosen.threshold)
+    assert chosen.upper_bound <= 0.01 and chosen.under_triage <= 0.01
+    n_at, events_at, upper_at = _bounds_by_brute_force(p, unsafe, eligible, np.array([chosen.threshold]))
+    assert (n_at[0], events_at[0]) == (chosen.n_recommended, chosen.n_unsafe)
+    assert upper_at[0] == pytest.approx(chosen.upper_bound) and upper_at[0] <= 0.01
+    assert chosen.n_recommended == (eligible & (p >= chosen.threshold)).sum()
+    # Brute force over every lower cut: each would recommend more calls but break the bound.
+    lower = np.unique(p[eligible])
+    lower = lower[lower < chosen.threshold]
+    assert len(lower) > 1_000
+    _, _, upper = _bounds_by_brute_force(p, unsafe, eligible, lower)
+    assert (upper > 0.01).all()
 
 
 def test_ties_are_recommended_together_and_impossible_limits_recommend_nothing():
