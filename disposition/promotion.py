@@ -15,6 +15,7 @@ at all stays champion, because there is no evidence that the candidate does bett
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -38,15 +39,40 @@ class ChampionUnusable(Exception):
     """The stored champion fails its integrity check or answers with impossible probabilities."""
 
 
+class ChampionNotRescored(Exception):
+    """The stored champion could not score the calls; the message says why (no request values)."""
+
+
+def failure_summary(error: BaseException) -> str:
+    """``ExceptionClass: first line of its message``, with nothing quoted from the calls.
+
+    MLflow's schema errors quote the whole request ("Failed to enforce schema of data '...'"):
+    only the reason after its ``Error:`` is kept. Quoted text is cut out of messages not written
+    for clients (``client_safe``), as it may be a patient's value.
+    """
+    text = str(error)
+    if "enforce schema" in text and "Error: " in text:
+        text = text.rsplit("Error: ", 1)[1]
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else ""
+    if not getattr(error, "client_safe", False):
+        line = re.sub(r"'[^']*'?|\"[^\"]*\"?", "'...'", line)
+    line = line if len(line) <= 200 else line[:200] + "..."
+    return f"{type(error).__name__}: {line}" if line else type(error).__name__
+
+
 def champion_on_same_calls(
     name: str, version: str, calls: pd.DataFrame, y: np.ndarray, safety: SafetySettings
-) -> ClosureResult | None:
-    """What the registered ``version`` recommends on ``calls``; None if it cannot score them.
+) -> ClosureResult:
+    """What the registered ``version`` recommends on ``calls``.
 
     Raises
     ------
     ChampionUnusable
         Its files do not match its manifest, or its probabilities fail the gate.
+    ChampionNotRescored
+        It cannot score these calls (e.g. they no longer fit its signature); the message is
+        :func:`failure_summary` of the error.
     """
     # A served model receives categories as text; pandas categoricals fail MLflow's schema check.
     categorical = [c for c in calls.columns if isinstance(calls[c].dtype, pd.CategoricalDtype)]
@@ -60,8 +86,8 @@ def champion_on_same_calls(
         if schema is not None:  # send only what it reads (extra columns only cause warnings)
             calls = calls[[c for c in schema.input_names() if c in calls.columns]]
         answer = model.predict(calls, params={"reasons": "none"})
-    except (MlflowException, UserInputError, KeyError, ValueError, TypeError, OSError):
-        return None
+    except (MlflowException, UserInputError, KeyError, ValueError, TypeError, OSError) as error:
+        raise ChampionNotRescored(failure_summary(error)) from error
     if problems := probability_problems(answer["p_safe_remote"].to_numpy(dtype=float)):
         raise ChampionUnusable(f"its probabilities on these calls fail the gate: {'; '.join(problems)}")
     recommend = answer["recommend_remote"].to_numpy(dtype=bool)
@@ -120,11 +146,14 @@ def decide(
             f"replaces champion v{champion.version}, {error}; this model meets the safety bound and "
             f"recommends {percent(test.share)} of test calls",
         ), None
-    if rescored is None:
+    except ChampionNotRescored as error:
+        # Reported, never swallowed: the reason is printed now and becomes the run's promotion tag.
+        print(f"promotion: could not re-score champion v{champion.version} on these test calls: {error}")
         return PromotionDecision(
             False,
-            f"champion v{champion.version} cannot be re-scored on these test calls, so there is no evidence "
-            f"this model does better on them; it stays champion (this one recommends {percent(test.share)})",
+            f"champion v{champion.version} could not be re-scored on these test calls ({error}), so there "
+            f"is no evidence this model does better on them; it stays champion (this one recommends "
+            f"{percent(test.share)})",
         ), None
     theirs, how = rescored.share, "on the same test calls"
     if rescored.n_recommended and rescored.under_triage > safety.limit:

@@ -17,6 +17,7 @@ Nothing about real patients is logged: the input example is made up from per-col
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import mlflow
@@ -25,7 +26,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
 import disposition
 import mlops
@@ -51,7 +52,11 @@ class RemoteClosureModel(mlflow.pyfunc.PythonModel):
 
 
 def made_up_example(
-    frame: pd.DataFrame, columns: list[str], date_column: str | None, n: int = 3
+    frame: pd.DataFrame,
+    columns: list[str],
+    date_column: str | None,
+    n: int = 3,
+    categorical: Sequence[str] = (),
 ) -> pd.DataFrame:
     """``n`` calls that exist in no data set: each column filled independently with a common value.
 
@@ -63,6 +68,9 @@ def made_up_example(
         values = frame[column]
         if column == date_column:
             data[column] = pd.date_range("2024-01-15 09:30", periods=n, freq="5h")
+        elif column in categorical and pd.api.types.is_numeric_dtype(values):
+            # Integer-coded categories: the most frequent codes, as codes (a quartile may be no level).
+            data[column] = np.resize(values.dropna().value_counts().index[:n].to_numpy(), n)
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             quartiles = values.dropna().quantile([0.5, 0.25, 0.75]).to_numpy(dtype=float)
             data[column] = np.resize(np.round(quartiles, 2), n)
@@ -72,20 +80,50 @@ def made_up_example(
     return pd.DataFrame(data)
 
 
-def request_signature(frame: pd.DataFrame, columns: list[str], date_column: str | None) -> ModelSignature:
-    """Input types follow the training data (numbers as double so missing values pass), plus outputs."""
-    inputs = []
+def request_types(
+    frame: pd.DataFrame, columns: list[str], date_column: str | None, categorical: Sequence[str] = ()
+) -> dict[str, str]:
+    """The data's own type of each request column, as the training calls hold it.
+
+    ``datetime`` (the call date-time), ``boolean``, ``string`` (a category stored as text),
+    ``category_code`` (a category stored as numbers, e.g. 1 = male, 2 = female) or ``double`` (a
+    number, whole or not: callers may send either, so whole-number columns are not told apart, and
+    a model's contract does not change when a retrain reads 37 where it read 37.0).
+    """
+    types = {}
     for column in columns:
         values = frame[column]
         if column == date_column:
-            kind = "datetime"
-        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            kind = "double"
+            types[column] = "datetime"
         elif pd.api.types.is_bool_dtype(values):
-            kind = "boolean"
+            types[column] = "boolean"
+        elif not pd.api.types.is_numeric_dtype(values):
+            types[column] = "string"
+        elif column in categorical:
+            types[column] = "category_code"
         else:
-            kind = "string"
-        inputs.append(ColSpec(kind, column))
+            types[column] = "double"
+    return types
+
+
+def _signature_type(kind: str):
+    """The MLflow column type that accepts every form a user may send for a column of ``kind``.
+
+    MLflow's schema enforcement refuses int64 for a ``double`` column (only int8-int32 are "safe"),
+    any float for a ``long`` column and any number for a ``string`` column, so numbers and
+    integer-coded categories are declared ``Any``: a caller may send 37, 37.0 or "37" for a number
+    and 2 or "2" for a category code, and :meth:`RemoteClosureScorer.check_request` refuses, naming
+    the column, what is not a number. The data's own types stay in the model's metadata contract.
+    """
+    return kind if kind in ("datetime", "boolean", "string") else AnyType()
+
+
+def request_signature(
+    frame: pd.DataFrame, columns: list[str], date_column: str | None, categorical: Sequence[str] = ()
+) -> ModelSignature:
+    """Input types that accept what users send for the training data's types (:func:`_signature_type`), plus outputs."""
+    types = request_types(frame, columns, date_column, categorical)
+    inputs = [ColSpec(_signature_type(types[column]), column) for column in columns]
     outputs = [
         ColSpec("double", "p_safe_remote"),
         ColSpec("boolean", "recommend_remote"),
@@ -109,12 +147,12 @@ def log_remote_closure_model(
     """
     columns = scorer.required_columns
     date_column = scorer.features.date_column if scorer.features.time_features else None
-    example = made_up_example(training_frame, columns, date_column)
+    example = made_up_example(training_frame, columns, date_column, categorical=scorer.features.categorical)
     folder = scorer.save(work_dir / "scorer")
     return log_code_model(
         Path(__file__).with_name("pyfunc_entry.py"),
         artifacts={"scorer": str(folder), "model_card": str(model_card)},
-        signature=request_signature(training_frame, columns, date_column),
+        signature=request_signature(training_frame, columns, date_column, scorer.features.categorical),
         input_example=example,
         packages=["mlflow", "pandas", "numpy", "scikit-learn", "lightgbm", "scipy", "joblib", "matplotlib"],
         code_packages=[disposition, mlops],

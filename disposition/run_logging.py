@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from disposition.data import TARGET, PreparedCalls
 from disposition.model_card import RunSummary
 from disposition.promotion import SHARE_TAG, decide
-from disposition.pyfunc_model import log_remote_closure_model, request_signature
+from disposition.pyfunc_model import log_remote_closure_model, request_types
 from disposition.scorer import RemoteClosureScorer
 from mlops.concurrency import store_lock_path
 from mlops.contract import CONTRACT_VERSION
@@ -154,7 +154,7 @@ def remote_closure_contract(
     """
     columns = scorer.required_columns
     date_column = scorer.features.date_column if scorer.features.time_features else None
-    types = {spec.name: spec.type.name for spec in request_signature(training, columns, date_column).inputs}
+    types = request_types(training, columns, date_column, scorer.features.categorical)
     features = {}
     for column in columns:
         spec: dict = {"type": types[column]}
@@ -164,7 +164,7 @@ def remote_closure_contract(
         elif types[column] == "datetime" and len(values):
             dates = pd.to_datetime(values)
             spec["range"] = [dates.min().isoformat(), dates.max().isoformat()]
-        elif types[column] in ("string", "boolean"):
+        elif types[column] in ("string", "boolean", "category_code"):
             levels = sorted(values.astype(str).unique())
             spec["levels"] = levels[:200]
         features[column] = spec

@@ -92,11 +92,18 @@ class ModelContract:
     @classmethod
     def from_model(cls, model) -> ModelContract:
         schema = model.metadata.get_input_schema()
+        # A column the signature declares Any (MLflow's types cannot say "int or float", "int or
+        # text") is checked against the type its served contract records, if it records one.
+        described = (model.metadata.metadata or {}).get("features")
+        described = described if isinstance(described, dict) else {}
         columns = {}
         if schema is not None and schema.has_input_names():
             for spec in schema.inputs:
-                kind = getattr(spec.type, "name", None)  # DataType members; arrays/objects: None
-                columns[spec.name] = kind or "any"
+                kind = getattr(spec.type, "name", None) or "any"  # DataType members; arrays/objects: None
+                if kind == "any" and isinstance(described.get(spec.name), dict):
+                    recorded = described[spec.name].get("type")
+                    kind = recorded if recorded in _ALLOWED else kind
+                columns[spec.name] = kind
         params_schema = model.metadata.get_params_schema()
         params = {}
         if params_schema is not None:
@@ -254,6 +261,7 @@ _ALLOWED = {  # MLflow type -> JSON kinds a cell may hold (null is always allowe
     "integer": {"integer"},
     "boolean": {"boolean"},
     "datetime": {"string"},
+    "category_code": {"integer", "string"},  # a category stored as numbers: 2 or "2"
 }
 _WANTED = {
     "string": "text",
@@ -262,6 +270,7 @@ _WANTED = {
     "long": "whole numbers",
     "integer": "whole numbers",
     "boolean": "true/false",
+    "category_code": "category codes as whole numbers or text",
     "datetime": "ISO 8601 date(-time) strings, e.g. 2024-01-31 or 2024-01-31T14:05:00",
 }
 
