@@ -13,6 +13,7 @@ import pandas as pd
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from disposition.calibration import fit_calibrator
 from disposition.data import PreparedCalls
@@ -28,7 +29,7 @@ from disposition.model import (
 from disposition.reasons import ContributionTable
 from disposition.safety import ClosureResult, excluded_by_rules
 from disposition.scorer import RemoteClosureScorer, training_ranges
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, DataValidationError
 
 
 @dataclass
@@ -61,6 +62,23 @@ def _subsample(mask: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray:
     return rows
 
 
+def tuning_folds(calls: PreparedCalls, rows: np.ndarray, n_splits: int, seed: int):
+    """Folds that follow ``calls.split``: time-ordered (None), stratified, or grouped and stratified."""
+    kind = calls.spec.split
+    if kind == "temporal":
+        return None, None
+    if kind == "random":
+        return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed), None
+    groups = calls.groups[rows]
+    if len(np.unique(groups)) < n_splits:
+        raise DataValidationError(
+            f"the training window has {len(np.unique(groups))} group(s) of calls.split_group="
+            f"{calls.spec.split_group!r}, fewer than tuning.n_splits={n_splits}; lower tuning.n_splits "
+            "or set tuning.enabled=false"
+        )
+    return StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed), groups
+
+
 def fit_candidate(
     classifier_cfg: DictConfig,
     cfg: DictConfig,
@@ -84,6 +102,7 @@ def fit_candidate(
     if tune_it and cfg.tuning.enabled and grid:
         rows = _subsample(windows["training"], cfg.tuning.max_rows, cfg.seed + 1)
         sample = frame.iloc[rows]
+        folds, groups = tuning_folds(calls, rows, int(cfg.tuning.n_splits), int(cfg.seed))
         params, tuning = tune(
             pipeline,
             model_input(pipeline, sample, categorical, numeric),
@@ -92,6 +111,8 @@ def fit_candidate(
             int(cfg.tuning.n_splits),
             str(cfg.tuning.scoring),
             len(categorical),
+            cv=folds,
+            groups=groups,
         )
     fitted = fit_classifier(
         pipeline, model_input(pipeline, train, categorical, numeric), y[train_rows], params, len(categorical)

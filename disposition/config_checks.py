@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.metrics import get_scorer_names
 
 from disposition.calibration import METHODS
-from disposition.data import CallSpec
+from disposition.data import SPLITS, CallSpec
 from disposition.features import TIME_FEATURES
 from mlops.config_checks import (
     Choice,
@@ -47,7 +47,9 @@ RULES: dict[str, Rule] = {
     "seed": WholeNumber(0),
     "calls.name": Text(),
     "calls.path": ExistingPath("file"),
-    "calls.date_column": Text(what="a column name"),
+    "calls.date_column": Text(
+        nullable=True, what="a column name (null: no dates, with calls.split=random|group)"
+    ),
     "calls.target.column": Text(nullable=True, what="a 0/1 column name"),
     "calls.target.expression": Text(nullable=True, what="an expression over columns"),
     "calls.filter": Text(nullable=True, what="an expression over columns"),
@@ -105,6 +107,8 @@ OPTIONAL_RULES: dict[str, Rule] = {
     "calls.checks.max_age": Number(0, 150, low_open=True, what="an age in years"),
     "calls.checks.earliest_date": IsoDate(nullable=False),
     "calls.checks.allow_unmatched_rules": Flag(),
+    "calls.split": Choice(SPLITS),
+    "calls.split_group": Text(nullable=True, what="a column name, e.g. hospital"),
 }
 
 HINTS = {
@@ -183,7 +187,14 @@ def check_config(cfg: DictConfig) -> None:
             f"split.calibration_start={shown(lookup(cfg, 'split.calibration_start'))} must be before "
             f"split.test_start={shown(lookup(cfg, 'split.test_start'))}"
         )
-    check_all(cfg, OPTIONAL_RULES, optional=True)
+    optional = check_all(cfg, OPTIONAL_RULES, optional=True)
+    kind = optional.get("calls.split", "temporal")
+    dated = [key for key in ("split.calibration_start", "split.test_start") if values[key] is not None]
+    if kind != "temporal" and dated:
+        raise ConfigError(
+            f"{dated[0]}={shown(lookup(cfg, dated[0]))} is a date: it applies only to calls.split=temporal, "
+            f"not calls.split={kind} (leave it null; split.*_fraction share out the calls)"
+        )
     read = lookup(cfg, "calls.read", default=None)
     check_read_options(cfg, "calls.read")
     ReadOptions.from_config(OmegaConf.to_container(read, resolve=True) if read else None, "calls.read")

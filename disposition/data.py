@@ -36,6 +36,7 @@ TARGET = "_target"
 # A text column with more distinct values than this share of rows is an identifier, not a category.
 _IDENTIFIER_SHARE = 0.5
 _MAX_LEVELS = 1000
+SPLITS = ("temporal", "random", "group")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class CallSpec:
     earliest_date: str = "1900-01-01"
     allow_unmatched_rules: bool = False
     max_duplicate_share: float | None = 0.001
+    split: str = "temporal"
+    split_group: str | None = None
 
     @classmethod
     def from_config(cls, calls: Mapping) -> CallSpec:
@@ -71,14 +74,16 @@ class CallSpec:
         unknown = sorted(set(checks) - known)
         if unknown:
             raise ConfigError(f"calls.checks: unknown key(s) {unknown}; it takes {sorted(known)}")
+        date_column = str(calls.get("date_column") or "")
         spec = cls(
             name=str(calls.get("name", "calls")),
-            date_column=str(calls.get("date_column") or ""),
+            date_column=date_column,
             target_column=target.get("column"),
             target_expression=target.get("expression"),
             categorical=_optional_list(features.get("categorical")),
             numeric=_optional_list(features.get("numeric")),
-            time_features=list(features.get("time") or []),
+            # Without a date column (calls.split=random|group) there is no hour or weekday to derive.
+            time_features=list(features.get("time") or []) if date_column else [],
             exclude=list(calls.get("exclude") or []),
             filter=calls.get("filter"),
             oracle_column=calls.get("oracle_column"),
@@ -94,14 +99,33 @@ class CallSpec:
                 if checks.get("max_duplicate_share", 0.001) is None
                 else _number(checks.get("max_duplicate_share", 0.001), "calls.checks.max_duplicate_share")
             ),
+            split=str(calls.get("split") or "temporal"),
+            split_group=calls.get("split_group"),
         )
         spec.validate()
         return spec
 
     def validate(self) -> None:
-        if not self.date_column:
+        if self.split not in SPLITS:
             raise ConfigError(
-                "calls.date_column is required (the call date/time used for the temporal split)"
+                f"calls.split={self.split!r} is not a split; use temporal (by calls.date_column), random "
+                "(stratified by the outcome) or group (whole groups of calls.split_group per window)"
+            )
+        if self.split == "temporal" and not self.date_column:
+            raise ConfigError(
+                "calls.date_column is required with calls.split=temporal (the call date/time that orders "
+                "the windows); for a file without dates set calls.split=random, or calls.split=group "
+                "with calls.split_group=<column>"
+            )
+        if self.split == "group" and not self.split_group:
+            raise ConfigError(
+                "calls.split=group needs calls.split_group=<column> (e.g. hospital): no group's calls are "
+                "in two windows"
+            )
+        if self.split != "group" and self.split_group:
+            raise ConfigError(
+                f"calls.split_group={self.split_group!r} is only used with calls.split=group "
+                f"(calls.split={self.split})"
             )
         if bool(self.target_column) == bool(self.target_expression):
             raise ConfigError(
@@ -170,8 +194,19 @@ class PreparedCalls:
         return self.frame[TARGET].to_numpy()
 
     @property
-    def dates(self) -> pd.Series:
-        return self.frame[self.spec.date_column]
+    def dates(self) -> pd.Series | None:
+        """Call times, or None for a file without a date column (calls.split=random|group)."""
+        return self.frame[self.spec.date_column] if self.spec.date_column else None
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """Each call's group for calls.split=group (missing values one group), else None."""
+        column = self.spec.split_group
+        if not column:
+            return None
+        return np.asarray(
+            self.frame[column].astype(object).where(self.frame[column].notna(), "(missing)").astype(str)
+        )
 
     @property
     def oracle(self) -> np.ndarray | None:
@@ -187,10 +222,16 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     frame = _apply_filter(raw, spec, source)
     target_columns = _target_columns(frame, spec)
     y = _target(frame, spec, source)
-    dates = _dates(frame, spec, source)
+    dates = _dates(frame, spec, source) if spec.date_column else None
+    _check_split_group(frame, spec, source)
     _check_ages(frame, spec, source)
     notes: list[str] = []
     features = _features(frame, spec, y, target_columns, notes, source)
+    if not spec.date_column:
+        notes.append(
+            f"no date column (calls.split={spec.split}): no time features (hour, day of week) and no "
+            "time-of-day subgroups"
+        )
     rules = rules_from_mapping(spec.never_remote)
     for rule in rules:
         if rule.column not in frame.columns:
@@ -217,10 +258,15 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
         )
     keep += [c for c in spec.subgroups.values() if c]
     keep += [spec.oracle_column] if spec.oracle_column else []
+    keep += [spec.split_group] if spec.split_group else []
     table = frame[list(dict.fromkeys(c for c in keep if c != spec.date_column))].copy()
-    table[spec.date_column] = dates
+    if spec.date_column:
+        table[spec.date_column] = dates
     table[TARGET] = y
-    table = table.sort_values(spec.date_column, kind="stable", ignore_index=True)
+    if spec.date_column:
+        table = table.sort_values(spec.date_column, kind="stable", ignore_index=True)
+    else:
+        table = table.reset_index(drop=True)  # file order; the split is random or by group
     return PreparedCalls(table, features, rules, spec, notes)
 
 
@@ -369,6 +415,15 @@ def _dates(frame: pd.DataFrame, spec: CallSpec, source: str) -> pd.Series:
     return dates
 
 
+def _check_split_group(frame: pd.DataFrame, spec: CallSpec, source: str) -> None:
+    column = spec.split_group
+    if column and column not in frame.columns:
+        raise DataValidationError(
+            f"{source}: calls.split_group={column!r} is not a column; it has {list(frame.columns)[:12]}."
+            f"{near_misses([column], frame.columns)}"
+        )
+
+
 def _check_ages(frame: pd.DataFrame, spec: CallSpec, source: str) -> None:
     """Refuse ages below 0 or above ``calls.checks.max_age`` (a typo or a code such as 999)."""
     column = spec.age_column or spec.subgroups.get("age") or ("age" if "age" in frame.columns else None)
@@ -404,8 +459,12 @@ def _features(
     forbidden = {
         **{c: "is the target or used to compute it" for c in target_columns},
         **{c: "is listed in calls.exclude (leaks the outcome)" for c in spec.exclude},
-        spec.date_column: "is the date column (use calls.features.time for hour and weekday)",
     }
+    if spec.date_column:
+        forbidden[spec.date_column] = "is the date column (use calls.features.time for hour and weekday)"
+    if spec.split_group:
+        # Whole groups are held out: their level would be unseen in the test window.
+        forbidden[spec.split_group] = "is the split group (calls.split_group): the test groups are unseen"
     if spec.oracle_column:
         forbidden[spec.oracle_column] = "is the oracle (true probability)"
     explicit = spec.categorical is not None or spec.numeric is not None
@@ -430,7 +489,7 @@ def _features(
         _check_numeric(frame[column], column, source)
     for column in named:
         _check_informative(frame[column], column, y, source)
-    return FeatureSpec(categorical, numeric, spec.date_column, list(spec.time_features))
+    return FeatureSpec(categorical, numeric, spec.date_column or None, list(spec.time_features))
 
 
 def _infer_features(frame: pd.DataFrame, forbidden: Mapping[str, str], notes: list[str]) -> tuple[list, list]:
@@ -558,3 +617,90 @@ def check_windows(y: np.ndarray, windows: Mapping[str, np.ndarray], minimum: int
                 f"least {minimum} calls of both outcomes (move split.calibration_start / split.test_start "
                 "or add data)"
             )
+
+
+def random_split(
+    y: np.ndarray, calibration_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
+    """Stratified random windows: each outcome is shared out in the same proportions (seeded).
+
+    For files without dates. It cannot show drift over time: every window comes from the same period.
+    """
+    _check_fractions(calibration_fraction, test_fraction)
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    window = np.zeros(len(y), dtype=np.int8)  # 0 training, 1 calibration, 2 test
+    for value in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == value))
+        n_test = int(round(test_fraction * len(rows)))
+        n_cal = int(round(calibration_fraction * len(rows)))
+        window[rows[:n_test]] = 2
+        window[rows[n_test : n_test + n_cal]] = 1
+    return window == 0, window == 1, window == 2, {"split": "random"}
+
+
+def group_split(
+    groups: np.ndarray, calibration_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
+    """Whole groups (e.g. hospitals) per window, drawn in a seeded random order, so no group is in two.
+
+    Groups are taken in that order until each held-out window has about its fraction of calls.
+    """
+    _check_fractions(calibration_fraction, test_fraction)
+    groups = np.asarray(groups)
+    levels, codes, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    if len(levels) < 3:
+        raise DataValidationError(
+            f"calls.split=group needs at least 3 groups (one per window); the column has {len(levels)}: "
+            f"{levels.tolist()[:5]}; use calls.split=random or a column with more groups"
+        )
+    order = np.random.default_rng(seed).permutation(len(levels))
+    total = counts.sum()
+    window_of = np.zeros(len(levels), dtype=np.int8)  # 0 training, 1 calibration, 2 test
+    done, i, n = 0, 0, len(order)
+    while i < n - 2 and (i == 0 or done < test_fraction * total):
+        window_of[order[i]] = 2
+        done, i = done + counts[order[i]], i + 1
+    first = i
+    while i < n - 1 and (i == first or done < (test_fraction + calibration_fraction) * total):
+        window_of[order[i]] = 1
+        done, i = done + counts[order[i]], i + 1
+    window = window_of[codes]
+    names = {w: sorted(str(v) for v in levels[window_of == w]) for w in (0, 1, 2)}
+    return (
+        window == 0,
+        window == 1,
+        window == 2,
+        {
+            "split": "group",
+            "groups": f"training {len(names[0])}, calibration {len(names[1])}, test {len(names[2])}",
+            "test_groups": ", ".join(names[2][:10]) + (" ..." if len(names[2]) > 10 else ""),
+        },
+    )
+
+
+def _check_fractions(calibration_fraction: float, test_fraction: float) -> None:
+    for name, value in {"calibration_fraction": calibration_fraction, "test_fraction": test_fraction}.items():
+        if not 0 < value < 1:
+            raise ConfigError(f"split.{name} must be in (0, 1), got {value}")
+    if calibration_fraction + test_fraction >= 0.9:
+        raise ConfigError(
+            "split.calibration_fraction + split.test_fraction must leave at least 10 % to train on"
+        )
+
+
+def split_windows(
+    calls: PreparedCalls, split: Mapping, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
+    """The training, calibration and test windows for ``calls.split`` (temporal, random or group)."""
+    kind = calls.spec.split
+    if kind == "temporal":
+        return temporal_split(calls.dates, **split)
+    dated = {k: split.get(k) for k in ("calibration_start", "test_start") if split.get(k) is not None}
+    if dated:
+        key = next(iter(dated))
+        raise ConfigError(f"split.{key} is a date: it applies only to calls.split=temporal, not {kind}")
+    fractions = (float(split.get("calibration_fraction", 0.2)), float(split.get("test_fraction", 0.2)))
+    if kind == "random":
+        return random_split(calls.y, *fractions, seed=seed)
+    return group_split(calls.groups, *fractions, seed=seed)

@@ -68,8 +68,13 @@ def tune(
     n_splits: int,
     scoring: str,
     n_categorical: int,
+    cv=None,
+    groups: np.ndarray | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Grid-search classifier parameters with time-ordered folds; ``X`` must be sorted by call time.
+
+    ``cv`` replaces the time-ordered folds (stratified or grouped K-fold for files without dates),
+    with ``groups`` for a grouped one.
 
     Returns
     -------
@@ -86,18 +91,21 @@ def tune(
         pipeline,
         {f"model__{name}": list(values) for name, values in grid.items()},
         scoring=scoring,
-        cv=TimeSeriesSplit(n_splits=n_splits),
+        cv=TimeSeriesSplit(n_splits=n_splits) if cv is None else cv,
         refit=False,
         n_jobs=1,  # LightGBM already uses every core inside each fit
         error_score="raise",
     )
     try:
-        search.fit(X, y, **fit_params(pipeline, n_categorical))
+        extra = {} if groups is None else {"groups": groups}
+        search.fit(X, y, **extra, **fit_params(pipeline, n_categorical))
     except (ValueError, TypeError) as error:
         raise ConfigError(f"tuning grid {dict(grid)} failed: {error}") from error
     table = pd.DataFrame(search.cv_results_)
+    folds = [f"split{i}_test_score" for i in range(n_splits) if f"split{i}_test_score" in table]
     keep = [c for c in table.columns if c.startswith("param_")] + ["mean_test_score", "std_test_score"]
-    table = table[keep].rename(columns=lambda c: c.replace("param_model__", ""))
+    names = {f"split{i}_test_score": f"fold{i}" for i in range(n_splits)}  # each fold's score
+    table = table[keep + folds].rename(columns=lambda c: names.get(c, c.replace("param_model__", "")))
     best = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
     return best, table.sort_values("mean_test_score", ascending=False, ignore_index=True)
 

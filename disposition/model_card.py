@@ -38,6 +38,40 @@ class RunSummary:
     tuning: pd.DataFrame | None = None
     reason_agreement: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
+    split: str = "temporal"
+    split_group: str | None = None
+
+
+def split_text(summary: RunSummary) -> str:
+    """Which split made the windows and, for random or grouped ones, what they cannot show."""
+    sizes = ", ".join(f"{k} {v:,}" for k, v in summary.window_sizes.items())
+    if summary.split == "temporal":
+        return (
+            f"Temporal split: training before {summary.bounds['calibration_start']}, calibration and "
+            f"threshold from then until {summary.bounds['test_start']}, test after; calls {sizes}."
+        )
+    if summary.split == "random":
+        how = "Random split, stratified by the outcome (seeded)"
+    else:
+        how = (
+            f"Grouped split by `{summary.split_group}`: no group in two windows (groups "
+            f"{summary.bounds.get('groups', '')}; test groups {summary.bounds.get('test_groups', '')})"
+        )
+    return (
+        f"{how}; calls {sizes}. **What it cannot show**: the windows come from the same period, so "
+        "nothing here measures drift over time (later calls, changed case mix or practice); "
+        "re-validate on later calls before relying on the bounds"
+        + (" and on services like the held-out groups." if summary.split == "group" else ".")
+    )
+
+
+def _window_span(summary: RunSummary, window: str) -> str:
+    if summary.split != "temporal":
+        return f"the {window} window"
+    if window == "calibration":
+        start, end = summary.bounds["calibration_start"], summary.bounds["test_start"]
+        return f"the calibration window ({start} to {end})"
+    return f"the later test window (from {summary.bounds['test_start']}"
 
 
 def _rule_text(rules: list[HardRule]) -> str:
@@ -73,7 +107,8 @@ def _subgroup_section(summary: RunSummary) -> str:
     if summary.subgroups.empty:
         return (
             "No subgroups were evaluated: no subgroup column is configured (`calls.subgroups`) and the "
-            "date column carries no time of day, so nothing here says how the model does in any group."
+            "calls carry no time of day (no date column, or dates only), "
+            "so nothing here says how the model does in any group."
         )
     table = summary.subgroups.drop(columns=["flag_reason"]).copy()
     table["flagged"] = table["flagged"].map({True: "FLAG", False: ""})
@@ -101,11 +136,13 @@ def _safety_lines(summary: RunSummary) -> list[str]:
     return [
         f"- Limit: the upper end of the {sided} {s.confidence:.0%} Clopper-Pearson interval of "
         f"under-triage <= {percent(s.limit)}.",
-        f"- Threshold: P(safe remote closure) >= {sel.threshold:.4f}, chosen on the calibration window "
-        f"({summary.bounds['calibration_start']} to {summary.bounds['test_start']}): it recommends "
+        f"- Threshold: P(safe remote closure) >= {sel.threshold:.4f}, chosen on "
+        f"{_window_span(summary, 'calibration')}: it recommends "
         f"{percent(sel.share)} of calls with under-triage {percent(sel.under_triage)} "
         f"({sel.n_unsafe} of {sel.n_recommended}), bound {percent(sel.upper_bound)}.",
-        f"- On the later test window (from {summary.bounds['test_start']}, not used for any choice): "
+        f"- On {_window_span(summary, 'test')}"
+        ", not used for any choice"
+        f"{')' if summary.split == 'temporal' else ''}: "
         f"{percent(dep.share)} recommended, under-triage {percent(dep.under_triage)} "
         f"({dep.n_unsafe} of {dep.n_recommended}), bound {percent(dep.upper_bound)}.",
         f"- Hard rules, never recommended whatever the score: {_rule_text(summary.rules)} "
@@ -137,6 +174,8 @@ def render_report(summary: RunSummary) -> str:
         + ", ".join(f"{k} {v:,}" for k, v in summary.window_sizes.items())
         + f". Target: {summary.target}.",
         "",
+        split_text(summary),
+        "",
         "## Headline (test window)",
         "",
         markdown_table(_headline(summary)),
@@ -158,7 +197,15 @@ def render_report(summary: RunSummary) -> str:
         "Calibration by subgroup: see `reliability.png`.",
     ]
     if summary.tuning is not None and len(summary.tuning):
-        parts += ["", "## Tuning (time-ordered cross-validation on the training window)", ""]
+        folds = {"temporal": "time-ordered", "random": "stratified", "group": "grouped, stratified"}
+        kind = folds.get(summary.split, summary.split)
+        parts += ["", f"## Tuning ({kind} cross-validation on the training window)", ""]
+        if summary.split != "temporal":
+            parts += [
+                "Cross-validated estimates: the score of every fold (fold0, fold1, ...) for each "
+                "candidate, mean and spread across folds.",
+                "",
+            ]
         parts.append(markdown_table(summary.tuning.head(10)))
     if summary.reason_agreement:
         parts += ["", "## Reasons", "", _reason_text(summary.reason_agreement)]
@@ -216,10 +263,7 @@ def render_model_card(summary: RunSummary) -> str:
         f"- Source: `{summary.data_name}`, fingerprint `{summary.fingerprint}` (content hash; no patient "
         "rows are stored with the model or in the tracking store).",
         f"- Target: {summary.target}.",
-        f"- Temporal split: training before {summary.bounds['calibration_start']}, calibration and "
-        f"threshold from then until {summary.bounds['test_start']}, test after; calls "
-        + ", ".join(f"{k} {v:,}" for k, v in summary.window_sizes.items())
-        + ".",
+        f"- {split_text(summary)}",
         f"- Features: {features}.",
         "",
         "## Model",

@@ -1,8 +1,10 @@
 """The remote-closure training job: data -> model -> calibration -> safety threshold -> report -> registry.
 
-Windows of the temporal split and what each is for:
+Windows of the split (``calls.split``: temporal by default; random, stratified by the target, or
+by whole groups for files without dates) and what each is for:
 
-- training (earliest calls): tuning by time-ordered cross-validation, then the final fit;
+- training (earliest calls): tuning by cross-validation (time-ordered, stratified or grouped, as the
+  split), then the final fit;
 - calibration (next): probability calibration and the safety-limited threshold;
 - test (latest, untouched by any choice): every reported metric, subgroups, the oracle and
   baseline comparisons, and the promotion decision.
@@ -21,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from disposition.candidate import fit_candidate
 from disposition.config_checks import check_config
-from disposition.data import CallSpec, check_windows, prepare_calls, temporal_split
+from disposition.data import CallSpec, check_windows, prepare_calls, split_windows
 from disposition.evaluation import (
     SafetySettings,
     eligible_auc,
@@ -58,7 +60,9 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     source = str(cfg.calls.path)
     calls = prepare_calls(read_table(source, cfg.calls.get("read"), "calls.read"), spec, source=source)
     safety = SafetySettings(float(cfg.safety.limit), float(cfg.safety.confidence), bool(cfg.safety.two_sided))
-    train_mask, cal_mask, test_mask, bounds = temporal_split(calls.dates, **OmegaConf.to_container(cfg.split))
+    train_mask, cal_mask, test_mask, bounds = split_windows(
+        calls, OmegaConf.to_container(cfg.split, resolve=True), int(cfg.seed)
+    )
     windows = {"training": train_mask, "calibration": cal_mask, "test": test_mask}
     check_windows(calls.y, windows)
     frame = add_time_features(calls.frame, spec.date_column, calls.features.time_features)
@@ -116,6 +120,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         target=_target_text(spec),
         window_sizes={name: int(mask.sum()) for name, mask in windows.items()},
         bounds=bounds,
+        split=spec.split,
+        split_group=spec.split_group,
         features=calls.features,
         rules=calls.rules,
         model_kind=scorer.model.kind,

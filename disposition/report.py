@@ -63,7 +63,7 @@ def time_of_day_labels(when: pd.Series) -> np.ndarray | None:
 
 
 def subgroup_labels(
-    frame: pd.DataFrame, columns: Mapping[str, str | None], age_edges: Sequence[int], date_column: str
+    frame: pd.DataFrame, columns: Mapping[str, str | None], age_edges: Sequence[int], date_column: str | None
 ) -> dict[str, np.ndarray]:
     """Label arrays for the configured subgroup columns that exist (age, sex, category) and time of day."""
     labels = {}
@@ -74,7 +74,7 @@ def subgroup_labels(
         if column in frame.columns:
             text = categorical_strings(frame[column])
             labels[group] = np.where(pd.isna(text), "missing", text)
-    periods = time_of_day_labels(frame[date_column])
+    periods = time_of_day_labels(frame[date_column]) if date_column else None
     if periods is not None:
         labels["time_of_day"] = periods
     return labels
