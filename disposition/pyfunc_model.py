@@ -121,7 +121,10 @@ def _signature_type(kind: str):
 def request_signature(
     frame: pd.DataFrame, columns: list[str], date_column: str | None, categorical: Sequence[str] = ()
 ) -> ModelSignature:
-    """Input types that accept what users send for the training data's types (:func:`_signature_type`), plus outputs."""
+    """Input types that accept what users send for the training data's types, plus outputs.
+
+    See :func:`_signature_type`.
+    """
     types = request_types(frame, columns, date_column, categorical)
     inputs = [ColSpec(_signature_type(types[column]), column) for column in columns]
     outputs = [
