@@ -83,10 +83,17 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 def _post(app, body: bytes) -> tuple[int, dict]:
     """One POST /invocations through the guarded ASGI app, in-process."""
     scope = {
-        "type": "http", "method": "POST", "path": "/invocations", "raw_path": b"/invocations",
-        "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+        "type": "http",
+        "method": "POST",
+        "path": "/invocations",
+        "raw_path": b"/invocations",
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "http_version": "1.1",
         "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        "server": ("test", 80), "client": ("test", 1),
+        "server": ("test", 80),
+        "client": ("test", 1),
     }
     sent: list[dict] = []
     chunks = [{"type": "http.request", "body": body, "more_body": False}]
@@ -170,8 +177,12 @@ def test_the_guard_checks_codes_and_numbers_against_the_recorded_types(coded):
         serve.check_frame(contract, list(rows[0]), [{**rows[0], "category": cell}])
     for cell in (40, 40.5):
         serve.check_frame(contract, list(rows[0]), [{**rows[0], "age": cell}])
-    for column, cell, words in (("category", 2.5, "category codes"), ("category", True, "category codes"),
-                                ("age", "old", "numbers"), ("age", True, "numbers")):
+    for column, cell, words in (
+        ("category", 2.5, "category codes"),
+        ("category", True, "category codes"),
+        ("age", "old", "numbers"),
+        ("age", True, "numbers"),
+    ):
         with pytest.raises(serve.RequestRefused) as refused:
             serve.check_frame(contract, list(rows[0]), [{**rows[0], column: cell}])
         assert f"'{column}'" in str(refused.value.message) and words in refused.value.message
