@@ -100,8 +100,13 @@ BAD_VALUES = [
     ("disposition", ["calls=csv"], "calls.path is required", None),
     (
         "disposition",
-        ["calls=csv", "calls.path=data/synthetic/calls.parquet"],
-        "calls.date_column is required",
+        [
+            "calls=csv",
+            "calls.path=data/synthetic/calls.parquet",
+            "calls.target.column=safe_remote",
+            "calls.never_remote=null",
+        ],
+        "calls.date_column is required with calls.split=temporal",
         None,
     ),
     (
