@@ -580,13 +580,7 @@ def temporal_split(
     bounds : dict
         ``calibration_start`` and ``test_start`` as ISO strings, for the run log and model card.
     """
-    for name, value in {"calibration_fraction": calibration_fraction, "test_fraction": test_fraction}.items():
-        if not 0 < value < 1:
-            raise ConfigError(f"split.{name} must be in (0, 1), got {value}")
-    if calibration_fraction + test_fraction >= 0.9:
-        raise ConfigError(
-            "split.calibration_fraction + split.test_fraction must leave at least 10 % to train on"
-        )
+    _check_fractions(calibration_fraction, test_fraction)
     dates = pd.to_datetime(dates)
     # Quantile boundaries are moved to the start of their day: a day's calls stay in one window.
     cal = pd.Timestamp(

@@ -32,7 +32,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf.errors import OmegaConfBaseException
 
 from mlops.errors import UserInputError
-from tests.conftest import ROOT, SMALL_SERIES, SYNTHETIC_COUNTS, compose_config
+from tests.conftest import ROOT, SMALL_SERIES, SYNTHETIC_COUNTS, compose_config, fast_forecast_overrides
+from tests.disposition.conftest import fast_overrides as disposition_fast_overrides
 
 DATA = ROOT / "data"
 ONS_2020 = DATA / "external" / "ons_population" / "england_npp2020_principal_5yr.csv"
@@ -125,29 +126,9 @@ class Outcome:
 def base_overrides(app: str, store: Path, csv_calls: bool = False) -> list[str]:
     """Overrides that make a clean run of ``app`` take seconds (the cases' starting point)."""
     if app == "forecast":
-        return [
-            "data=csv",
-            f"data.path={clean_counts_file()}",
-            f"tracking.store_dir={store}",
-            "model=seasonal_naive",
-            "backtest.n_origins=2",
-            "backtest.horizon=14",
-            "backtest.step=7",
-            "plot.n_series=2",
-        ]
+        return ["data=csv", *fast_forecast_overrides(clean_counts_file(), store, "seasonal_naive")]
     if app == "disposition":
-        calls = [
-            f"calls.path={clean_calls_file()}",
-            f"tracking.store_dir={store}",
-            "classifier.estimator.n_estimators=40",
-            "classifier.estimator.n_jobs=1",
-            "tuning.max_rows=6000",
-            "tuning.n_splits=2",
-            "classifier.search={num_leaves:[7,15]}",
-            "baseline_max_rows=6000",
-            "reasons.table_calls=1000",
-            "safety.limit=0.02",
-        ]
+        calls = disposition_fast_overrides(clean_calls_file(), store)
         if csv_calls:
             calls += [
                 "calls=csv",
