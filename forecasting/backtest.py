@@ -8,7 +8,7 @@ import pandas as pd
 from sklearn.base import clone
 from tqdm.auto import tqdm
 
-from forecasting.metrics import seasonal_naive_scale
+from forecasting.metrics import MASE_SCALES, mase_scale
 from forecasting.models.base import DEFAULT_LEVELS, Forecaster
 from mlops.errors import ConfigError
 
@@ -20,6 +20,7 @@ SETTING_NAMES = {
     "step": "backtest.step",
     "season_length": "backtest.season_length",
     "first_cutoff": "backtest.first_cutoff",
+    "mase_scale": "backtest.mase_scale",
     "exclude": "data.exclude_series",
 }
 
@@ -103,9 +104,10 @@ def check_history(
     )
 
 
-def origin_scales(train: pd.DataFrame, season_length: int = 7) -> pd.Series:
-    """Each series' MASE denominator at an origin: in-sample MAE of the seasonal naive forecast."""
-    return train.groupby("unique_id")["y"].apply(lambda y: seasonal_naive_scale(y, season_length))
+def origin_scales(train: pd.DataFrame, season_length: int = 7, kind: str = "seasonal_naive") -> pd.Series:
+    """Each series' MASE denominator at an origin: by default the in-sample MAE of the seasonal
+    naive forecast; ``kind="mean_deviation"`` for the mean absolute deviation from the mean."""
+    return train.groupby("unique_id")["y"].apply(lambda y: mase_scale(y, kind, season_length))
 
 
 def rolling_origin_backtest(
@@ -119,6 +121,7 @@ def rolling_origin_backtest(
     first_cutoff: str | pd.Timestamp | None = None,
     progress: bool | None = None,
     setting_names: Mapping[str, str] | None = None,
+    mase_scale: str = "seasonal_naive",
 ) -> pd.DataFrame:
     """Refit a fresh copy of ``forecaster`` at each origin and forecast ``horizon`` days.
 
@@ -145,6 +148,9 @@ def rolling_origin_backtest(
         How the caller's settings are spelled in error messages (default ``backtest.horizon``,
         ``backtest.n_origins``, ``backtest.step``, ``backtest.season_length``, ``backtest.first_cutoff``
         and ``data.exclude_series``).
+    mase_scale : str
+        MASE's denominator: ``seasonal_naive`` (default) or ``mean_deviation`` (mean absolute
+        deviation from the training mean), see :func:`forecasting.metrics.mase_scale`.
 
     Returns
     -------
@@ -157,6 +163,8 @@ def rolling_origin_backtest(
     names = {**SETTING_NAMES, **(setting_names or {})}
     if int(season_length) < 1:
         raise ConfigError(f"{names['season_length']}={season_length}: must be a whole number of days >= 1")
+    if mase_scale not in MASE_SCALES:
+        raise ConfigError(f"{names['mase_scale']}={mase_scale}: must be one of {', '.join(MASE_SCALES)}")
     cutoffs = backtest_cutoffs(df["ds"].max(), horizon, n_origins, step, first_cutoff)
     model_days = forecaster.min_history_days() if hasattr(forecaster, "min_history_days") else 1
     check_history(
@@ -169,7 +177,7 @@ def rolling_origin_backtest(
         test = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + pd.Timedelta(days=horizon))]
         forecast = clone(forecaster).fit(train).predict(horizon, level, future=test)
         fold = test.merge(forecast, on=["unique_id", "ds"], how="inner", validate="one_to_one")
-        scale = origin_scales(train, season_length)
+        scale = origin_scales(train, season_length, mase_scale)
         fold.insert(1, "cutoff", cutoff)
         fold.insert(3, "h", (fold["ds"] - cutoff).dt.days)
         fold["scale"] = fold["unique_id"].map(scale)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecasting.calendar import UK_NATIONS
 from forecasting.data import CountChecks
+from forecasting.metrics import MASE_SCALES
 from forecasting.models.base import Forecaster
 from mlops.config_checks import (
     Choice,
@@ -71,6 +72,17 @@ RULES: dict[str, Rule] = {
     "plot.history_days": WholeNumber(1, 10 * MAX_DAYS, unit="days"),
     # Last: it interpolates other groups (data.name, calls.name, population.name) checked above.
     "registry.model_name": Text(),
+}
+
+# Metric options for published protocols; optional so configs written before them still run.
+BACKTEST_OPTIONAL: dict[str, Rule] = {
+    "backtest.mase_scale": Choice(MASE_SCALES),
+    "backtest.horizon_bands": ListOf(
+        ListOf(WholeNumber(1, MAX_DAYS), min_length=2),
+        min_length=0,
+        nullable=True,
+        what="a list of [first, last] days ahead, e.g. [[1,42],[43,84]]",
+    ),
 }
 
 HINTS = {
@@ -166,6 +178,7 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
             f"data.train_end={shown(lookup(cfg, 'data.train_end'))}: the backtest needs data after its "
             "first origin"
         )
+    _check_bands(cfg, check_all(cfg, BACKTEST_OPTIONAL, optional=True), values["backtest.horizon"])
     check_distinct(cfg, "data.columns")
     columns = values["data.columns"]
     for name in ("ds", "y"):
@@ -179,6 +192,17 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
     check_model(cfg, "model")
     check_tracking(cfg)
     return CheckedForecastConfig(levels=sorted(set(values["levels"])))
+
+
+def _check_bands(cfg: DictConfig, values: dict, horizon: int) -> None:
+    """Each horizon band is [first, last] with 1 <= first <= last <= backtest.horizon."""
+    for band in values.get("backtest.horizon_bands") or []:
+        if len(band) != 2 or band[0] > band[1] or band[1] > horizon:
+            raise ConfigError(
+                f"backtest.horizon_bands={shown(lookup(cfg, 'backtest.horizon_bands'))}: each band must be "
+                f"[first, last] days ahead with first <= last <= backtest.horizon ({horizon}), "
+                f"e.g. [[1,{max(horizon // 2, 1)}],[{horizon // 2 + 1},{horizon}]]"
+            )
 
 
 def check_model(cfg: DictConfig, key: str) -> None:

@@ -30,6 +30,34 @@ def seasonal_naive_scale(y_train: np.ndarray | pd.Series, season_length: int = 7
     return float(np.mean(np.abs(y[season_length:] - y[:-season_length])))
 
 
+def mean_deviation_scale(y_train: np.ndarray | pd.Series) -> float:
+    """In-sample mean absolute deviation from the series mean: MASE's other published denominator.
+
+    Used where the seasonal naive's in-sample error is not the chosen reference, e.g. the
+    Rostami-Tabar and Hyndman (2025) protocol on Welsh ambulance incidents.
+    """
+    y = np.asarray(y_train, dtype=float)
+    if len(y) < 2:
+        raise ValueError(f"MASE scale needs at least 2 training values, got {len(y)}")
+    return float(np.mean(np.abs(y - y.mean())))
+
+
+# How MASE's denominator is computed from a series' training data (``backtest.mase_scale``).
+MASE_SCALES = ("seasonal_naive", "mean_deviation")
+
+
+def mase_scale(
+    y_train: np.ndarray | pd.Series, kind: str = "seasonal_naive", season_length: int = 7
+) -> float:
+    """MASE denominator of one series: ``seasonal_naive`` (in-sample MAE of the seasonal naive
+    forecast, Hyndman & Koehler 2006) or ``mean_deviation`` (mean absolute deviation from the mean)."""
+    if kind == "seasonal_naive":
+        return seasonal_naive_scale(y_train, season_length)
+    if kind == "mean_deviation":
+        return mean_deviation_scale(y_train)
+    raise ValueError(f"unknown MASE scale {kind!r}; choose one of {', '.join(MASE_SCALES)}")
+
+
 def mase(y: np.ndarray, y_hat: np.ndarray, scale: float | np.ndarray) -> float:
     """Mean absolute scaled error: absolute errors divided by the seasonal naive in-sample MAE."""
     return float(np.mean(np.abs(np.asarray(y) - np.asarray(y_hat)) / np.asarray(scale)))
@@ -125,3 +153,50 @@ def metrics_within_horizon(
     """
     rows = {h: _frame_metrics(backtest[backtest["h"] <= h], level) for h in horizons}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("h").reset_index()
+
+
+def band_label(band: Sequence[int]) -> str:
+    """``h1_42`` for the band of days 1..42 ahead: a name that is also a valid MLflow metric key."""
+    low, high = band
+    return f"h{int(low)}_{int(high)}"
+
+
+def check_bands(bands: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """Horizon bands as ``(first, last)`` day pairs, refusing empty or reversed bands."""
+    out = []
+    for band in bands:
+        if len(band) != 2 or int(band[0]) < 1 or int(band[1]) < int(band[0]):
+            raise ValueError(
+                f"horizon band {list(band)} must be [first, last] days ahead with 1 <= first <= last"
+            )
+        out.append((int(band[0]), int(band[1])))
+    return out
+
+
+def metrics_by_band(
+    backtest: pd.DataFrame, level: Sequence[int], bands: Sequence[Sequence[int]]
+) -> pd.DataFrame:
+    """Metrics over days ``first..last`` ahead for each band, pooled over series and origins.
+
+    Published protocols often score a band rather than all days up to ``h``: e.g. days 43-84 of
+    84-day forecasts (Rostami-Tabar and Hyndman 2025). A band with no rows in the backtest (beyond
+    its horizon) is refused rather than reported as missing.
+    """
+    rows = {}
+    for low, high in check_bands(bands):
+        frame = backtest[backtest["h"].between(low, high)]
+        if frame.empty:
+            raise ValueError(
+                f"horizon band {low}-{high} has no forecasts: the backtest horizon is {backtest['h'].max()}"
+            )
+        rows[band_label((low, high))] = _frame_metrics(frame, level)
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("band").reset_index()
+
+
+def band_summary(by_band: pd.DataFrame) -> dict[str, float]:
+    """A :func:`metrics_by_band` table as flat ``<metric>_<band>`` numbers, e.g. ``mase_h43_84``."""
+    out = {}
+    for row in by_band.to_dict("records"):
+        band = row.pop("band")
+        out |= {f"{metric}_{band}": float(value) for metric, value in row.items()}
+    return out

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.backtest import rolling_origin_backtest
+from forecasting.config_checks import check_config
 from forecasting.metrics import (
+    band_summary,
     coverage,
     mae,
     mase,
+    mase_scale,
+    mean_deviation_scale,
+    metrics_by_band,
     metrics_by_horizon,
     rmse,
     seasonal_naive_scale,
     summary_metrics,
 )
+from forecasting.models import SeasonalNaive
+from forecasting.pipeline import train
+from mlops.errors import ConfigError
+from tests.conftest import compose_config, fast_forecast_overrides
 
 
 def test_point_errors():
@@ -91,3 +103,86 @@ def test_metrics_within_horizon_accumulate_days():
     within = metrics_within_horizon(backtest, [80], [1, 3]).set_index("h")
     assert within.loc[1, "mae"] == 0 and within.loc[3, "mae"] == pytest.approx(8 / 3)
     assert within.loc[1, "coverage_80"] == 1 and within.loc[3, "coverage_80"] == pytest.approx(2 / 3)
+
+
+def test_mean_deviation_scale_is_the_mean_absolute_deviation_from_the_mean():
+    # mean 4: deviations 3, 2, 1, 6 -> 3
+    assert mean_deviation_scale([1, 2, 3, 10]) == pytest.approx(3.0)
+    assert mase_scale([1, 2, 3, 10], "mean_deviation") == pytest.approx(3.0)
+    assert mase_scale([1, 2, 3, 4, 7], "seasonal_naive", season_length=2) == pytest.approx(8 / 3)
+    with pytest.raises(ValueError, match="mean_deviation"):
+        mase_scale([1, 2, 3], "naive")
+
+
+def test_horizon_bands_score_only_their_days():
+    backtest = pd.DataFrame(
+        {
+            "h": [1, 2, 3, 4],
+            "y": [10.0, 10.0, 10.0, 10.0],
+            "mean": [11.0, 12.0, 14.0, 18.0],  # errors 1, 2, 4, 8
+            "lo_80": [9.0] * 4,
+            "hi_80": [11.0] * 4,
+            "scale": [2.0] * 4,
+        }
+    )
+    by_band = metrics_by_band(backtest, [80], [[1, 2], [3, 4]]).set_index("band")
+    assert by_band.loc["h1_2", "mae"] == pytest.approx(1.5)
+    assert by_band.loc["h3_4", "mase"] == pytest.approx(6 / 2)
+    flat = band_summary(by_band.reset_index())
+    assert flat["mae_h3_4"] == pytest.approx(6.0) and flat["coverage_80_h1_2"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no forecasts"):
+        metrics_by_band(backtest, [80], [[5, 8]])
+    with pytest.raises(ValueError, match="first <= last"):
+        metrics_by_band(backtest, [80], [[3, 2]])
+
+
+def test_backtest_scales_mase_by_the_chosen_denominator(small_counts):
+    data = small_counts[["unique_id", "ds", "y"]]
+    args = dict(horizon=7, n_origins=1, step=7, progress=False)
+    naive = rolling_origin_backtest(SeasonalNaive(), data, **args)
+    deviation = rolling_origin_backtest(SeasonalNaive(), data, mase_scale="mean_deviation", **args)
+    cutoff = naive["cutoff"].iloc[0]
+    train = data[(data["ds"] <= cutoff) & (data["unique_id"] == "city/C2")]["y"]
+    row = deviation[deviation["unique_id"] == "city/C2"].iloc[0]
+    assert row["scale"] == pytest.approx(float((train - train.mean()).abs().mean()))
+    assert not np.allclose(naive["scale"], deviation["scale"])
+    assert (naive["mean"] == deviation["mean"]).all()  # only the denominator differs
+    with pytest.raises(ConfigError, match="backtest.mase_scale=naive"):
+        rolling_origin_backtest(SeasonalNaive(), data, mase_scale="naive", **args)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["backtest.mase_scale=naive"], "backtest.mase_scale=naive: must be one of"),
+        (["backtest.horizon_bands=[[1,20]]"], "backtest.horizon_bands=[[1,20]]: each band"),
+        (["backtest.horizon_bands=[[5,3]]"], "first <= last"),
+        (["backtest.horizon_bands=[[1]]"], "backtest.horizon_bands=[[1]]: must be a list of [first, last]"),
+        (["backtest.horizon_bands=7"], "backtest.horizon_bands=7: must be a list"),
+    ],
+)
+def test_metric_options_are_checked_before_any_data_is_read(overrides, message):
+    cfg = compose_config("forecast", ["backtest.horizon=14", *overrides])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(cfg)
+
+
+def test_published_protocol_options_pass_the_config_check():
+    cfg = compose_config(
+        "forecast",
+        [
+            "backtest.horizon=84",
+            "backtest.mase_scale=mean_deviation",
+            "backtest.horizon_bands=[[1,42],[43,84]]",
+        ],
+    )
+    check_config(cfg)
+
+
+def test_training_run_logs_band_scores(tmp_path, small_counts_csv):
+    overrides = fast_forecast_overrides(small_counts_csv, tmp_path / "store", "seasonal_naive")
+    cfg = compose_config("forecast", [*overrides, "backtest.horizon_bands=[[1,7],[8,14]]"])
+    result = train(cfg, tmp_path / "out")
+    assert {"mase_h1_7", "mase_h8_14", "crps_h8_14"} <= set(result.metrics)
+    by_band = pd.read_csv(tmp_path / "out" / "metrics_by_band.csv").set_index("band")
+    assert by_band.loc["h8_14", "mase"] == pytest.approx(result.metrics["mase_h8_14"])
