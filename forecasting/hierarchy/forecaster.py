@@ -1,0 +1,194 @@
+"""Coherent forecasts of every node of a hierarchy, with intervals that keep the dependence.
+
+:class:`HierarchicalForecaster` wraps any model. It is fitted on every node's series (as made by
+:func:`~forecasting.hierarchy.structure.aggregate`): the model forecasts each node (the base
+forecasts), and the forecasts are reconciled so that every total is exactly the sum of its leaves
+(:mod:`forecasting.hierarchy.reconcile`).
+
+What reconciliation needs, it learns from the model's own errors: the model is refitted at
+``n_windows`` earlier origins inside the training data (as :class:`~forecasting.models.BacktestConformal`
+does) and its errors on the days that followed, one vector over all nodes per origin and day, give
+
+- the error covariance that ``wls_var`` and ``mint_shrink`` weight by;
+- the choice of method when ``method="auto"``: each method reconciles each earlier origin's
+  forecasts with weights estimated from the *other* origins' errors, and the method with the lowest
+  mean scaled error (MAE / the node's seasonal-naive scale, averaged within each level, then over
+  levels so that the total counts as much as the leaves) wins. Only data before the fit's last day
+  is used, so inside a backtest the choice never sees the test window;
+- the intervals: joint error vectors at horizons within +-3 days of ``h`` (one per earlier origin and
+  day, all nodes together) are rescaled to today's level (as Pearson residuals, error / sqrt(mean))
+  and reconciled like forecasts; the node's bounds are the split-conformal quantiles of these
+  reconciled errors around its reconciled mean. Because each vector keeps the errors of all nodes
+  on one day together, a total's interval reflects how its leaves' errors move together, not an
+  assumption of independence. Reconciliation is linear, so reconciling each sample path
+  ``y_hat + e`` and taking quantiles is the same as this.
+
+Reconciled leaf means below zero (possible with sparse leaves) are set to zero and the totals
+re-summed, so the output stays coherent and non-negative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from forecasting.hierarchy.reconcile import METHODS, projection
+from forecasting.hierarchy.structure import Hierarchy
+from forecasting.models.base import Forecaster
+from mlops.errors import ConfigError
+
+HORIZON_BAND = 3  # days either side of h whose error vectors also calibrate h
+CHOICES = (*METHODS, "auto")
+
+
+class HierarchicalForecaster(Forecaster):
+    """Base forecasts of every node by ``model``, reconciled by ``method``.
+
+    Parameters
+    ----------
+    model : Forecaster
+        Forecasts every node (leaves and totals alike).
+    hierarchy : Hierarchy
+        The nodes and summing matrix; ``fit`` takes a frame with exactly these nodes.
+    method : str
+        ``bottom_up``, ``ols``, ``wls_struct``, ``wls_var``, ``mint_shrink`` or ``auto``.
+    n_windows, step, horizon : int
+        Earlier origins refitted for the errors (each costs one fit of ``model``), days between
+        them, and the longest horizon calibrated (later days reuse its errors).
+    """
+
+    def __init__(
+        self,
+        model: Forecaster,
+        hierarchy: Hierarchy,
+        method: str = "mint_shrink",
+        n_windows: int = 8,
+        step: int = 14,
+        horizon: int = 84,
+    ):
+        self.model = model
+        self.hierarchy = hierarchy
+        self.method = method
+        self.n_windows = n_windows
+        self.step = step
+        self.horizon = horizon
+
+    def min_history_days(self) -> int:
+        from forecasting.backtest import MIN_TRAIN_DAYS
+
+        first = max(MIN_TRAIN_DAYS, self.model.min_history_days())
+        return first + int(self.horizon) + int(self.step) * (int(self.n_windows) - 1)
+
+    def fit(self, df: pd.DataFrame) -> HierarchicalForecaster:
+        if self.method not in CHOICES:
+            raise ConfigError(f"hierarchy.method={self.method!r}: choose one of {list(CHOICES)}")
+        if int(self.n_windows) < 2 or int(self.step) < 1 or int(self.horizon) < 1:
+            raise ValueError("n_windows must be at least 2, step and horizon at least 1")
+        nodes = list(self.hierarchy.nodes)
+        got = set(df["unique_id"].unique())
+        if got != set(nodes):
+            odd = sorted(got.symmetric_difference(nodes))
+            raise ValueError(f"the data's series are not the hierarchy's nodes (differ in {odd[:5]})")
+        self._remember_history(df)
+        folds = self._earlier_origin_forecasts(df)
+        errors = _joint(folds, "y", nodes) - _joint(folds, "mean", nodes)  # (origin, h) x node
+        flat = errors.to_numpy()
+        self.method_scores_ = self._method_scores(folds, errors) if self.method == "auto" else {}
+        scores = self.method_scores_
+        self.method_ = min(scores, key=scores.get) if scores else self.method
+        self.projection_ = projection(self.method_, self.hierarchy.S, flat)
+        # Pearson residuals keep each node's error on a scale that follows its level.
+        base = _joint(folds, "mean", nodes).to_numpy()
+        pearson = flat / np.sqrt(np.maximum(base, 1.0))
+        h_of_row = errors.index.get_level_values("h").to_numpy()
+        self.pearson_by_h_ = {
+            h: pearson[np.abs(h_of_row - h) <= HORIZON_BAND] for h in range(1, int(self.horizon) + 1)
+        }
+        self.model_ = clone(self.model).fit(df)
+        return self
+
+    def _earlier_origin_forecasts(self, df: pd.DataFrame) -> pd.DataFrame:
+        from forecasting.backtest import rolling_origin_backtest  # it imports the models package
+
+        try:
+            return rolling_origin_backtest(
+                self.model,
+                df,
+                int(self.horizon),
+                int(self.n_windows),
+                int(self.step),
+                level=[],
+                progress=False,
+                setting_names={
+                    "horizon": "hierarchy.horizon",
+                    "n_origins": "hierarchy.n_windows",
+                    "step": "hierarchy.step",
+                },
+            )
+        except ConfigError as error:
+            raise ValueError(f"too little history before the hierarchy's earliest origin: {error}") from None
+
+    def _method_scores(self, folds: pd.DataFrame, errors: pd.DataFrame) -> dict[str, float]:
+        """Mean scaled error of each method on the earlier origins, each reconciled without its own errors."""
+        nodes = list(self.hierarchy.nodes)
+        actual = _joint(folds, "y", nodes)
+        base = _joint(folds, "mean", nodes)
+        scale = folds.groupby(["cutoff", "unique_id"])["scale"].first().unstack()[nodes]
+        levels = np.array(self.hierarchy.node_levels)
+        cutoffs = errors.index.get_level_values("cutoff")
+        scores = {}
+        for method in METHODS:
+            scaled = []
+            for cutoff in cutoffs.unique():
+                mine = np.asarray(cutoffs == cutoff)
+                P = projection(method, self.hierarchy.S, errors.to_numpy()[~mine])
+                coherent = base.to_numpy()[mine] @ (self.hierarchy.S @ P).T
+                denominator = scale.loc[cutoff].to_numpy()
+                scaled.append(np.abs(actual.to_numpy()[mine] - coherent) / denominator)
+            by_node = np.vstack(scaled).mean(axis=0)
+            scores[method] = float(np.mean([by_node[levels == lv].mean() for lv in dict.fromkeys(levels)]))
+        return scores
+
+    def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
+        nodes = list(self.hierarchy.nodes)
+        base = self.model_.predict(h, [])  # every node: reconciliation needs them all
+        wide = base.pivot(index="ds", columns="unique_id", values="mean")[nodes]
+        S, P = self.hierarchy.S, self.projection_
+        leaves = np.maximum(wide.to_numpy() @ P.T, 0.0)  # (day, leaf)
+        coherent = leaves @ S.T
+        out = {"mean": coherent}
+        if level:
+            root = np.sqrt(np.maximum(wide.to_numpy(), 1.0))
+            bounds = {f"{side}_{lv}": np.empty_like(coherent) for lv in level for side in ("lo", "hi")}
+            for day in range(len(wide)):
+                vectors = self.pearson_by_h_[min(day + 1, int(self.horizon))] * root[day]
+                reconciled = np.sort(vectors @ (S @ P).T, axis=0)  # (vector, node), each node sorted
+                for lv in level:
+                    tail = (1 - lv / 100) / 2
+                    bounds[f"lo_{lv}"][day] = coherent[day] + _quantile_row(reconciled, tail)
+                    bounds[f"hi_{lv}"][day] = coherent[day] + _quantile_row(reconciled, 1 - tail)
+            for lv in level:
+                out[f"lo_{lv}"] = np.maximum(bounds[f"lo_{lv}"], 0.0)
+                out[f"hi_{lv}"] = np.maximum(bounds[f"hi_{lv}"], out[f"lo_{lv}"])
+        long = pd.concat(
+            {
+                name: pd.DataFrame(values, index=wide.index, columns=nodes).stack()
+                for name, values in out.items()
+            },
+            axis=1,
+        )
+        long = long.rename_axis(["ds", "unique_id"]).reset_index()
+        return frame[["unique_id", "ds"]].merge(long, on=["unique_id", "ds"], how="left")
+
+
+def _quantile_row(sorted_columns: np.ndarray, q: float) -> np.ndarray:
+    """Each column's split-conformal ``q`` quantile (as :func:`conformal_quantile`), columns sorted."""
+    n = len(sorted_columns)
+    rank = min(int(np.ceil((n + 1) * q)), n) if q >= 0.5 else max(int(np.floor((n + 1) * q)), 1)
+    return sorted_columns[rank - 1]
+
+
+def _joint(folds: pd.DataFrame, column: str, nodes: list[str]) -> pd.DataFrame:
+    """One row per (origin, h), one column per node."""
+    return folds.pivot_table(index=["cutoff", "h"], columns="unique_id", values=column)[nodes]
