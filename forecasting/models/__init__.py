@@ -1,6 +1,7 @@
 """Daily-demand forecasters sharing one interface: ``fit(df)`` then ``predict(h, level, future)``."""
 
 from forecasting.models.arima import ArimaRegression
+from forecasting.models.auto import AutoForecaster
 from forecasting.models.base import DEFAULT_LEVELS, Forecaster, interval_columns
 from forecasting.models.conformal import BacktestConformal
 from forecasting.models.ensemble import Ensemble
@@ -14,6 +15,7 @@ __all__ = [
     "DEFAULT_LEVELS",
     "ETS",
     "ArimaRegression",
+    "AutoForecaster",
     "BacktestConformal",
     "CalendarGLM",
     "Ensemble",

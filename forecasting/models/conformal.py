@@ -77,12 +77,7 @@ class BacktestConformal(Forecaster):
             )
         except ConfigError as error:
             raise ValueError(f"too little history before the oldest calibration origin: {error}") from None
-        mean = np.maximum(folds["mean"].to_numpy(), 1e-6)
-        pooled = pd.DataFrame({"h": folds["h"], "z": (folds["y"].to_numpy() - mean) / np.sqrt(mean)})
-        self.residuals_by_h_ = {
-            h: np.sort(pooled.loc[(pooled["h"] - h).abs() <= HORIZON_BAND, "z"].to_numpy())
-            for h in range(1, int(self.horizon) + 1)
-        }
+        self.residuals_by_h_ = residuals_by_horizon(folds, int(self.horizon))
         self.model_ = clone(self.model).fit(df)
         self.regressors_ = self.model_.fitted_regressors
         return self
@@ -90,17 +85,45 @@ class BacktestConformal(Forecaster):
     def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         series = frame["unique_id"].unique().tolist()
         forecast = self.model_.predict(h, [], future=frame, series=series)
-        days_ahead = (forecast["ds"] - forecast["unique_id"].map(self.last_dates_)).dt.days
-        calibrated = np.minimum(days_ahead.to_numpy(), int(self.horizon))
-        mean = forecast["mean"].to_numpy()
-        root = np.sqrt(np.maximum(mean, 0.0))
-        for lv in level:
-            tail = (1 - lv / 100) / 2
-            lo = {d: conformal_quantile(z, tail) for d, z in self.residuals_by_h_.items()}
-            hi = {d: conformal_quantile(z, 1 - tail) for d, z in self.residuals_by_h_.items()}
-            forecast[f"lo_{lv}"] = np.maximum(mean + np.vectorize(lo.get)(calibrated) * root, 0.0)
-            forecast[f"hi_{lv}"] = mean + np.vectorize(hi.get)(calibrated) * root
-        return forecast
+        return conformal_bounds(forecast, self.last_dates_, self.residuals_by_h_, level)
+
+
+def residuals_by_horizon(folds: pd.DataFrame, horizon: int) -> dict[int, np.ndarray]:
+    """Sorted Pearson residuals of backtest ``folds`` (``h, y, mean``) for each horizon 1..horizon.
+
+    Each horizon pools the errors of its neighbours within ``HORIZON_BAND`` days and of all series.
+    """
+    mean = np.maximum(folds["mean"].to_numpy(dtype=float), 1e-6)
+    pooled = pd.DataFrame({"h": folds["h"].to_numpy(), "z": (folds["y"].to_numpy() - mean) / np.sqrt(mean)})
+    return {
+        h: np.sort(pooled.loc[(pooled["h"] - h).abs() <= HORIZON_BAND, "z"].to_numpy())
+        for h in range(1, int(horizon) + 1)
+    }
+
+
+def conformal_bounds(
+    forecast: pd.DataFrame,
+    last_dates: pd.Series,
+    residuals: dict[int, np.ndarray],
+    level: list[int],
+) -> pd.DataFrame:
+    """Set ``lo_L, hi_L`` of ``forecast`` (``unique_id, ds, mean``) from residual quantiles by horizon.
+
+    Days beyond the longest calibrated horizon reuse its quantiles. Returns ``forecast`` with the
+    bounds (re)written; lower bounds are cut at zero.
+    """
+    longest = max(residuals)
+    days_ahead = (forecast["ds"] - forecast["unique_id"].map(last_dates)).dt.days.to_numpy()
+    calibrated = np.clip(days_ahead, 1, longest)
+    mean = forecast["mean"].to_numpy(dtype=float)
+    root = np.sqrt(np.maximum(mean, 0.0))
+    for lv in level:
+        tail = (1 - lv / 100) / 2
+        lo = np.array([conformal_quantile(residuals[d], tail) for d in range(1, longest + 1)])
+        hi = np.array([conformal_quantile(residuals[d], 1 - tail) for d in range(1, longest + 1)])
+        forecast[f"lo_{lv}"] = np.maximum(mean + lo[calibrated - 1] * root, 0.0)
+        forecast[f"hi_{lv}"] = mean + hi[calibrated - 1] * root
+    return forecast
 
 
 def conformal_quantile(sorted_residuals: np.ndarray, q: float) -> float:

@@ -1,0 +1,277 @@
+"""Automatic model choice: rolling-origin cross-validation on the data ``fit`` is given.
+
+``AutoForecaster.fit(df)`` backtests every candidate at a few inner origins inside ``df``, scores
+combinations of the best of them from those same forecasts (no refits), picks the lowest MASE and
+refits the winner on all of ``df``. Everything it learns comes from ``df``: inside an outer
+backtest each outer origin gets its own choice, made only from inner origins whose test windows
+ended by that origin (nested cross-validation, no look-ahead).
+
+Cost. Inner origins lie on a fixed calendar grid (every ``step`` days from ``GRID_EPOCH``), so
+neighbouring outer origins share them; a candidate's forecast at an inner origin depends only on
+the data up to that origin (and the regressors of its test window), and is memoised under a hash
+of exactly those rows and the candidate's parameters. An outer backtest therefore fits each
+candidate once per grid origin rather than once per outer origin and inner origin; the result is
+the same as without the memo, which only saves time.
+
+Intervals. The winner's inner forecasts also give its out-of-sample interval coverage. When that
+misses a nominal level by more than ``coverage_tolerance``, the winner's intervals are
+recalibrated horizon by horizon on its inner errors (as :class:`BacktestConformal` does, with no
+extra fits); otherwise the winner keeps its own intervals.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+
+from forecasting.metrics import seasonal_naive_scale
+from forecasting.models.base import Forecaster, interval_columns
+from forecasting.models.conformal import conformal_bounds, residuals_by_horizon
+from forecasting.models.ensemble import Ensemble
+
+GRID_EPOCH = pd.Timestamp("2000-01-02")  # inner origins are this date plus whole multiples of step
+COMBINATIONS = ("equal", "inverse_error")
+_MEMO_SIZE = 512  # inner forecasts kept (each a few thousand rows at most)
+_MEMO: OrderedDict[str, pd.DataFrame] = OrderedDict()
+
+
+def _min_train_days() -> int:
+    # Imported here: forecasting.backtest itself imports the models package.
+    from forecasting.backtest import MIN_TRAIN_DAYS
+
+    return MIN_TRAIN_DAYS
+
+
+def clear_memo() -> None:
+    """Forget memoised inner forecasts (tests use it to prove a result does not depend on them)."""
+    _MEMO.clear()
+
+
+def inner_cutoffs(last_date: pd.Timestamp, horizon: int, n_origins: int, step: int) -> list[pd.Timestamp]:
+    """The ``n_origins`` newest grid dates whose ``horizon``-day test window ends by ``last_date``."""
+    newest_allowed = pd.Timestamp(last_date) - pd.Timedelta(days=int(horizon))
+    offset = (newest_allowed - GRID_EPOCH).days % int(step)
+    newest = newest_allowed - pd.Timedelta(days=offset)
+    return [newest - pd.Timedelta(days=int(step) * k) for k in reversed(range(int(n_origins)))]
+
+
+class AutoForecaster(Forecaster):
+    """Choose among ``candidates`` and their combinations by inner rolling-origin MASE.
+
+    Parameters
+    ----------
+    candidates : mapping of str to Forecaster
+        Named models to choose from (order breaks ties: earlier wins).
+    combinations : sequence of {"equal", "inverse_error"}
+        Combinations of the best single candidates to score as well: equal weights, or weights
+        proportional to 1 / inner MASE. Both are scored on the inner forecasts already made.
+    max_members : int
+        Combinations use the best 2..max_members single candidates.
+    n_origins, step, horizon : int
+        Inner origins, days between them (the grid spacing), and days forecast from each.
+    season_length : int
+        Seasonal-naive period of the MASE scale.
+    levels : sequence of int
+        Interval levels whose inner coverage decides recalibration.
+    coverage_tolerance : float
+        Recalibrate the winner's intervals when inner coverage misses any of ``levels`` by more
+        than this (a fraction, e.g. 0.025 = 2.5 points); a negative value always recalibrates.
+    recalibrate : bool
+        False keeps the winner's own intervals whatever their inner coverage.
+    """
+
+    uses_regressors = True
+
+    def __init__(
+        self,
+        candidates: Mapping[str, Forecaster],
+        combinations: Sequence[str] = COMBINATIONS,
+        max_members: int = 3,
+        n_origins: int = 3,
+        step: int = 28,
+        horizon: int = 84,
+        season_length: int = 7,
+        levels: Sequence[int] = (80, 95),
+        coverage_tolerance: float = 0.025,
+        recalibrate: bool = True,
+    ):
+        self.candidates = candidates
+        self.combinations = combinations
+        self.max_members = max_members
+        self.n_origins = n_origins
+        self.step = step
+        self.horizon = horizon
+        self.season_length = season_length
+        self.levels = levels
+        self.coverage_tolerance = coverage_tolerance
+        self.recalibrate = recalibrate
+
+    def min_history_days(self) -> int:
+        # The oldest inner origin needs what every candidate needs; the grid can put the newest
+        # inner origin up to step - 1 days before the last possible one.
+        first = max([_min_train_days(), int(self.season_length) + 1])
+        first = max([first, *(model.min_history_days() for model in self.candidates.values())])
+        return first + int(self.horizon) + int(self.step) * int(self.n_origins)
+
+    def _check_settings(self) -> None:
+        if not self.candidates:
+            raise ValueError("auto needs at least one candidate model")
+        for name in ("n_origins", "step", "horizon", "season_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if unknown := sorted(set(self.combinations) - set(COMBINATIONS)):
+            raise ValueError(f"unknown combinations {unknown}: use some of {list(COMBINATIONS)}")
+
+    def select(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Score every candidate and combination on inner origins inside ``df``, best first.
+
+        Returns one row per contender: ``name``, ``members``, ``weights``, ``mase``, ``mae``,
+        ``coverage_L`` per level, ``origins`` (the inner origins, ISO dates) and ``rank``.
+        """
+        return self._select(df)[0]
+
+    def _select(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+        self._check_settings()
+        cutoffs = inner_cutoffs(df["ds"].max(), self.horizon, self.n_origins, self.step)
+        self._check_inner_history(df, cutoffs)
+        forecasts = {name: self._inner_forecasts(m, df, cutoffs) for name, m in self.candidates.items()}
+        contenders = {name: ([name], [1.0]) for name in forecasts}
+        single = _scores(forecasts, self._levels())
+        ranked = single.sort_values("mase", kind="stable")["name"].tolist()
+        for size in range(2, min(int(self.max_members), len(ranked)) + 1):
+            best = ranked[:size]
+            for kind in self.combinations:
+                if kind == "equal":
+                    weights = [1.0 / size] * size
+                else:
+                    inverse = 1.0 / single.set_index("name").loc[best, "mase"].to_numpy()
+                    weights = list(inverse / inverse.sum())
+                name = f"{kind}({'+'.join(best)})"
+                contenders[name] = (best, [float(w) for w in weights])
+                forecasts[name] = _combine([forecasts[m] for m in best], weights, self._levels())
+        table = _scores(forecasts, self._levels())
+        table.insert(1, "members", ["+".join(contenders[n][0]) for n in table["name"]])
+        table.insert(2, "weights", [",".join(f"{w:.3f}" for w in contenders[n][1]) for n in table["name"]])
+        table["origins"] = ",".join(f"{c:%Y-%m-%d}" for c in cutoffs)
+        table = table.sort_values("mase", kind="stable", ignore_index=True)
+        table["rank"] = np.arange(1, len(table) + 1)
+        return table, forecasts
+
+    def fit(self, df: pd.DataFrame) -> AutoForecaster:
+        self._remember_history(df)
+        scores, forecasts = self._select(df)
+        winner = scores.iloc[0]
+        members = str(winner["members"]).split("+")
+        weights = [float(w) for w in str(winner["weights"]).split(",")]
+        if len(members) == 1:
+            model = clone(self.candidates[members[0]])
+        else:
+            model = Ensemble([clone(self.candidates[m]) for m in members], weights=weights)
+        inner = forecasts[winner["name"]]
+        misses = max(abs(winner[f"coverage_{lv}"] - lv / 100) for lv in self._levels())
+        self.recalibrated_ = bool(self.recalibrate) and misses > float(self.coverage_tolerance)
+        self.residuals_by_h_ = residuals_by_horizon(inner, int(self.horizon)) if self.recalibrated_ else None
+        self.winner_ = str(winner["name"])
+        self.scores_ = scores
+        self.model_ = model.fit(df)
+        self.regressors_ = self.model_.fitted_regressors
+        return self
+
+    def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
+        check_is_fitted(self, "model_")
+        series = frame["unique_id"].unique().tolist()
+        forecast = self.model_.predict(h, level, future=frame, series=series)
+        if self.recalibrated_:
+            forecast = conformal_bounds(forecast, self.last_dates_, self.residuals_by_h_, level)
+        return forecast
+
+    def _levels(self) -> list[int]:
+        return sorted({int(lv) for lv in self.levels})
+
+    def _check_inner_history(self, df: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> None:
+        needed = max(
+            [_min_train_days(), int(self.season_length) + 1]
+            + [m.min_history_days() for m in self.candidates.values()]
+        )
+        available = df[df["ds"] <= cutoffs[0]].groupby("unique_id").size()
+        available = available.reindex(df["unique_id"].unique(), fill_value=0)
+        if (available < needed).any():
+            uid = available.idxmin()
+            raise ValueError(
+                f"auto: series {uid!r} has {int(available[uid])} day(s) up to the oldest inner origin "
+                f"{cutoffs[0]:%Y-%m-%d}; the candidates need {needed}: lower model.n_origins, "
+                "model.step or model.horizon, or add history"
+            )
+
+    def _inner_forecasts(
+        self, model: Forecaster, df: pd.DataFrame, cutoffs: list[pd.Timestamp]
+    ) -> pd.DataFrame:
+        """``model``'s forecasts at each inner origin beside the actuals and the MASE scale."""
+        levels = self._levels()
+        horizon = pd.Timedelta(days=int(self.horizon))
+        folds = []
+        for cutoff in cutoffs:
+            train = df[df["ds"] <= cutoff]
+            window = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + horizon)]
+            # What the forecast may depend on: the history and the test window's regressors.
+            known = window[["unique_id", "ds", *(c for c in window.columns if c.startswith("x_"))]]
+            key = joblib.hash((model, int(self.horizon), levels, train, known))
+            forecast = _MEMO.get(key)
+            if forecast is None:
+                forecast = clone(model).fit(train).predict(int(self.horizon), levels, future=known)
+                _MEMO[key] = forecast
+                while len(_MEMO) > _MEMO_SIZE:
+                    _MEMO.popitem(last=False)
+            else:
+                _MEMO.move_to_end(key)
+            fold = window[["unique_id", "ds", "y"]].merge(
+                forecast, on=["unique_id", "ds"], validate="one_to_one"
+            )
+            fold["h"] = (fold["ds"] - cutoff).dt.days
+            fold["cutoff"] = cutoff
+            fold["scale"] = fold["unique_id"].map(_scales(train, int(self.season_length)))
+            folds.append(fold)
+        return pd.concat(folds, ignore_index=True)
+
+
+def _scales(train: pd.DataFrame, season_length: int) -> pd.Series:
+    """Each series' MASE denominator at an inner origin (as the outer backtest computes it)."""
+    return train.groupby("unique_id")["y"].apply(lambda y: seasonal_naive_scale(y, season_length))
+
+
+def _combine(forecasts: list[pd.DataFrame], weights: Sequence[float], levels: list[int]) -> pd.DataFrame:
+    """Weighted day-by-day combination of aligned inner forecasts (means and bounds alike)."""
+    columns = ["mean", *interval_columns(levels)]
+    stacked = np.stack([f[columns].to_numpy(dtype=float) for f in forecasts])
+    out = forecasts[0].drop(columns=columns).copy()
+    out[columns] = np.tensordot(np.asarray(weights, dtype=float), stacked, axes=1)
+    return out
+
+
+def _scores(forecasts: Mapping[str, pd.DataFrame], levels: list[int]) -> pd.DataFrame:
+    rows = []
+    for name, fold in forecasts.items():
+        error = (fold["y"] - fold["mean"]).abs()
+        row = {"name": name, "mase": float((error / fold["scale"]).mean()), "mae": float(error.mean())}
+        for lv in levels:
+            inside = (fold["y"] >= fold[f"lo_{lv}"]) & (fold["y"] <= fold[f"hi_{lv}"])
+            row[f"coverage_{lv}"] = float(inside.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def selection_table(model: AutoForecaster, df: pd.DataFrame, cutoffs: Sequence[pd.Timestamp]) -> pd.DataFrame:
+    """The inner scores behind ``model``'s choice at each outer origin, with ``cutoff`` first.
+
+    The inner forecasts are the memoised ones of the backtest that just ran, so this costs little
+    when run right after it in the same process.
+    """
+    tables = [model.select(df[df["ds"] <= cutoff]).assign(cutoff=pd.Timestamp(cutoff)) for cutoff in cutoffs]
+    table = pd.concat(tables, ignore_index=True)
+    return table[["cutoff", *[c for c in table.columns if c != "cutoff"]]]
