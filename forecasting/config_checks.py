@@ -278,6 +278,40 @@ def _check_known_parameters(node, key: str, cls: type) -> None:
 
 
 POSITIVE = Number(0, low_open=True)
+
+
+def event_rules(key: str) -> dict[str, Rule]:
+    """Types of the synthetic world's event switches (all optional: each has a default)."""
+    fields = {
+        "ar_deviation": {"sd": Number(0, 0.5), "autocorrelation": Number(0, 0.999)},
+        "level_shift": {"area": Text(), "date": IsoDate(nullable=False), "factor": Number(0.1, 10)},
+        "pandemic": {
+            "start": IsoDate(nullable=False),
+            "trough_factor": Number(0.05, 1),
+            "drop_days": WholeNumber(1, MAX_DAYS, unit="days"),
+            "rebound_days": WholeNumber(1, MAX_DAYS, unit="days"),
+        },
+        "outages": {"per_year": Number(0, 50, what="days a year"), "factor": Number(0, 1, what="a share")},
+        "heatwaves": {
+            "per_year": WholeNumber(0, 10, unit="spells"),
+            "length_days": WholeNumber(1, 30, unit="days"),
+            "effect": Number(0, 1, what="a fraction"),
+        },
+        "capacity": {
+            "areas": ListOf(Text(), what="a non-empty list of area names"),
+            "headroom": Number(1.01, 100),
+        },
+    }
+    rules: dict[str, Rule] = {
+        key: MappingOf(what="a mapping of event switches, e.g. {pandemic: {enabled: true}}")
+    }
+    for name, settings in fields.items():
+        rules[f"{key}.{name}"] = MappingOf(what=f"a mapping of {name} settings, e.g. {{enabled: false}}")
+        rules[f"{key}.{name}.enabled"] = Flag()
+        rules |= {f"{key}.{name}.{setting}": rule for setting, rule in settings.items()}
+    return rules
+
+
 GENERATE_RULES: dict[str, Rule] = {
     "population_path": ExistingPath("file"),
     "output_dir": Text(what="a folder to write the world to"),
@@ -308,6 +342,12 @@ GENERATE_OPTIONAL: dict[str, Rule] = {
     "world.temperature.autocorrelation": Number(0, 1, high_open=True),
     "world.temperature.heat_threshold_c": Number(-30, 50, what="degrees C"),
     "world.temperature.heat_effect_per_c": Number(0, 1, what="a fraction of calls per degree"),
+    # The world's own calendar beyond one bank-holiday factor, and the switches that make it hard
+    # (forecasting/synthetic_events.py).
+    "world.holiday_factors": MappingOf(POSITIVE, what="a mapping {bank holiday name: factor > 0}"),
+    "world.day_after_holiday_factor": POSITIVE,
+    "world.other_days": MappingOf(POSITIVE, what="a mapping {MM-DD: factor > 0}"),
+    **event_rules("world.events"),
 }
 AREA_RULES: dict[str, Rule] = {
     "name": Text(),

@@ -12,6 +12,13 @@ for the trust, a seasonal curve plus autocorrelated noise, returned as the regre
 ``x_temperature``, with a multiplicative heat effect on expected calls above a threshold. It is off
 by default, so the committed world and the benchmarks on it do not depend on it.
 
+The calendar is the world's own, not the models': bank holidays come straight from the
+``holidays`` package (each by name, so Easter Monday and Christmas Day can differ through
+``holiday_factors``), festive days and other special days from the config, and a day after a bank
+holiday can carry its own factor. Switches under ``world.events`` (:mod:`forecasting.synthetic_events`)
+make the world harder: persistent deviations, a level shift, a pandemic, outages, heatwaves and
+capacity-limited counts.
+
 Every default is calibrated to a figure in DOMAIN.md (cited beside it in ``conf/generate.yaml``).
 """
 
@@ -19,18 +26,44 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+import holidays
 import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from forecasting.calendar import FESTIVE_DAYS, is_bank_holiday
+from forecasting.synthetic_events import Events
 from mlops.errors import ConfigError
 
 CATEGORIES = ("C1", "C2", "C3", "C4")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 OLD_AGE_FROM = 65  # bands starting at or above this age are tilted by an area's `older_tilt`
+# The world's own names for the UK's bank-holiday calendars (``holidays`` subdivisions of GB).
+NATIONS = {"england": "ENG", "wales": "WLS", "scotland": "SCT", "northern_ireland": "NIR"}
+
+
+@lru_cache(maxsize=16)
+def _bank_holiday_names(nation: str, first_year: int, last_year: int) -> dict[str, str]:
+    calendar = holidays.country_holidays("GB", subdiv=NATIONS[nation], years=range(first_year, last_year + 1))
+    return {day.strftime("%Y-%m-%d"): name for day, name in calendar.items()}
+
+
+def bank_holiday_names(days: pd.DatetimeIndex, nation: str) -> np.ndarray:
+    """Each date's bank-holiday name in ``nation`` ('' on other days), from ``holidays`` directly."""
+    if nation not in NATIONS:
+        raise ConfigError(f"unknown nation {nation!r}: use one of {', '.join(NATIONS)}")
+    names = _bank_holiday_names(nation, int(days.year.min()), int(days.year.max()))
+    return np.array([names.get(day, "") for day in days.strftime("%Y-%m-%d")], dtype=object)
+
+
+def _is_month_day(label: str) -> bool:
+    try:
+        pd.Timestamp(f"2020-{label}")  # a leap year, so 02-29 is a day
+    except (ValueError, TypeError):
+        return False
+    return len(str(label)) == 5
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,11 @@ class World:
     seed: int = 0
     temperature: Temperature = field(default_factory=Temperature)
     extra: Mapping[str, object] = field(default_factory=dict)
+    # The world's own calendar beyond one factor for every bank holiday (empty / 1: none).
+    holiday_factors: Mapping[str, float] = field(default_factory=dict)
+    day_after_holiday_factor: float = 1.0
+    other_days: Mapping[str, float] = field(default_factory=dict)
+    events: Events = field(default_factory=Events)
 
     @classmethod
     def from_dict(cls, spec: Mapping) -> World:
@@ -138,6 +176,7 @@ class World:
         spec["areas"] = tuple(Area(**dict(area)) for area in spec["areas"])
         if "temperature" in spec:
             spec["temperature"] = Temperature(**dict(spec["temperature"]))
+        spec["events"] = Events.from_dict(spec.get("events"))
         world = cls(**spec)
         world.validate()
         return world
@@ -155,8 +194,15 @@ class World:
             raise ConfigError(f"world.weekday_factor needs exactly the keys {', '.join(WEEKDAYS)}")
         if set(self.month_factor) != set(MONTHS):
             raise ConfigError(f"world.month_factor needs exactly the keys {', '.join(MONTHS)}")
-        if unknown := set(self.festive_factor) - set(FESTIVE_DAYS):
-            raise ConfigError(f"world.festive_factor has days outside 24 Dec-2 Jan: {unknown}")
+        for key in ("festive_factor", "other_days"):
+            if bad := sorted(str(day) for day in getattr(self, key) if not _is_month_day(day)):
+                raise ConfigError(f"world.{key} has keys that are not days of the year (MM-DD): {bad}")
+        for area in self.areas:
+            if area.nation not in NATIONS:
+                raise ConfigError(f"area {area.name!r}: nation must be one of {', '.join(NATIONS)}")
+        factors = {**self.holiday_factors, **self.other_days, "": self.day_after_holiday_factor}
+        if any(value <= 0 for value in factors.values()):
+            raise ConfigError("world.holiday_factors, other_days and day_after_holiday_factor must be > 0")
         if set(self.category_mix) != set(CATEGORIES):
             raise ConfigError(f"world.category_mix needs exactly the keys {', '.join(CATEGORIES)}")
         if any(share < 0 for share in self.category_mix.values()) or not np.isclose(
@@ -172,6 +218,7 @@ class World:
             if value <= 0:
                 raise ConfigError(f"world.{key} must be > 0, got {value}")
         self.temperature.validate()
+        self.events.validate([area.name for area in self.areas])
 
 
 def band_lower_age(band: str) -> int:
@@ -256,7 +303,9 @@ def calendar_multiplier(world: World, days: pd.DatetimeIndex, nation: str) -> np
 
     Weekday and month factors are normalised to average 1, so they shape demand without changing
     its level. Month factors are anchored mid-month and interpolated, giving a smooth year.
-    Festive days take their own factor instead of the bank-holiday one.
+    Festive days take their own factor instead of the bank-holiday one; a bank holiday named in
+    ``holiday_factors`` takes its own instead of ``bank_holiday_factor``; ``other_days`` (e.g.
+    Bonfire Night) and the day after a bank holiday multiply on top.
     """
     weekday = np.array([world.weekday_factor[d] for d in WEEKDAYS], dtype=float)
     weekday /= weekday.mean()
@@ -268,8 +317,18 @@ def calendar_multiplier(world: World, days: pd.DatetimeIndex, nation: str) -> np
     factor = weekday[days.day_of_week.to_numpy()] * season
     labels = days.strftime("%m-%d")
     festive = np.array([world.festive_factor.get(label, np.nan) for label in labels], dtype=float)
-    holiday = np.where(is_bank_holiday(days, nation), world.bank_holiday_factor, 1.0)
-    return factor * np.where(np.isnan(festive), holiday, festive)
+    names = bank_holiday_names(days, nation)
+    holiday = np.array(
+        [world.holiday_factors.get(name, world.bank_holiday_factor) if name else 1.0 for name in names]
+    )
+    factor = factor * np.where(np.isnan(festive), holiday, festive)
+    if world.other_days:
+        factor = factor * np.array([world.other_days.get(label, 1.0) for label in labels])
+    if world.day_after_holiday_factor != 1.0:
+        after = np.roll(names != "", 1)
+        after[0] = False
+        factor = factor * np.where(after & (names == ""), world.day_after_holiday_factor, 1.0)
+    return factor
 
 
 def expected_daily_calls(world: World, national: pd.DataFrame) -> pd.DataFrame:
@@ -281,9 +340,10 @@ def expected_daily_calls(world: World, national: pd.DataFrame) -> pd.DataFrame:
     weather = {}
     if world.temperature.enabled:
         weather["x_temperature"] = world.temperature.daily_max(days, world.seed)
+    events = world.events.demand_factor([area.name for area in world.areas], days, world.seed)
     frames = []
-    for area in world.areas:
-        total = base[area.name].to_numpy() * calendar_multiplier(world, days, area.nation)
+    for i, area in enumerate(world.areas):
+        total = base[area.name].to_numpy() * calendar_multiplier(world, days, area.nation) * events[i]
         if weather:
             total = total * world.temperature.multiplier(weather["x_temperature"])
         for category in CATEGORIES:
@@ -321,6 +381,10 @@ def simulate_daily_counts(world: World, national: pd.DataFrame) -> pd.DataFrame:
     day_index = (expected["ds"] - pd.Timestamp(world.start)).dt.days
     rate = expected["y_expected"].to_numpy() * shocks[area_row.to_numpy(), day_index.to_numpy()]
     counts = rng.poisson(rate)
+    if world.events.capacity.enabled:
+        # Capacity-limited areas: binomial around the same mean, without the gamma shock.
+        capped = expected["area"].isin(world.events.capacity.areas).to_numpy()
+        counts[capped] = world.events.capacity.counts(expected["y_expected"].to_numpy()[capped], world.seed)
     frame = expected.assign(
         unique_id=expected["area"] + "/" + expected["category"],
         y=counts.astype(np.int64),

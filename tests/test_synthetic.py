@@ -146,3 +146,106 @@ def test_impossible_weather_is_rejected(world_spec):
     bad = {**world_spec["temperature"], "autocorrelation": 1.0}
     with pytest.raises(ConfigError, match="autocorrelation"):
         World.from_dict({**world_spec, "temperature": bad})
+
+
+def _with_events(spec: dict, **events) -> dict:
+    merged = {name: dict(part) for name, part in spec["events"].items()}
+    for name, settings in events.items():
+        merged[name] = {**merged[name], "enabled": True, **settings}
+    return {**spec, "events": merged}
+
+
+def test_calendar_is_the_generators_own_not_the_models():
+    source = (ROOT / "forecasting" / "synthetic.py").read_text()
+    assert "forecasting.calendar" not in source and "forecasting.models" not in source
+
+
+def test_named_holidays_day_after_and_other_days_take_their_own_factors(world_spec, national, counts):
+    spec = {
+        **world_spec,
+        "holiday_factors": {"Easter Monday": 1.2},
+        "day_after_holiday_factor": 1.1,
+        "other_days": {"11-05": 1.3},
+    }
+    changed = simulate_daily_counts(World.from_dict(spec), national)
+    ratio = (changed["y_expected"] / counts["y_expected"]).groupby(changed["ds"]).mean()
+    bank_holiday = world_spec["bank_holiday_factor"]
+    assert ratio[pd.Timestamp("2019-04-22")] == pytest.approx(1.2 / bank_holiday)  # Easter Monday
+    assert ratio[pd.Timestamp("2019-04-19")] == pytest.approx(1.0)  # Good Friday keeps the default
+    assert ratio[pd.Timestamp("2019-04-23")] == pytest.approx(1.1)  # the day after Easter Monday
+    assert ratio[pd.Timestamp("2019-11-05")] == pytest.approx(1.3)
+    assert ratio[pd.Timestamp("2019-03-12")] == pytest.approx(1.0)
+
+
+def test_every_event_is_off_by_default_and_the_world_unchanged(world_spec):
+    assert not any(part["enabled"] for part in world_spec["events"].values())
+
+
+def test_level_shift_and_pandemic_move_the_truth_where_and_when_configured(world_spec, national, counts):
+    area = world_spec["areas"][1]["name"]
+    spec = _with_events(
+        world_spec,
+        level_shift={"area": area, "date": "2019-06-01", "factor": 0.9},
+        pandemic={"start": "2020-03-16", "trough_factor": 0.8, "drop_days": 14, "rebound_days": 100},
+    )
+    changed = simulate_daily_counts(World.from_dict(spec), national)
+    ratio = (changed["y_expected"] / counts["y_expected"]).groupby([changed["area"], changed["ds"]]).mean()
+    other = world_spec["areas"][0]["name"]
+    assert ratio[(area, pd.Timestamp("2019-05-31"))] == pytest.approx(1.0)
+    assert ratio[(area, pd.Timestamp("2019-06-01"))] == pytest.approx(0.9)
+    assert ratio[(other, pd.Timestamp("2019-06-01"))] == pytest.approx(1.0)
+    assert ratio[(other, pd.Timestamp("2020-03-30"))] == pytest.approx(0.8)  # the trough
+    assert ratio[(other, pd.Timestamp("2020-05-19"))] == pytest.approx(0.9)  # half way back
+    assert ratio[(other, pd.Timestamp("2020-08-01"))] == pytest.approx(1.0)
+
+
+def test_persistent_deviations_are_autocorrelated_and_in_the_truth(world_spec, national, counts):
+    spec = _with_events(world_spec, ar_deviation={"sd": 0.05, "autocorrelation": 0.8})
+    changed = simulate_daily_counts(World.from_dict(spec), national)
+    area = world_spec["areas"][0]["name"]
+    rows = changed["area"] == area
+    log_ratio = (
+        np.log(changed.loc[rows, "y_expected"] / counts.loc[rows, "y_expected"])
+        .groupby(changed.loc[rows, "ds"])
+        .mean()
+    )
+    assert log_ratio.std() == pytest.approx(0.05, rel=0.2)
+    assert log_ratio.autocorr(1) == pytest.approx(0.8, abs=0.08)
+    assert np.exp(log_ratio).mean() == pytest.approx(1.0, abs=0.01)  # no change of level
+
+
+def test_outages_heatwaves_and_capacity(world_spec, national, counts):
+    spec = _with_events(
+        world_spec,
+        outages={"per_year": 3, "factor": 0.05},
+        heatwaves={"per_year": 2, "length_days": 4, "effect": 0.1},
+        capacity={"areas": [world_spec["areas"][0]["name"]], "headroom": 1.25},
+    )
+    changed = simulate_daily_counts(World.from_dict(spec), national)
+    ratio = (changed["y_expected"] / counts["y_expected"]).round(6)
+    # Outage days count 5 % of calls (10 % more in a heatwave), heatwave days 10 % more.
+    assert set(ratio.unique()) <= {1.0, 1.1, 0.05, 0.055}
+    outage_days = changed[ratio.isin([0.05, 0.055])].groupby("area")["ds"].nunique()
+    assert 3 <= outage_days.mean() <= 25  # about 3 a year over three years
+    heat = changed[ratio == 1.1]["ds"]
+    assert heat.dt.month.isin([6, 7, 8, 9]).all() and heat.nunique() >= 3 * 2 * 3
+    # The capped area's counts vary about 0.2 x their mean (binomial), far below Poisson.
+    capped = changed[changed["area"] == world_spec["areas"][0]["name"]]
+    pearson = (capped["y"] - capped["y_expected"]) / np.sqrt(capped["y_expected"])
+    assert 0.1 < pearson.var() < 0.35
+    assert capped["y"].mean() == pytest.approx(capped["y_expected"].mean(), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "events, message",
+    [
+        ({"level_shift": {"enabled": True, "area": "atlantis"}}, "world.events.level_shift.area=atlantis"),
+        ({"pandemic": {"enabled": True, "trough_factor": 2}}, "world.events.pandemic.trough_factor=2"),
+        ({"outages": {"enabled": "yes"}}, "world.events.outages.enabled=yes"),
+        ({"heatwaves": {"enabled": True, "size": 3}}, "world.events.heatwaves.size is not a setting"),
+        ({"tsunami": {}}, "world.events.tsunami is not a setting"),
+    ],
+)
+def test_impossible_events_are_rejected(world_spec, events, message):
+    with pytest.raises(ConfigError, match=message):
+        World.from_dict({**world_spec, "events": events})
