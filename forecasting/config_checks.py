@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forecasting.calendar import UK_NATIONS
 from forecasting.data import CountChecks
+from forecasting.hierarchy.settings import HierarchySettings
 from forecasting.metrics import MASE_SCALES
 from forecasting.models.base import Forecaster
 from mlops.config_checks import (
@@ -190,6 +191,8 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
     check_all(cfg, count_check_rules("data.checks"), optional=True)
     CountChecks.from_config(_plain(lookup(cfg, "data.checks", default=None)), "data.checks")
     check_model(cfg, "model")
+    records = bool(lookup(cfg, "data.records", default=False))
+    HierarchySettings.from_config(_plain(lookup(cfg, "hierarchy", default=None)), records=records)
     check_tracking(cfg)
     return CheckedForecastConfig(levels=sorted(set(values["levels"])))
 

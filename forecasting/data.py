@@ -36,6 +36,7 @@ from mlops.tables import (
 
 REQUIRED_COLUMNS = ("unique_id", "ds", "y")
 REGRESSOR_PREFIX = "x_"
+LEAF_ID = "unique_id (from hierarchy.levels)"  # the column of joined level values, as messages name it
 
 
 def regressor_columns(frame: pd.DataFrame) -> list[str]:
@@ -198,6 +199,8 @@ def validate_daily_counts(
         the ``keep`` columns, sorted by ``unique_id`` and ``ds``.
     """
     mapping = {name: (columns or {}).get(name, name) for name in REQUIRED_COLUMNS}
+    if isinstance(mapping["unique_id"], list | tuple):  # leaves of a hierarchy: named by several columns
+        raw, mapping["unique_id"] = _joined_ids(raw, [str(c) for c in mapping["unique_id"]], source), LEAF_ID
     if not raw.index.is_unique:  # rows are named by index (= file line - 2): make them distinct
         raw = raw.reset_index(drop=True)
     # Call records may well have x_* columns of their own (x_coord): only mapped ones count there.
@@ -320,6 +323,24 @@ def _regressor_mapping(
     # A file's x_* column renamed by the mapping is taken once, under its new name.
     found = {name: name for name in regressor_columns(raw) if own and name not in mapped.values()}
     return {name: column for name, column in (found | mapped).items() if column is not None}
+
+
+def _joined_ids(raw: pd.DataFrame, id_columns: list[str], source: str) -> pd.DataFrame:
+    """``raw`` with a series name per row: the values of ``id_columns`` joined by ``/`` (``city/C2``)."""
+    missing = [c for c in id_columns if c not in raw.columns]
+    if missing:
+        raise DataValidationError(
+            f"{source}: missing column(s) {missing} named in hierarchy.levels; the file has "
+            f"{list(raw.columns)}{near_misses(missing, raw.columns)}"
+        )
+    blank = raw.index[raw[id_columns].isna().any(axis=1)]
+    if len(blank):
+        raise DataValidationError(
+            f"{source}: {len(blank)} row(s) have no value in {id_columns} at {_file_rows(blank)}; every "
+            "row of a hierarchy needs its value of each level column"
+        )
+    values = [raw[c].astype(str) for c in id_columns]
+    return raw.assign(**{LEAF_ID: values[0].str.cat(values[1:], sep="/") if values[1:] else values[0]})
 
 
 def _checked_counts(frame: pd.DataFrame, column: str, source: str, setting: str = "data") -> pd.Series:

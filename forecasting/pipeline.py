@@ -22,6 +22,13 @@ from sklearn.base import clone
 from forecasting.backtest import rolling_origin_backtest
 from forecasting.config_checks import check_config
 from forecasting.data import future_dates, load_daily_counts, regressor_columns
+from forecasting.hierarchy import (
+    HierarchySettings,
+    describe_levels,
+    hierarchy_contract,
+    level_metrics,
+    metrics_by_level,
+)
 from forecasting.metrics import band_summary, metrics_by_band, metrics_by_horizon, summary_metrics
 from forecasting.models.base import Forecaster, interval_columns
 from forecasting.plots import forecast_figure
@@ -62,10 +69,13 @@ def build_forecaster(model_cfg: DictConfig) -> Forecaster:
 def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     """Run the forecasting job described by ``cfg``, writing tables and plots to ``output_dir``."""
     levels = check_config(cfg).levels  # every config value, before any file is read
+    given = cfg.get("hierarchy")
+    hierarchy = HierarchySettings.from_config(OmegaConf.to_container(given, resolve=True) if given else None)
+    columns, keep = hierarchy.load_options(cfg.data.columns, list(cfg.data.keep))
     data = load_daily_counts(
         cfg.data.path,
-        columns=cfg.data.columns,
-        keep=list(cfg.data.keep),
+        columns=columns,
+        keep=keep,
         exclude_series=list(cfg.data.exclude_series),
         records=bool(cfg.data.records),
         train_end=cfg.data.train_end,
@@ -77,6 +87,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     if filled_days:
         print(f"data: filled {filled_days} missing day(s) with {cfg.data.fill_missing} (data.fill_missing)")
     forecaster = build_forecaster(cfg.model)
+    if hierarchy.enabled:  # every node's series (leaves and totals), forecast then reconciled
+        data, forecaster = hierarchy.wrap(forecaster, data)
     protocol = {key: int(cfg.backtest[key]) for key in ("horizon", "n_origins", "step", "season_length")}
     if cfg.backtest.get("first_cutoff"):
         protocol["first_cutoff"] = str(cfg.backtest.first_cutoff)
@@ -105,6 +117,12 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     modelled = data[["unique_id", "ds", "y", *regressor_columns(data)]]
     fingerprint = dataset_fingerprint(modelled)
     contract = forecast_contract(final, max_horizon, levels, str(cfg.data.name), fingerprint)
+    by_level = None
+    if hierarchy.enabled:  # scores per level; the contract lists every node a caller may ask for
+        contract["hierarchy"] = hierarchy_contract(final)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_level = metrics_by_level(backtest, final.hierarchy, levels)
+        print(describe_levels(by_level, final.method_, levels))
     store = resolve_store(cfg.tracking)
     experiment_id = prepare_experiment(store, cfg.experiment_name)
     client = MlflowClient(store.tracking_uri)
@@ -114,6 +132,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     with staged_outputs(output_dir) as staging:
         backtest.to_csv(staging / "backtest.csv", index=False)
         by_horizon.to_csv(staging / "metrics_by_horizon.csv", index=False)
+        if by_level is not None:
+            by_level.to_csv(staging / "metrics_by_level.csv", index=False)
         if by_band is not None:
             by_band.to_csv(staging / "metrics_by_band.csv", index=False)
         forecast = _forecast_to_show(final, backtest, int(cfg.backtest.horizon), levels)
@@ -145,6 +165,9 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             )
             mlflow.log_metrics(summary)
             mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
+            if by_level is not None:  # e.g. total.mase, area.coverage_80
+                mlflow.log_metrics(level_metrics(by_level))
+                mlflow.set_tag("reconciliation", final.method_)
             for row in by_horizon.to_dict("records"):
                 step = int(row.pop("h"))
                 mlflow.log_metrics({f"{k}_by_horizon": value for k, value in row.items()}, step=step)

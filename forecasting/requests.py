@@ -79,9 +79,12 @@ def forecast_for_requests(
         ~asked["unique_id"].isin(last.index).to_numpy() | requests["unique_id"].isna().to_numpy()
     )
     if len(unknown):
+        # A hierarchy's nodes follow a scheme (leaves, '<column>=<value>' totals, 'total'): say it.
+        naming = getattr(forecaster, "node_naming", None)
         raise ForecastRequestError(
             f"unknown series: `unique_id` in {len(unknown)} row(s) ({_rows(unknown)}) is not a series "
             f"of this model; it forecasts {_listed(list(last.index))}"
+            + (f" (the nodes of its hierarchy: {naming})" if naming else "")
         )
     ahead = (asked["ds"] - asked["unique_id"].map(last)).dt.days
     out_of_range = ((ahead < 1) | (ahead > max_horizon)).to_numpy()

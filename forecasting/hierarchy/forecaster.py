@@ -74,6 +74,11 @@ class HierarchicalForecaster(Forecaster):
         self.step = step
         self.horizon = horizon
 
+    @property
+    def node_naming(self) -> str:
+        """How the nodes are named, for a request that asks for an unknown one."""
+        return self.hierarchy.describe()
+
     def min_history_days(self) -> int:
         from forecasting.backtest import MIN_TRAIN_DAYS
 
@@ -168,9 +173,11 @@ class HierarchicalForecaster(Forecaster):
                     tail = (1 - lv / 100) / 2
                     bounds[f"lo_{lv}"][day] = coherent[day] + _quantile_row(reconciled, tail)
                     bounds[f"hi_{lv}"][day] = coherent[day] + _quantile_row(reconciled, 1 - tail)
+            # Errors of one sign only (a biased model) would leave the mean outside its own interval:
+            # intervals always hold the mean, and counts are never below zero.
             for lv in level:
-                out[f"lo_{lv}"] = np.maximum(bounds[f"lo_{lv}"], 0.0)
-                out[f"hi_{lv}"] = np.maximum(bounds[f"hi_{lv}"], out[f"lo_{lv}"])
+                out[f"lo_{lv}"] = np.clip(bounds[f"lo_{lv}"], 0.0, coherent)
+                out[f"hi_{lv}"] = np.maximum(bounds[f"hi_{lv}"], coherent)
         long = pd.concat(
             {
                 name: pd.DataFrame(values, index=wide.index, columns=nodes).stack()

@@ -20,3 +20,23 @@ def metrics_by_level(backtest: pd.DataFrame, hierarchy: Hierarchy, level: Sequen
             continue
         rows.append({"level": name, "n_nodes": part["unique_id"].nunique(), **summary_metrics(part, level)})
     return pd.DataFrame(rows)
+
+
+def level_metrics(by_level: pd.DataFrame) -> dict[str, float]:
+    """Flat ``<level>.<metric>`` numbers for a tracker, e.g. ``total.mase``, ``area/category.crps``."""
+    return {
+        f"{row['level']}.{name}": float(value)
+        for row in by_level.to_dict("records")
+        for name, value in row.items()
+        if name not in ("level", "n_nodes")
+    }
+
+
+def describe_levels(by_level: pd.DataFrame, method: str, level: Sequence[int]) -> str:
+    """One line per level for the run's log: MASE, CRPS and coverage."""
+    lines = [f"hierarchy: reconciled by {method}; backtest by level:"]
+    for row in by_level.to_dict("records"):
+        cover = ", ".join(f"{lv} % coverage {row[f'coverage_{lv}']:.3f}" for lv in level)
+        nodes = f"{row['level']} ({row['n_nodes']} node(s))"
+        lines.append(f"  {nodes}: MASE {row['mase']:.3f}, CRPS {row['crps']:.2f}, {cover}")
+    return "\n".join(lines)
