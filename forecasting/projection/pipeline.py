@@ -24,7 +24,7 @@ from forecasting.projection.population import scale_to_areas, validate_populatio
 from forecasting.projection.projector import Projection, ProjectionSettings, project_scenarios
 from forecasting.projection.pyfunc_model import log_projection_model
 from forecasting.projection.rates import AgeRateModel
-from forecasting.projection.report import ReportContext, build_charts, render_html
+from forecasting.projection.report import WORKBOOK, ReportContext, build_charts, render_html, write_workbook
 from forecasting.projection.scenario import Scenario
 from forecasting.projection.serving import REQUEST_COLUMNS, output_columns
 from forecasting.projection.splits import MEASURES
@@ -177,16 +177,21 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     # Results appear in output_dir only when everything, registration included, has succeeded.
     with staged_outputs(output_dir) as staging:
         files = _write_tables(projection, backtest, staging)
-        charts = build_charts(projection, headline)
+        # The same tables as one workbook: an emailed report keeps them in one attachment.
+        write_workbook(staging / WORKBOOK, {f: pd.read_csv(staging / f) for f in files if f.endswith(".csv")})
+        files.append(WORKBOOK)
+        charts = build_charts(projection, headline, annual)
         for chart, png in charts.items():
             atomic_write(staging / chart, lambda f, png=png: f.write(png), mode="wb")
         context = ReportContext(
-            title=f"Ambulance demand projection {settings.base_year + 1}-{settings.final_year}",
+            title="Ambulance demand projection",  # the report adds the projected years
             headline=headline,
             population_note=_population_note(cfg),
             history_note=_history_note(cfg, rates),
             rates=rates,
             shape=shape,
+            history=annual,
+            synthetic_history=_synthetic_history(cfg),
             backtest_note=(
                 f"Fitted on the synthetic world up to {cfg.backtest.fit_through} and projecting the later "
                 f"years, expected annual calls were {backtest.annual_mape:.1f} % from the truth on average "
@@ -408,6 +413,12 @@ def _population_note(cfg: DictConfig) -> str:
         else ""
     )
     return f"{p.get('source') or p.path}.{scaled} {p.get('attribution') or ''}".strip()
+
+
+def _synthetic_history(cfg: DictConfig) -> bool:
+    """Whether the history is a synthetic world (the generator writes world.yaml beside its counts)."""
+    counts = Path(str(cfg.history.counts_path))
+    return str(cfg.history.name) == "synthetic" or (counts.parent / "world.yaml").is_file()
 
 
 def _history_note(cfg: DictConfig, rates: AgeRateModel) -> str:

@@ -62,9 +62,10 @@ def test_outputs_for_planners(first_run):
     assert (out / "scenarios_trust.png").stat().st_size > 10_000
     html = result.report_path.read_text()
     # Self-contained: every image is embedded, nothing is fetched from elsewhere.
-    assert re.findall(r"src='([^']{0,22})", html) and all(
-        src.startswith("data:image/png;base64,") for src in re.findall(r"src='([^']{0,22})", html)
+    assert re.findall(r'src="([^"]{0,22})', html) and all(
+        src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]{0,22})', html)
     )
+    assert (out / "projection.xlsx").stat().st_size > 10_000 and 'href="projection.xlsx"' in html
     assert "http" not in html.replace("https://", "").lower() or "<link" not in html
     for phrase in ("Assumptions, in plain words", "with and without more remote closure", "Peak day",
                    "Open Government Licence", "more_remote_closure", "in 2035"):  # fmt: skip
