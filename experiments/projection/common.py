@@ -98,3 +98,35 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:,.1f}") -> str:
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
+
+
+AMBSYS = ROOT / "data" / "external" / "ambsys" / "ambsys_tidy.csv"
+# Isle of Wight (R1F) reports from April 2018 only and is a fraction of a trust's size.
+AMBSYS_EXCLUDE = ("R1F",)
+
+
+def ambsys_annual(years: range = range(2018, 2020)) -> pd.DataFrame:
+    """AmbSYS incidents per ambulance trust and complete calendar year: ``unit, year, calls``."""
+    raw = pd.read_csv(AMBSYS)
+    trusts = raw[(raw["org_level"] == "Ambulance trust") & ~raw["org_code"].isin(AMBSYS_EXCLUDE)]
+    trusts = trusts[trusts["year"].isin(list(years))]
+    months = trusts.groupby(["org_code", "year"])["month"].nunique()
+    complete = months[months == 12].index
+    annual = trusts.groupby(["org_code", "year"])["incidents"].sum().loc[complete]
+    return annual.rename("calls").reset_index().rename(columns={"org_code": "unit"})
+
+
+def weighted_population(population: pd.DataFrame, ratio: dict[str, float]) -> pd.Series:
+    """Age-weighted population by year (residents x relative call rate of their band)."""
+    return (population["population"] * population["age_band"].map(ratio)).groupby(population["year"]).sum()
+
+
+def swast_annual(with_trust: bool = True) -> pd.DataFrame:
+    """SWAST dispatches per area (and the trust) and complete year: ``unit, year, calls``."""
+    from forecasting.projection.history import annual_history
+
+    annual = annual_history(swast_daily()).rename(columns={"area": "unit"})[["unit", "year", "calls"]]
+    if with_trust:
+        trust = annual.groupby("year", as_index=False)["calls"].sum().assign(unit="Trust")
+        annual = pd.concat([annual, trust[["unit", "year", "calls"]]], ignore_index=True)
+    return annual

@@ -79,6 +79,10 @@ RULES: dict[str, Rule] = {
         nullable=True,
         what="a mapping {area: residents in base_year}, e.g. {trust:4600000}",
     ),
+    "uncertainty.drift_sd": Number(0, 1, what="a yearly sd of log growth, e.g. 0.005"),
+    "uncertainty.innovation_sd": Number(0, 1, what="a yearly sd of the log rate, e.g. 0.02"),
+    "uncertainty.shift_probability": Number(0, 1, what="a yearly chance from 0 to 1"),
+    "uncertainty.shift_sd": Number(0, 1, what="an sd of the log level, e.g. 0.07"),
     # Last: it interpolates other groups (data.name, calls.name, population.name) checked above.
     "registry.model_name": Text(),
 }

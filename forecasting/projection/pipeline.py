@@ -28,6 +28,7 @@ from forecasting.projection.report import WORKBOOK, ReportContext, build_charts,
 from forecasting.projection.scenario import Scenario
 from forecasting.projection.serving import REQUEST_COLUMNS, output_columns
 from forecasting.projection.splits import MEASURES
+from forecasting.projection.uncertainty import TrendUncertainty
 from mlops.concurrency import store_lock_path
 from mlops.contract import CONTRACT_VERSION, contract_decision
 from mlops.errors import ConfigError, DataValidationError, UserInputError
@@ -70,6 +71,7 @@ def projection_settings(cfg: DictConfig) -> ProjectionSettings:
         population_sd=float(cfg.population_sd),
         peak_quantile=float(cfg.peak_quantile),
         seed=int(cfg.seed),
+        uncertainty=TrendUncertainty.from_dict(OmegaConf.to_container(cfg.uncertainty, resolve=True)),
     )
 
 

@@ -12,9 +12,10 @@ from forecasting.projection.daily_shape import DailyShape
 from forecasting.projection.population import apply_ageing
 from forecasting.projection.rates import AgeRateModel
 from forecasting.projection.scenario import Scenario
-from forecasting.projection.simulate import simulate_area
+from forecasting.projection.simulate import Simulation, add_simulations, simulate_area
 from forecasting.projection.splits import quantile_label, shares_by_year, split_table
 from forecasting.projection.summaries import annual_fan, daily_fan, growth_ratios, peak_days
+from forecasting.projection.uncertainty import TrendUncertainty
 from mlops.errors import ConfigError
 
 GROWTH_MEASURES = ("calls", "needs_ambulance", "needs_ambulance_no_change")
@@ -40,6 +41,9 @@ class ProjectionSettings:
         Which day counts as a "peak day" (0.95: busier than 95 % of days).
     seed : int
         Seed; every scenario uses the same random numbers so their differences are not noise.
+    uncertainty : TrendUncertainty
+        How far per-capita use can wander from the fitted trend (drift, innovations, level shifts),
+        estimated from real variation (``conf/uncertainty/``); zero keeps only the fit's own.
     """
 
     base_year: int
@@ -49,6 +53,7 @@ class ProjectionSettings:
     population_sd: float = 0.1
     peak_quantile: float = 0.95
     seed: int = 0
+    uncertainty: TrendUncertainty = TrendUncertainty()
 
     @property
     def final_year(self) -> int:
@@ -118,19 +123,52 @@ def project_scenarios(
     population: pd.DataFrame,
     scenarios: Sequence[Scenario],
     settings: ProjectionSettings,
+    total_name: str | None = "total",
 ) -> Projection:
     """Simulate each area of ``population`` under each scenario and summarise.
 
     ``population`` is the validated table for the projection areas (before any scenario), covering
-    the history's last year to the final year.
+    the history's last year to the final year. With several areas, their sum is added as the area
+    ``total_name`` (path by path, so its range is that of the sum, not a sum of ranges); ``None``
+    leaves it out.
     """
     settings.validate(rates.last_year_)
     years = np.arange(rates.last_year_ + 1, settings.final_year + 1)
     quantiles = list(settings.quantiles)
     labels = settings.labels
+    # One draw of the long-range departure from trend, shared by every area and scenario: the
+    # causes (national policy, a pandemic, a counting change) are common to a trust's areas.
+    deviation = settings.uncertainty.log_deviation(
+        np.random.default_rng([settings.seed, 7_919]), settings.n_paths, len(years)
+    )
     parts: dict[str, list[pd.DataFrame]] = {
         name: [] for name in ("annual", "daily", "peaks", "growth", "band", "pop")
     }
+
+    def summarise(sim: Simulation, aged: pd.DataFrame, area: str, scenario: Scenario) -> None:
+        keys = {"area": area, "scenario": scenario.name}
+        shares = shares_by_year(scenario, years, settings.base_year)
+        parts["annual"].append(split_table(annual_fan(sim, quantiles), shares, labels).assign(**keys))
+        parts["daily"].append(daily_fan(sim, quantiles).assign(**keys))
+        parts["peaks"].append(peak_days(sim, quantiles, settings.peak_quantile).assign(**keys))
+        parts["band"].append(sim.annual_by_band.assign(**keys))
+        parts["pop"].append(aged[aged["year"].isin(years)].assign(**keys))
+        ratio = growth_ratios(sim, settings.base_year)
+        base_mean = sim.annual_expected[:, years == settings.base_year].mean()
+        final_mean = sim.annual_expected[:, -1].mean()
+        for measure in GROWTH_MEASURES:
+            factor = shares.loc[settings.final_year, measure] / shares.loc[settings.base_year, measure]
+            row = {**keys, "measure": measure, "mean": final_mean / base_mean * factor - 1}
+            row.update(dict(zip(labels, np.quantile(ratio * factor, quantiles) - 1, strict=True)))
+            parts["growth"].append(pd.DataFrame([row]))
+
+    areas = sorted(population["area"].unique())
+    with_total = total_name is not None and len(areas) > 1
+    if with_total and total_name in areas:
+        raise ConfigError(
+            f"total_area={total_name!r} is also the name of an area; rename the area or the total"
+        )
+    totals: dict[str, tuple[Simulation, pd.DataFrame]] = {}
     for area_index, (area, area_population) in enumerate(population.groupby("area", sort=True)):
         for scenario in scenarios:
             aged = apply_ageing(area_population, scenario.ageing, from_year=rates.last_year_)
@@ -145,22 +183,18 @@ def project_scenarios(
                 settings.n_paths,
                 rng,
                 settings.population_sd,
+                deviation,
             )
-            keys = {"area": str(area), "scenario": scenario.name}
-            shares = shares_by_year(scenario, years, settings.base_year)
-            parts["annual"].append(split_table(annual_fan(sim, quantiles), shares, labels).assign(**keys))
-            parts["daily"].append(daily_fan(sim, quantiles).assign(**keys))
-            parts["peaks"].append(peak_days(sim, quantiles, settings.peak_quantile).assign(**keys))
-            parts["band"].append(sim.annual_by_band.assign(**keys))
-            parts["pop"].append(aged[aged["year"].isin(years)].assign(**keys))
-            ratio = growth_ratios(sim, settings.base_year)
-            base_mean = sim.annual_expected[:, years == settings.base_year].mean()
-            final_mean = sim.annual_expected[:, -1].mean()
-            for measure in GROWTH_MEASURES:
-                factor = shares.loc[settings.final_year, measure] / shares.loc[settings.base_year, measure]
-                row = {**keys, "measure": measure, "mean": final_mean / base_mean * factor - 1}
-                row.update(dict(zip(labels, np.quantile(ratio * factor, quantiles) - 1, strict=True)))
-                parts["growth"].append(pd.DataFrame([row]))
+            summarise(sim, aged, str(area), scenario)
+            if with_total:  # path by path: the areas' paths share the trend draws
+                previous = totals.get(scenario.name)
+                totals[scenario.name] = (
+                    (sim, aged) if previous is None else add_simulations(previous, sim, aged)
+                )
+    for scenario in scenarios if with_total else []:
+        sim, aged = totals[scenario.name]
+        summed = aged.groupby(["year", "age_band"], as_index=False, sort=False)["population"].sum()
+        summarise(sim, summed.assign(area=total_name), str(total_name), scenario)
 
     def stacked(name: str, first: list[str]) -> pd.DataFrame:
         frame = pd.concat(parts[name], ignore_index=True)

@@ -79,6 +79,7 @@ def simulate_area(
     n_paths: int,
     rng: np.random.Generator,
     population_sd: float = 0.1,
+    trend_deviation: np.ndarray | None = None,
 ) -> Simulation:
     """Simulate daily calls in ``area`` for every day of ``years``.
 
@@ -100,6 +101,10 @@ def simulate_area(
     population_sd : float
         Standard deviation of the random factor on the projected population change (0.1: the
         change since the history's last year is uncertain by about a tenth).
+    trend_deviation : ndarray, shape (n_paths, n_years), optional
+        Each path's log departure of per-capita use from the fitted trend in each projection year
+        (:meth:`TrendUncertainty.log_deviation`); drawn once and shared by areas and scenarios, so
+        a trust's total carries it in full and scenario differences are not noise.
     """
     years = np.asarray(years, dtype=int)
     last = rates.last_year_
@@ -114,6 +119,8 @@ def simulate_area(
     trend = rates.trend_factor(draws.trend, years, scenario_trend)
     growth = np.maximum(rng.normal(1.0, population_sd, size=(n_paths, 1)), 0.0)
     annual = trend * (level @ start_pop[:, None] + growth * (level @ change))
+    if trend_deviation is not None:
+        annual = annual * np.exp(trend_deviation)
     if rates.year_sd_ > 0:
         sd = rates.year_sd_
         annual = annual * np.exp(rng.normal(-(sd**2) / 2, sd, size=annual.shape))
@@ -137,6 +144,23 @@ def simulate_area(
         annual_expected=annual,
         annual_by_band=annual_by_band,
     )
+
+
+def add_simulations(
+    total: tuple[Simulation, pd.DataFrame], sim: Simulation, population: pd.DataFrame
+) -> tuple[Simulation, pd.DataFrame]:
+    """A running sum of areas' simulations path by path, with their populations stacked."""
+    first, pop = total
+    by_band = pd.concat([first.annual_by_band, sim.annual_by_band])
+    summed = Simulation(
+        days=first.days,
+        years=first.years,
+        counts=first.counts + sim.counts,
+        expected_daily=first.expected_daily + sim.expected_daily,
+        annual_expected=first.annual_expected + sim.annual_expected,
+        annual_by_band=by_band.groupby(["year", "age_band"], as_index=False, sort=False)["calls"].sum(),
+    )
+    return summed, pd.concat([pop, population], ignore_index=True)
 
 
 def year_starts(days: pd.DatetimeIndex) -> np.ndarray:
