@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 from sklearn.base import clone
@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from forecasting.metrics import MASE_SCALES, mase_scale
 from forecasting.models.base import DEFAULT_LEVELS, Forecaster
+from forecasting.task_split import fits_series_alone, series_chunks
 from mlops.errors import ConfigError
 
 MIN_TRAIN_DAYS = 28
@@ -122,6 +123,8 @@ def rolling_origin_backtest(
     progress: bool | None = None,
     setting_names: Mapping[str, str] | None = None,
     mase_scale: str = "seasonal_naive",
+    map_tasks: Callable[..., list] | None = None,
+    series_per_task: int | None = None,
 ) -> pd.DataFrame:
     """Refit a fresh copy of ``forecaster`` at each origin and forecast ``horizon`` days.
 
@@ -151,6 +154,13 @@ def rolling_origin_backtest(
     mase_scale : str
         MASE's denominator: ``seasonal_naive`` (default) or ``mean_deviation`` (mean absolute
         deviation from the training mean), see :func:`forecasting.metrics.mase_scale`.
+    map_tasks : callable, optional
+        ``map_tasks(fn, tasks, shared)`` returning ``[fn(task, **shared) for task in tasks]`` in
+        order, e.g. an engine's ``map`` (:mod:`mlops.engine`) to run the folds on a cluster; by
+        default they run here, one after another. The results do not depend on it.
+    series_per_task : int, optional
+        With ``map_tasks``, cut each origin into chunks of this many series when the model fits
+        each series alone (:func:`forecasting.task_split.fits_series_alone`); ignored otherwise.
 
     Returns
     -------
@@ -170,16 +180,46 @@ def rolling_origin_backtest(
     check_history(
         df, cutoffs, horizon, n_origins, step, season_length, first_cutoff is not None, names, model_days
     )
+    settings = {
+        "forecaster": forecaster,
+        "horizon": horizon,
+        "level": level,
+        "season_length": season_length,
+        "mase_scale": mase_scale,
+    }
+    if map_tasks is not None:
+        per_task = series_per_task if fits_series_alone(forecaster) else None
+        chunks = series_chunks(df["unique_id"].unique(), per_task)
+        tasks = [(cutoff, chunk) for cutoff in cutoffs for chunk in chunks]
+        return pd.concat(map_tasks(backtest_fold, tasks, {"df": df, **settings}), ignore_index=True)
     show = progress if progress is not None else n_origins > 4
-    folds = []
-    for cutoff in tqdm(cutoffs, desc="backtest origins", disable=not show, leave=False):
-        train = df[df["ds"] <= cutoff]
-        test = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + pd.Timedelta(days=horizon))]
-        forecast = clone(forecaster).fit(train).predict(horizon, level, future=test)
-        fold = test.merge(forecast, on=["unique_id", "ds"], how="inner", validate="one_to_one")
-        scale = origin_scales(train, season_length, mase_scale)
-        fold.insert(1, "cutoff", cutoff)
-        fold.insert(3, "h", (fold["ds"] - cutoff).dt.days)
-        fold["scale"] = fold["unique_id"].map(scale)
-        folds.append(fold)
+    folds = [
+        backtest_fold((cutoff, None), df, **settings)
+        for cutoff in tqdm(cutoffs, desc="backtest origins", disable=not show, leave=False)
+    ]
     return pd.concat(folds, ignore_index=True)
+
+
+def backtest_fold(
+    task: tuple[pd.Timestamp, Sequence[str] | None],
+    df: pd.DataFrame,
+    forecaster: Forecaster,
+    horizon: int,
+    level: Sequence[int],
+    season_length: int,
+    mase_scale: str,
+) -> pd.DataFrame:
+    """One fold of :func:`rolling_origin_backtest`: fit at origin ``task[0]`` on the series
+    ``task[1]`` (all when None) and score the next ``horizon`` days."""
+    cutoff, series = task
+    if series is not None:
+        df = df[df["unique_id"].isin(series)]
+    train = df[df["ds"] <= cutoff]
+    test = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + pd.Timedelta(days=horizon))]
+    forecast = clone(forecaster).fit(train).predict(horizon, level, future=test)
+    fold = test.merge(forecast, on=["unique_id", "ds"], how="inner", validate="one_to_one")
+    scale = origin_scales(train, season_length, mase_scale)
+    fold.insert(1, "cutoff", cutoff)
+    fold.insert(3, "h", (fold["ds"] - cutoff).dt.days)
+    fold["scale"] = fold["unique_id"].map(scale)
+    return fold

@@ -35,6 +35,8 @@ from forecasting.plots import forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
 from mlops.concurrency import store_lock_path
 from mlops.contract import CONTRACT_VERSION, contract_decision
+from mlops.engine import start_engine
+from mlops.engine_checks import check_engine, current_launcher
 from mlops.errors import ConfigError, UserInputError
 from mlops.gate import forecast_problems, refuse, score_problems
 from mlops.integrity import ModelIntegrityError, load_verified_model
@@ -69,6 +71,7 @@ def build_forecaster(model_cfg: DictConfig) -> Forecaster:
 def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     """Run the forecasting job described by ``cfg``, writing tables and plots to ``output_dir``."""
     levels = check_config(cfg).levels  # every config value, before any file is read
+    engine_settings = check_engine(cfg, launcher=current_launcher())
     given = cfg.get("hierarchy")
     hierarchy = HierarchySettings.from_config(OmegaConf.to_container(given, resolve=True) if given else None)
     columns, keep = hierarchy.load_options(cfg.data.columns, list(cfg.data.keep))
@@ -95,7 +98,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     # Only a non-default scale enters the protocol, so champions scored before it existed still match.
     if cfg.backtest.get("mase_scale", "seasonal_naive") != "seasonal_naive":
         protocol["mase_scale"] = str(cfg.backtest.mase_scale)
-    backtest = _backtest(forecaster, data, protocol, levels)
+    with start_engine(engine_settings) as engine:  # a cluster started here stops after the backtest
+        backtest = _backtest(forecaster, data, protocol, levels, engine)
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero MASE scale: the gate says why
         by_horizon = metrics_by_horizon(backtest, levels)
         summary = summary_metrics(backtest, levels)
@@ -284,7 +288,11 @@ def _forecast_to_show(
     return backtest[backtest["cutoff"] == backtest["cutoff"].max()]
 
 
-def _backtest(forecaster: Forecaster, data: pd.DataFrame, protocol: dict, levels: list[int]) -> pd.DataFrame:
+def _backtest(
+    forecaster: Forecaster, data: pd.DataFrame, protocol: dict, levels: list[int], engine=None
+) -> pd.DataFrame:
+    # The local engine keeps the plain loop (and its progress bar); others map the folds.
+    on_cluster = engine is not None and engine.kind != "local"
     try:
         return rolling_origin_backtest(
             forecaster,
@@ -296,6 +304,8 @@ def _backtest(forecaster: Forecaster, data: pd.DataFrame, protocol: dict, levels
             season_length=protocol["season_length"],
             first_cutoff=protocol.get("first_cutoff"),
             mase_scale=protocol.get("mase_scale", "seasonal_naive"),
+            map_tasks=engine.map if on_cluster else None,
+            series_per_task=engine.settings.series_per_task if on_cluster else None,
         )
     except UserInputError:
         raise  # already says what to fix (e.g. "backtest.n_origins must be at least 1")

@@ -1,0 +1,69 @@
+"""Backtests on a Dask cluster give the same table as the plain loop, and survive a lost worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from forecasting.backtest import rolling_origin_backtest
+from forecasting.models import CalendarGLM, Ensemble, GlobalLightGBM, SeasonalNaive
+from forecasting.task_split import fits_series_alone, series_chunks
+from tests.engine.conftest import worker_pids
+
+PROTOCOL = {"horizon": 14, "n_origins": 2, "step": 7}
+
+
+@pytest.fixture(scope="module")
+def recent_counts(synthetic_counts) -> pd.DataFrame:
+    """Four series, 2023: enough for two origins, quick to fit."""
+    series = sorted(synthetic_counts["unique_id"].unique())[:4]
+    recent = synthetic_counts["ds"] >= "2023-01-01"
+    frame = synthetic_counts[synthetic_counts["unique_id"].isin(series) & recent]
+    return frame[["unique_id", "ds", "y"]].reset_index(drop=True)
+
+
+def test_per_series_models_split_by_series_and_global_ones_do_not():
+    assert fits_series_alone(CalendarGLM())
+    assert fits_series_alone(Ensemble([SeasonalNaive(), CalendarGLM()]))
+    assert not fits_series_alone(GlobalLightGBM())
+    assert not fits_series_alone(Ensemble([GlobalLightGBM(), CalendarGLM()]))
+    assert series_chunks(["c", "a", "b"], 2) == [("a", "b"), ("c",)]
+    assert series_chunks(["a", "b"], None) == [None]
+
+
+@pytest.mark.parametrize(
+    "make_model",
+    [CalendarGLM, lambda: GlobalLightGBM(n_estimators=20, calibration_days=56)],
+    ids=["glm_per_series_chunks", "lightgbm_per_origin"],
+)
+def test_dask_backtest_equals_the_local_loop(dask_engine, recent_counts, make_model):
+    local = rolling_origin_backtest(make_model(), recent_counts, **PROTOCOL, progress=False)
+    mapped = rolling_origin_backtest(
+        make_model(), recent_counts, **PROTOCOL, map_tasks=dask_engine.map, series_per_task=2
+    )
+    pd.testing.assert_frame_equal(local, mapped)
+
+
+def test_a_worker_killed_mid_job_loses_nothing(dask_engine):
+    """Tasks of a worker that dies are rescheduled on the others: the job completes, in order."""
+    before = worker_pids(dask_engine)
+    killer = threading.Timer(1.0, os.kill, args=(before[0], signal.SIGKILL))
+    killer.start()
+    started = time.monotonic()
+    results = dask_engine.map(_wait_and_echo, [(0.4, k) for k in range(12)])
+    killer.join()
+    assert results == list(range(12))
+    assert time.monotonic() - started > 1.0  # the kill happened while tasks were running
+    dask_engine.client.wait_for_workers(2, timeout=30)
+    assert before[0] not in worker_pids(dask_engine)  # the nanny started a new worker
+
+
+def _wait_and_echo(task):
+    seconds, value = task
+    time.sleep(seconds)
+    return value
