@@ -138,13 +138,27 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
         "combine": Choice(("mean", "median")),
         "weights": ListOf(Number(0), what="one weight >= 0 per member, e.g. [0.5,0.5]", nullable=True),
     },
+    "forecasting.models.AutoForecaster": {
+        "candidates": MappingOf(what="a mapping {name: model config}, e.g. {glm: {_target_: ...}}"),
+        "combinations": ListOf(
+            Choice(("equal", "inverse_error")), min_length=0, what="a list of equal, inverse_error"
+        ),
+        "max_members": WholeNumber(2, 20),
+        "n_origins": WholeNumber(1, 100, unit="origins"),
+        "step": WholeNumber(1, MAX_DAYS, unit="days"),
+        "horizon": WholeNumber(1, MAX_DAYS, unit="days"),
+        "season_length": WholeNumber(1, 366, unit="days"),
+        "levels": LEVELS,
+        "coverage_tolerance": Number(-1, 1, what="a fraction, e.g. 0.025 for 2.5 points"),
+        "recalibrate": Flag(),
+    },
     "forecasting.models.BacktestConformal": {
         "n_windows": WholeNumber(1, 100, unit="origins"),
         "step": WholeNumber(1, MAX_DAYS, unit="days"),
         "horizon": WholeNumber(1, MAX_DAYS, unit="days"),
     },
 }
-MODEL_CONFIGS = "seasonal_naive, lightgbm, glm, ets, arima, ensemble, conformal"  # conf/model/*.yaml
+MODEL_CONFIGS = "auto, seasonal_naive, lightgbm, glm, ets, arima, ensemble, conformal"  # conf/model/*.yaml
 
 
 def count_check_rules(key: str) -> dict[str, Rule]:
@@ -245,6 +259,12 @@ def check_model(cfg: DictConfig, key: str) -> None:
             raise refuse(f"{key}.weights", weights, allowed)
     if "model" in node:  # a wrapper (conformal) around another model
         check_model(cfg, f"{key}.model")
+    if "candidates" in node:  # auto's candidates, each a full model config
+        candidates = node["candidates"]
+        if not isinstance(candidates, DictConfig | Mapping) or not candidates:
+            raise refuse(f"{key}.candidates", candidates, "a non-empty mapping {name: model config}")
+        for name in candidates:
+            check_model(cfg, f"{key}.candidates.{name}")
 
 
 def _plain(node: object) -> object:

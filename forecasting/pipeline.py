@@ -30,6 +30,7 @@ from forecasting.hierarchy import (
     metrics_by_level,
 )
 from forecasting.metrics import band_summary, metrics_by_band, metrics_by_horizon, summary_metrics
+from forecasting.models.auto import AutoForecaster, selection_table
 from forecasting.models.base import Forecaster, interval_columns
 from forecasting.plots import forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
@@ -109,6 +110,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     summary |= band_summary(by_band) if by_band is not None else {}
     refuse("the backtest", score_problems(summary, ["mase", "mae"]), _why_not_finite(data, protocol))
     final = clone(forecaster).fit(data)
+    selection = _auto_selection(forecaster, final, data, backtest)
     max_horizon = int(cfg.serving.max_horizon)
     # Gate what would be served: the final fit's forecast over the whole servable horizon.
     served = served_forecast(final, data, max_horizon, levels)
@@ -135,6 +137,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     # Results appear in output_dir only when everything, registration included, has succeeded.
     with staged_outputs(output_dir) as staging:
         backtest.to_csv(staging / "backtest.csv", index=False)
+        if selection is not None:  # auto: inner scores behind the choice at each origin
+            selection.to_csv(staging / "auto_selection.csv", index=False)
         by_horizon.to_csv(staging / "metrics_by_horizon.csv", index=False)
         if by_level is not None:
             by_level.to_csv(staging / "metrics_by_level.csv", index=False)
@@ -169,6 +173,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             )
             mlflow.log_metrics(summary)
             mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
+            if selection is not None:  # the registered model: the winner on all the data
+                mlflow.log_params({"auto.winner": final.winner_, "auto.recalibrated": final.recalibrated_})
             if by_level is not None:  # e.g. total.mase, area.coverage_80
                 mlflow.log_metrics(level_metrics(by_level))
                 mlflow.set_tag("reconciliation", final.method_)
@@ -286,6 +292,24 @@ def _forecast_to_show(
         "from requests that carry them"
     )
     return backtest[backtest["cutoff"] == backtest["cutoff"].max()]
+
+
+def _auto_selection(
+    forecaster: Forecaster, final: Forecaster, data: pd.DataFrame, backtest: pd.DataFrame
+) -> pd.DataFrame | None:
+    """For ``model=auto``: the inner scores at every backtest origin and of the final fit (``cutoff``
+    empty), winners ranked 1; printed in short. None for other models."""
+    if not isinstance(forecaster, AutoForecaster):
+        return None
+    table = selection_table(forecaster, data, sorted(backtest["cutoff"].unique()))
+    final_scores = final.scores_.assign(cutoff=pd.NaT)
+    table = pd.concat([table, final_scores[table.columns]], ignore_index=True)
+    winners = table[table["rank"] == 1]["name"].value_counts()
+    chosen = ", ".join(f"{name} x{count}" for name, count in winners.items())
+    calibration = "recalibrated on its inner errors" if final.recalibrated_ else "its own"
+    print(f"auto: winners at the backtest origins and the final fit: {chosen}")
+    print(f"auto: registered model = {final.winner_} refitted on all the data; intervals {calibration}")
+    return table
 
 
 def _backtest(

@@ -41,9 +41,21 @@ def compose_config(name: str, overrides: list[str]):
         return compose(config_name=name, overrides=overrides)
 
 
+# model=auto with two cheap candidates and short inner origins (ETS, ARIMA and LightGBM fits cost
+# seconds each, and auto fits each candidate at every inner origin).
+FAST_AUTO = [
+    "~model.candidates.ets",
+    "~model.candidates.arima",
+    "~model.candidates.lightgbm",
+    "model.n_origins=2",
+    "model.step=14",
+    "model.horizon=14",
+]
+
+
 def fast_forecast_overrides(data_path: Path, store_dir: Path, model: str = "lightgbm") -> list[str]:
     """Overrides that keep a full forecasting run to a few seconds."""
-    speed = ["model.n_estimators=60"] if model == "lightgbm" else []
+    speed = {"lightgbm": ["model.n_estimators=60"], "auto": FAST_AUTO}.get(model, [])
     return [
         f"model={model}",
         *speed,

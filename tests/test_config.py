@@ -13,12 +13,14 @@ from mlops.errors import ConfigError
 from tests.conftest import compose_config
 
 
-def test_defaults_compose_to_the_ensemble_on_synthetic_with_sqlite():
+def test_defaults_compose_to_auto_on_synthetic_with_sqlite():
+    from forecasting.models import AutoForecaster
+
     cfg = compose_config("forecast", [])
     assert cfg.data.name == "synthetic" and cfg.tracking.uri is None
     assert cfg.registry.model_name == "daily-demand-synthetic"
     model = build_forecaster(cfg.model)
-    assert isinstance(model, Ensemble) and isinstance(model.members[0], GlobalLightGBM)
+    assert isinstance(model, AutoForecaster) and isinstance(model.candidates["lightgbm"], GlobalLightGBM)
 
 
 def test_group_and_value_overrides():
@@ -67,7 +69,7 @@ def test_every_model_config_builds(name):
 
 
 def test_ensemble_members_are_models():
-    from forecasting.models import CalendarGLM, Ensemble
+    from forecasting.models import CalendarGLM
 
     model = build_forecaster(compose_config("forecast", ["model=ensemble", "model.combine=median"]).model)
     assert isinstance(model, Ensemble) and model.combine == "median"

@@ -77,10 +77,22 @@ BAD_VALUES = [
     ("forecast", ["model=lightgbm", "model.lambda_l2=-0.1"], "model.lambda_l2", "-0.1"),
     ("forecast", ["model=lightgbm", "model.feature_fraction=0"], "model.feature_fraction", "0"),
     ("forecast", ["model=lightgbm", "model.nation=france"], "model.nation", "france"),
-    ("forecast", ["+model.members.0.learning_rate=-1"], "model.members[0].learning_rate", "-1"),
-    ("forecast", ["model.combine=max"], "model.combine", "max"),
-    ("forecast", ["model.weights=[1]"], "model.weights", "[1]"),
-    ("forecast", ["model.members=[]"], "model.members", "[]"),
+    (
+        "forecast",
+        ["model=ensemble", "+model.members.0.learning_rate=-1"],
+        "model.members[0].learning_rate",
+        "-1",
+    ),
+    ("forecast", ["model=ensemble", "model.combine=max"], "model.combine", "max"),
+    ("forecast", ["model=ensemble", "model.weights=[1]"], "model.weights", "[1]"),
+    ("forecast", ["model=ensemble", "model.members=[]"], "model.members", "[]"),
+    ("forecast", ["model.candidates.lightgbm.num_leaves=1"], "model.candidates.lightgbm.num_leaves", "1"),
+    ("forecast", ["model.candidates.ets=null"], "model.candidates.ets", None),
+    ("forecast", ["model.combinations=[best]"], "model.combinations", "[best]"),
+    ("forecast", ["model.max_members=1"], "model.max_members", "1"),
+    ("forecast", ["model.n_origins=0"], "model.n_origins", "0"),
+    ("forecast", ["model.levels=[100]"], "model.levels", "[100]"),
+    ("forecast", ["model.recalibrate=maybe"], "model.recalibrate", "maybe"),
     ("forecast", ["+model.n_trees=5"], "model.n_trees", None),
     ("forecast", ["model=conformal", "model.model.num_leaves=1"], "model.model.num_leaves", "1"),
     ("forecast", ["model=conformal", "model.n_windows=0"], "model.n_windows", "0"),
@@ -227,7 +239,10 @@ def test_a_bad_value_is_one_line_naming_key_and_value(config, overrides, key, va
     "config, overrides",
     [
         ("forecast", []),
-        *[("forecast", [f"model={name}"]) for name in ("seasonal_naive", "lightgbm", "glm", "ets", "arima")],
+        *[
+            ("forecast", [f"model={name}"])
+            for name in ("seasonal_naive", "lightgbm", "glm", "ets", "arima", "ensemble")
+        ],
         ("forecast", ["model=conformal", "levels=[50,80,95]", "backtest.first_cutoff=2021-01-04"]),
         ("forecast", ["data=swast", "data.train_end=2019-06-30", "data.fill_missing=0"]),
         ("disposition", []),

@@ -41,6 +41,19 @@ def test_first_model_is_champion_worse_one_is_challenger(tmp_path, small_counts_
     assert client.get_model_version_by_alias(NAME, "challenger").version == 2
 
 
+def test_auto_logs_its_choice_at_every_origin_and_registers_the_winner(tmp_path, small_counts_csv):
+    result = _run(tmp_path, small_counts_csv, model="auto")
+    selection = pd.read_csv(result.output_dir / "auto_selection.csv")
+    backtest = pd.read_csv(result.output_dir / "backtest.csv")
+    assert set(selection["cutoff"].dropna()) == set(backtest["cutoff"])
+    assert (selection.groupby(selection["cutoff"].fillna("final"))["rank"].min() == 1).all()
+    final = selection[selection["cutoff"].isna() & (selection["rank"] == 1)]["name"].item()
+    run = MlflowClient(mlflow.get_tracking_uri()).get_run(result.run_id)
+    assert run.data.params["auto.winner"] == final
+    registered = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model().forecaster
+    assert registered.winner_ == final
+
+
 def test_champion_is_rescored_when_data_changed(tmp_path, small_counts_csv, small_counts):
     _run(tmp_path, small_counts_csv, model="seasonal_naive")
     shorter = tmp_path / "shorter.csv"
