@@ -83,6 +83,9 @@ RULES: dict[str, Rule] = {
     "safety.limit": probability(),
     "safety.confidence": probability(),
     "safety.two_sided": Flag(),
+    "safety.delta": probability(),
+    "safety.confirm_power": probability(nullable=True),
+    "safety.grid": WholeNumber(2, nullable=True, unit="candidate thresholds"),
     "baseline_enabled": Flag(),
     "baseline_max_rows": WholeNumber(100, nullable=True, unit="calls"),
     "reasons.top_k": WholeNumber(1, unit="features"),
@@ -109,6 +112,7 @@ OPTIONAL_RULES: dict[str, Rule] = {
     "calls.checks.allow_unmatched_rules": Flag(),
     "calls.split": Choice(SPLITS),
     "calls.split_group": Text(nullable=True, what="a column name, e.g. hospital"),
+    "calls.allow_columns": NAMES,
 }
 
 HINTS = {

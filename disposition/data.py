@@ -12,12 +12,23 @@ and infinite numbers, naming the column, the value and the file line.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from disposition.columns import (
+    BINARY,
+    CONSTANT,
+    NUMERIC,
+    inferred_role,
+    leakage_warnings,
+    parse_numbers,
+    profile_columns,
+    refuse_unusable,
+    render_text,
+)
 from disposition.features import TIME_FEATURES
 from disposition.safety import HardRule, rules_from_mapping
 from disposition.scorer import FeatureSpec
@@ -33,9 +44,6 @@ from mlops.tables import (
 )
 
 TARGET = "_target"
-# A text column with more distinct values than this share of rows is an identifier, not a category.
-_IDENTIFIER_SHARE = 0.5
-_MAX_LEVELS = 1000
 SPLITS = ("temporal", "random", "group")
 
 
@@ -63,6 +71,9 @@ class CallSpec:
     max_duplicate_share: float | None = 0.001
     split: str = "temporal"
     split_group: str | None = None
+    # Columns refused as features by their look (identifier, free text) that the user keeps knowingly.
+    allow_columns: list[str] = field(default_factory=list)
+    decimal: str = "."  # the file's decimal mark (calls.read.decimal), for numbers read as text
 
     @classmethod
     def from_config(cls, calls: Mapping) -> CallSpec:
@@ -75,6 +86,7 @@ class CallSpec:
         if unknown:
             raise ConfigError(f"calls.checks: unknown key(s) {unknown}; it takes {sorted(known)}")
         date_column = str(calls.get("date_column") or "")
+        read = ReadOptions.from_config(calls.get("read"), "calls.read")
         spec = cls(
             name=str(calls.get("name", "calls")),
             date_column=date_column,
@@ -89,7 +101,9 @@ class CallSpec:
             oracle_column=calls.get("oracle_column"),
             never_remote=dict(calls.get("never_remote") or {}),
             subgroups=dict(calls.get("subgroups") or {}),
-            date_format=ReadOptions.from_config(calls.get("read"), "calls.read").date_format,
+            date_format=read.date_format,
+            decimal=read.decimal,
+            allow_columns=[str(c) for c in (calls.get("allow_columns") or [])],
             age_column=checks.get("age_column"),
             max_age=_number(checks.get("max_age", 120), "calls.checks.max_age"),
             earliest_date=str(checks.get("earliest_date") or "1900-01-01"),
@@ -188,6 +202,10 @@ class PreparedCalls:
     rules: list[HardRule]
     spec: CallSpec
     notes: list[str] = field(default_factory=list)
+    # One row per column of the file: role, inferred type, levels, missing share (disposition.columns).
+    columns: pd.DataFrame | None = None
+    # Loud warnings for the console and the top of the report (a feature that leaks the outcome).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def y(self) -> np.ndarray:
@@ -214,8 +232,14 @@ class PreparedCalls:
         return None if column is None else self.frame[column].to_numpy(dtype=float)
 
 
-def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> PreparedCalls:
-    """Validate ``raw`` call records against ``spec`` and build the modelling table."""
+def prepare_calls(
+    raw: pd.DataFrame, spec: CallSpec, source: str = "calls", show: Callable[[str], None] | None = None
+) -> PreparedCalls:
+    """Validate ``raw`` call records against ``spec`` and build the modelling table.
+
+    ``show`` (e.g. ``print``) receives the column summary before any column is refused, and the
+    leakage warnings.
+    """
     if not raw.index.is_unique:  # rows are named by index (= file line - 2): make them distinct
         raw = raw.reset_index(drop=True)
     _check_duplicates(raw, spec, source)
@@ -226,14 +250,8 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     _check_split_group(frame, spec, source)
     _check_ages(frame, spec, source)
     notes: list[str] = []
-    features = _features(frame, spec, y, target_columns, notes, source)
-    if not spec.date_column:
-        notes.append(
-            f"no date column (calls.split={spec.split}): no time features (hour, day of week) and no "
-            "time-of-day subgroups"
-        )
     rules = rules_from_mapping(spec.never_remote)
-    for rule in rules:
+    for rule in rules:  # a setting naming no column is a config mistake: before the column summary
         if rule.column not in frame.columns:
             raise ConfigError(
                 f"hard rule column {rule.column!r} (calls.never_remote) is not in {source}; set "
@@ -241,6 +259,16 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
                 "(once: a second calls.never_remote={...} is merged into the first, not replacing it), "
                 "or add calls.never_remote=null for no hard rules (not advised)"
             )
+    features, profile = _features(frame, spec, y, target_columns, notes, source, show)
+    warnings = leakage_warnings(profile)
+    for warning in warnings:
+        (show or (lambda _: None))(f"WARNING: {warning}")
+    if not spec.date_column:
+        notes.append(
+            f"no date column (calls.split={spec.split}): no time features (hour, day of week) and no "
+            "time-of-day subgroups"
+        )
+    for rule in rules:
         _check_rule_matches(raw, rule, spec, notes, source)
     if spec.oracle_column and spec.oracle_column not in frame.columns:
         raise DataValidationError(
@@ -262,12 +290,15 @@ def prepare_calls(raw: pd.DataFrame, spec: CallSpec, source: str = "calls") -> P
     table = frame[list(dict.fromkeys(c for c in keep if c != spec.date_column))].copy()
     if spec.date_column:
         table[spec.date_column] = dates
+    for column in features.numeric:  # numbers the reader left as text (decimal commas beside junk)
+        if not (pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_bool_dtype(table[column])):
+            table[column] = parse_numbers(table[column], spec.decimal)
     table[TARGET] = y
     if spec.date_column:
         table = table.sort_values(spec.date_column, kind="stable", ignore_index=True)
     else:
         table = table.reset_index(drop=True)  # file order; the split is random or by group
-    return PreparedCalls(table, features, rules, spec, notes)
+    return PreparedCalls(table, features, rules, spec, notes, profile, warnings)
 
 
 def _check_duplicates(raw: pd.DataFrame, spec: CallSpec, source: str) -> None:
@@ -455,7 +486,9 @@ def _features(
     target_columns: set[str],
     notes: list[str],
     source: str,
-) -> FeatureSpec:
+    show: Callable[[str], None] | None = None,
+) -> tuple[FeatureSpec, pd.DataFrame]:
+    """The features, and the column summary (printed through ``show`` before anything is refused)."""
     forbidden = {
         **{c: "is the target or used to compute it" for c in target_columns},
         **{c: "is listed in calls.exclude (leaks the outcome)" for c in spec.exclude},
@@ -467,11 +500,29 @@ def _features(
         forbidden[spec.split_group] = "is the split group (calls.split_group): the test groups are unseen"
     if spec.oracle_column:
         forbidden[spec.oracle_column] = "is the oracle (true probability)"
+    unknown = [c for c in spec.allow_columns if c not in frame.columns]
+    if unknown:
+        raise ConfigError(
+            f"calls.allow_columns names {unknown}, not column(s) of {source}; it has "
+            f"{list(frame.columns)[:12]}{near_misses(unknown, frame.columns)}"
+        )
     explicit = spec.categorical is not None or spec.numeric is not None
+    listed = set(spec.categorical or []) | set(spec.numeric or [])
+    roles = _roles(spec, forbidden)
+
+    def role_of(column: str, kind: str) -> str:
+        if column in listed or (column not in forbidden and not explicit):
+            return "feature" if explicit else inferred_role(kind, column in spec.allow_columns)
+        return roles.get(column, "not used")
+
+    profile = profile_columns(frame, y, role_of, spec.decimal)
+    if show is not None:
+        show(f"Columns of {source} ({len(frame):,} calls):\n{render_text(profile)}")
     if explicit:
         categorical, numeric = list(spec.categorical or []), list(spec.numeric or [])
     else:
-        categorical, numeric = _infer_features(frame, forbidden, notes)
+        refuse_unusable(profile, frame, source, spec.decimal)
+        categorical, numeric = _infer_features(profile, notes)
     named = categorical + numeric
     missing = [c for c in named if c not in frame.columns]
     if missing:
@@ -486,52 +537,56 @@ def _features(
     if not named and not spec.time_features:
         raise ConfigError("no features: list some in calls.features.categorical / calls.features.numeric")
     for column in numeric:
-        _check_numeric(frame[column], column, source)
+        _check_numeric(frame[column], column, source, spec.decimal)
     for column in named:
         _check_informative(frame[column], column, y, source)
-    return FeatureSpec(categorical, numeric, spec.date_column or None, list(spec.time_features))
+    return FeatureSpec(categorical, numeric, spec.date_column or None, list(spec.time_features)), profile
 
 
-def _infer_features(frame: pd.DataFrame, forbidden: Mapping[str, str], notes: list[str]) -> tuple[list, list]:
-    """Every column not forbidden: numbers and booleans numeric, text categorical, identifiers refused."""
-    categorical, numeric = [], []
-    for column in frame.columns:
-        if column in forbidden:
-            continue
-        values = frame[column]
-        if values.nunique(dropna=True) <= 1:
-            notes.append(f"column {column!r} left out: it has a single value")
-            continue
-        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            numeric.append(column)
-        elif pd.api.types.is_datetime64_any_dtype(values):
-            raise ConfigError(
-                f"column {column!r} holds dates; add it to calls.exclude (only calls.date_column is used)"
-            )
-        else:
-            levels = values.nunique(dropna=True)
-            if levels > _MAX_LEVELS or levels > _IDENTIFIER_SHARE * len(values):
-                raise ConfigError(
-                    f"column {column!r} looks like an identifier or free text ({levels} distinct values); "
-                    "add it to calls.exclude"
-                )
-            categorical.append(column)
+def _roles(spec: CallSpec, forbidden: Mapping[str, str]) -> dict[str, str]:
+    """What each column named by a setting is for, as the column summary shows it."""
+    roles = {}
+    for rule in rules_from_mapping(spec.never_remote):
+        roles[rule.column] = "hard rule"
+    for group, column in spec.subgroups.items():
+        if column:
+            roles.setdefault(column, f"subgroup ({group})")
+    short = {
+        "is the target or used to compute it": "target",
+        "is listed in calls.exclude (leaks the outcome)": "excluded",
+        "is the oracle (true probability)": "oracle",
+    }
+    for column, why in forbidden.items():
+        roles[column] = short.get(why, "date" if column == spec.date_column else "split group")
+    return roles
+
+
+def _infer_features(profile: pd.DataFrame, notes: list[str]) -> tuple[list, list]:
+    """Features from the column summary: categories (text, integer codes, allowed) and numbers."""
+    used = profile[profile["role"] == "feature"]
+    kinds = dict(zip(used["column"], used["type"], strict=True))
+    categorical = [c for c, kind in kinds.items() if kind not in (NUMERIC, BINARY)]
+    numeric = [c for c, kind in kinds.items() if kind in (NUMERIC, BINARY)]
+    for column in profile.loc[profile["type"] == CONSTANT, "column"]:
+        notes.append(f"column {column!r} left out: it has a single value")
     notes.append(f"features inferred: categorical {categorical}, numeric {numeric}")
     return categorical, numeric
 
 
-def _check_numeric(values: pd.Series, column: str, source: str) -> None:
+def _check_numeric(values: pd.Series, column: str, source: str, decimal: str = ".") -> None:
     if pd.api.types.is_bool_dtype(values):
         return
     if pd.api.types.is_numeric_dtype(values):
         _check_finite(values, values, column, source)
         return
-    parsed = pd.to_numeric(values, errors="coerce")
+    parsed = parse_numbers(values, decimal)
     bad = values.index[parsed.isna() & values.notna()]
     if len(bad):
         raise DataValidationError(
             f"{source}: numeric feature {column!r} holds non-numbers, e.g. {shown(values[bad[0]])} at "
-            f"{file_lines(bad)}; list it under calls.features.categorical or fix the values"
+            f"{file_lines(bad)}; if such values mean 'unknown' declare them missing with "
+            f'"calls.read.na_values=[{str(values[bad[0]]).strip()!r}]", otherwise list the column under '
+            "calls.features.categorical or fix the values"
         )
     _check_finite(parsed, values, column, source)
 

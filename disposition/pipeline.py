@@ -25,15 +25,16 @@ from disposition.candidate import fit_candidate
 from disposition.config_checks import check_config
 from disposition.data import CallSpec, check_windows, prepare_calls, split_windows
 from disposition.evaluation import (
-    SafetySettings,
     eligible_auc,
     evaluate_window,
     oracle_comparison,
+    safety_settings,
 )
 from disposition.features import add_time_features
 from disposition.model_card import RunSummary, render_model_card, render_report
 from disposition.reasons import agreement
 from disposition.report import reliability_figure, subgroup_labels, subgroup_table
+from disposition.report_sections import ReportSections, add_sections, column_section
 from disposition.run_logging import TrainResult, log_and_register
 from disposition.safety import excluded_by_rules
 from disposition.scorer import RemoteClosureScorer
@@ -58,11 +59,14 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     timings: dict[str, float] = {}
     spec = CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))
     source = str(cfg.calls.path)
-    calls = prepare_calls(read_table(source, cfg.calls.get("read"), "calls.read"), spec, source=source)
-    safety = SafetySettings(float(cfg.safety.limit), float(cfg.safety.confidence), bool(cfg.safety.two_sided))
+    # The column summary (and any leakage warning) is printed before any column is refused.
+    calls = prepare_calls(read_table(source, cfg.calls.get("read"), "calls.read"), spec, source, show=print)
+    sections = ReportSections(warnings=list(calls.warnings))
+    sections.add("Columns", column_section(calls.columns))
     train_mask, cal_mask, test_mask, bounds = split_windows(
         calls, OmegaConf.to_container(cfg.split, resolve=True), int(cfg.seed)
     )
+    safety = safety_settings(cfg.safety, int(test_mask.sum()) / max(int(cal_mask.sum()), 1))
     windows = {"training": train_mask, "calibration": cal_mask, "test": test_mask}
     check_windows(calls.y, windows)
     frame = add_time_features(calls.frame, spec.date_column, calls.features.time_features)
@@ -142,7 +146,9 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     )
     # Results appear in output_dir only when everything, registration included, has succeeded.
     with staged_outputs(output_dir) as staging:
-        paths = _write_outputs(staging, summary, y_test, p_test, labels, int(cfg.report.calibration_bins))
+        paths = _write_outputs(
+            staging, summary, y_test, p_test, labels, int(cfg.report.calibration_bins), sections
+        )
         if agreement_stats:
             metrics.update({f"reasons_fast_{k}": v for k, v in agreement_stats.items() if k != "calls"})
         timings["time_evaluate_s"] = time.perf_counter() - started - sum(timings.values())
@@ -176,6 +182,7 @@ def _write_outputs(
     p: np.ndarray,
     labels: dict,
     bins: int,
+    sections: ReportSections | None = None,
 ) -> dict[str, Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -184,7 +191,7 @@ def _write_outputs(
         "subgroups": output_dir / "subgroups.csv",
         "reliability": output_dir / "reliability.png",
     }
-    paths["report"].write_text(render_report(summary))
+    paths["report"].write_text(add_sections(render_report(summary), sections))
     paths["card"].write_text(render_model_card(summary))
     summary.subgroups.to_csv(paths["subgroups"], index=False)
     by = {"age_band": labels["age_band"]} if "age_band" in labels else None

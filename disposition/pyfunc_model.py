@@ -69,15 +69,31 @@ def made_up_example(
         if column == date_column:
             data[column] = pd.date_range("2024-01-15 09:30", periods=n, freq="5h")
         elif column in categorical and pd.api.types.is_numeric_dtype(values):
-            # Integer-coded categories: the most frequent codes, as codes (a quartile may be no level).
-            data[column] = np.resize(values.dropna().value_counts().index[:n].to_numpy(), n)
+            # Integer-coded categories: the most frequent codes, as codes (a quartile may be no level);
+            # only codes shared by EXAMPLE_MIN_CALLS calls, so an identifier allowed as a feature is
+            # never copied (a code above every one seen stands in).
+            common = _shared_levels(values, n)
+            data[column] = np.resize(common if len(common) else np.array([values.max() + 1]), n)
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            quartiles = values.dropna().quantile([0.5, 0.25, 0.75]).to_numpy(dtype=float)
-            data[column] = np.resize(np.round(quartiles, 2), n)
+            quartiles = np.round(values.dropna().quantile([0.5, 0.25, 0.75]).to_numpy(dtype=float), 2)
+            counts = values.value_counts()
+            # A quartile that is the value of fewer than EXAMPLE_MIN_CALLS calls (an identifier-like
+            # number) is moved off it by a half.
+            rare = np.array([0 < counts.get(q, 0) < EXAMPLE_MIN_CALLS for q in quartiles])
+            data[column] = np.resize(np.where(rare, quartiles + 0.5, quartiles), n)
         else:
-            common = values.dropna().astype(str).value_counts().index[:n].tolist()
+            common = _shared_levels(values.dropna().astype(str), n).tolist() or ["(example)"]
             data[column] = np.resize(np.asarray(common, dtype=object), n)
     return pd.DataFrame(data)
+
+
+# A level shown in the input example must be shared by at least this many training calls.
+EXAMPLE_MIN_CALLS = 10
+
+
+def _shared_levels(values: pd.Series, n: int) -> np.ndarray:
+    counts = values.dropna().value_counts()
+    return counts[counts >= EXAMPLE_MIN_CALLS].index[:n].to_numpy()
 
 
 def request_types(
