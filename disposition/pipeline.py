@@ -39,6 +39,7 @@ from disposition.run_logging import TrainResult, log_and_register
 from disposition.safety import excluded_by_rules
 from disposition.scorer import RemoteClosureScorer
 from forecasting.io import read_table
+from mlops.console import stage
 from mlops.gate import probability_problems, refuse
 from mlops.staging import staged_outputs
 from mlops.tracking import dataset_fingerprint
@@ -72,7 +73,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     frame = add_time_features(calls.frame, spec.date_column, calls.features.time_features)
     timings["time_data_s"] = time.perf_counter() - started
 
-    candidate = fit_candidate(cfg.classifier, cfg, calls, frame, windows, safety)
+    with stage(f"training: {cfg.classifier.name} on {int(train_mask.sum()):,} calls"):
+        candidate = fit_candidate(cfg.classifier, cfg, calls, frame, windows, safety)
     timings["time_fit_s"] = candidate.seconds
     scorer = candidate.scorer
 
@@ -104,9 +106,10 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
 
     baseline_eval = None
     if cfg.baseline_enabled and cfg.baseline.name != cfg.classifier.name:
-        base = fit_candidate(
-            cfg.baseline, cfg, calls, frame, windows, safety, cfg.baseline_max_rows, tune_it=False
-        )
+        with stage(f"baseline: {cfg.baseline.name}"):
+            base = fit_candidate(
+                cfg.baseline, cfg, calls, frame, windows, safety, cfg.baseline_max_rows, tune_it=False
+            )
         p_base = base.scorer.probabilities(test_calls)
         baseline_eval = evaluate_window(y_test, p_base, eligible_test, base.scorer.threshold, safety)
         metrics.update(baseline_eval.flat("baseline_test_"))

@@ -26,7 +26,14 @@ from disposition.scorer import RemoteClosureScorer
 from mlops.concurrency import store_lock_path
 from mlops.contract import CONTRACT_VERSION
 from mlops.registry import CHAMPION, register_and_promote
-from mlops.tracking import dataset_fingerprint, flatten_params, prepare_experiment, resolve_store
+from mlops.tracking import (
+    dataset_fingerprint,
+    flatten_params,
+    prepare_experiment,
+    resolve_store,
+    run_name,
+    tracked_run,
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,9 @@ def log_and_register(
     client = MlflowClient(store.tracking_uri)
     name = str(cfg.registry.model_name)
     output_dir = paths["report"].parent
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    title = run_name("disposition", cfg.classifier.name, cfg.calls.name)
+    began = time.time() - (time.perf_counter() - started)  # the job's start: the run's duration is the job's
+    with tracked_run(experiment_id, title, began, sweep_metric=("test_deployed_share", "maximize")) as run:
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)))
         mlflow.log_params({f"tuned.{k}": v for k, v in tuned.items()})
@@ -120,6 +129,14 @@ def log_and_register(
             },
             decide_against,
             store_lock_path(store.tracking_uri),
+            description=(
+                f"{scorer.model.kind} remote-closure model ({scorer.calibrator.method} calibration) on "
+                f"'{summary.data_name}' (fingerprint {summary.fingerprint}; {summary.target}). Test window: "
+                f"{summary.test.deployed.share:.1%} of calls recommended for remote closure at threshold "
+                f"{scorer.threshold:.4f}, under-triage {summary.test.deployed.under_triage:.2%} (limit "
+                f"{float(cfg.safety.limit):.1%}); flagged subgroups: {', '.join(flagged) or 'none'}.\n"
+                f"Run {run.info.run_id} ({title})."
+            ),
         )
         if rescored.get("champion") is not None:
             metrics.update(rescored["champion"].as_dict("champion_same_calls_"))

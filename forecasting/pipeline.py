@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from forecasting.models.base import Forecaster, interval_columns
 from forecasting.plots import forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
 from mlops.concurrency import store_lock_path
+from mlops.console import stage
 from mlops.contract import CONTRACT_VERSION, contract_decision
 from mlops.engine import start_engine
 from mlops.engine_checks import check_engine, current_launcher
@@ -43,7 +45,15 @@ from mlops.gate import forecast_problems, refuse, score_problems
 from mlops.integrity import ModelIntegrityError, load_verified_model
 from mlops.registry import CHAMPION, PromotionDecision, register_and_promote
 from mlops.staging import staged_outputs
-from mlops.tracking import dataset_fingerprint, flatten_params, prepare_experiment, resolve_store
+from mlops.tracking import (
+    config_choice,
+    dataset_fingerprint,
+    flatten_params,
+    prepare_experiment,
+    resolve_store,
+    run_name,
+    tracked_run,
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ def build_forecaster(model_cfg: DictConfig) -> Forecaster:
 
 def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     """Run the forecasting job described by ``cfg``, writing tables and plots to ``output_dir``."""
+    started = time.time()  # the MLflow run's start: its duration covers the backtest and the fit
     levels = check_config(cfg).levels  # every config value, before any file is read
     engine_settings = check_engine(cfg, launcher=current_launcher())
     given = cfg.get("hierarchy")
@@ -99,8 +110,12 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     # Only a non-default scale enters the protocol, so champions scored before it existed still match.
     if cfg.backtest.get("mase_scale", "seasonal_naive") != "seasonal_naive":
         protocol["mase_scale"] = str(cfg.backtest.mase_scale)
+    model_label = config_choice("model", type(forecaster).__name__)
+    clock = time.monotonic()
     with start_engine(engine_settings) as engine:  # a cluster started here stops after the backtest
-        backtest = _backtest(forecaster, data, protocol, levels, engine)
+        with stage(f"backtest: {model_label}, {protocol['n_origins']} origins"):
+            backtest = _backtest(forecaster, data, protocol, levels, engine)
+    timings = {"backtest_seconds": time.monotonic() - clock}
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero MASE scale: the gate says why
         by_horizon = metrics_by_horizon(backtest, levels)
         summary = summary_metrics(backtest, levels)
@@ -109,7 +124,10 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     # e.g. mase_h43_84 beside the overall mase: a published protocol's band, no rescoring by hand
     summary |= band_summary(by_band) if by_band is not None else {}
     refuse("the backtest", score_problems(summary, ["mase", "mae"]), _why_not_finite(data, protocol))
-    final = clone(forecaster).fit(data)
+    clock = time.monotonic()
+    with stage(f"final fit: {model_label} on {data['unique_id'].nunique()} series"):
+        final = clone(forecaster).fit(data)
+    timings["fit_seconds"] = time.monotonic() - clock
     selection = _auto_selection(forecaster, final, data, backtest)
     max_horizon = int(cfg.serving.max_horizon)
     # Gate what would be served: the final fit's forecast over the whole servable horizon.
@@ -152,9 +170,11 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         figure.savefig(staging / "forecast.png", dpi=110)
         plt.close(figure)
 
-        with mlflow.start_run(experiment_id=experiment_id) as run:  # a failure inside marks it FAILED
+        title = run_name("forecast", model_label, cfg.data.name)
+        with tracked_run(experiment_id, title, started, sweep_metric=("mase", "minimize")) as run:
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)))
+            mlflow.log_metrics(timings)
             with warnings.catch_warnings():  # MLflow cannot tell which kind of local source a path is
                 warnings.simplefilter("ignore", UserWarning)
                 dataset = mlflow.data.from_pandas(
@@ -209,6 +229,9 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
                     store.tracking_uri,
                 ),
                 store_lock_path(store.tracking_uri),
+                description=_version_description(
+                    model_label, forecaster, cfg, contract, protocol, summary, run
+                ),
             )
             mlflow.set_tag("promotion", decision.reason)
 
@@ -221,6 +244,37 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         summary,
         output_dir,
         store.ui_command,
+    )
+
+
+def _version_description(
+    model_label: str,
+    forecaster: Forecaster,
+    cfg: DictConfig,
+    contract: dict,
+    protocol: dict,
+    summary: dict,
+    run,
+) -> str:
+    """What the registry shows for the version: the model, its data, its backtest scores, its run."""
+    ends = contract["train_end"]
+    scores = ", ".join(
+        f"{label} {summary[key]:.3f}"
+        for key, label in (
+            ("mase", "MASE"),
+            ("mae", "MAE"),
+            ("coverage_80", "80 % coverage"),
+            ("coverage_95", "95 % coverage"),
+        )
+        if key in summary
+    )
+    return (
+        f"{model_label} ({type(forecaster).__name__}): daily calls for {len(contract['series'])} series of "
+        f"data '{cfg.data.name}' (fingerprint {contract['data']['fingerprint']}), trained to "
+        f"{ends if isinstance(ends, str) else 'per-series ends'}, "
+        f"serving up to {contract['max_horizon']} days.\n"
+        f"Backtest ({protocol['n_origins']} origins, {protocol['horizon']}-day horizon): {scores}.\n"
+        f"Run {run.info.run_id} ({run.info.run_name})."
     )
 
 

@@ -11,11 +11,14 @@ because it runs inside the job, in whichever process executes it.
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import re
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TypeVar
@@ -162,7 +165,7 @@ def log_console(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        with tee_output(job_log_path()):
+        with quiet_mlflow(), tee_output(job_log_path()):
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -197,3 +200,113 @@ def attach_log_to_run(tracking_uri: str, run_id: str, artifact_path: str) -> Non
         retry_transient(lambda: client.log_artifact(run_id, str(path), artifact_path))
     except (MlflowException, OSError) as error:
         print(f"warning: the log was not copied to MLflow run {run_id}: {error}", file=sys.stderr)
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """Silence MLflow's routine INFO lines and artifact download bars while inside, unless asked for.
+
+    "Validating input example against model signature", "Creating initial MLflow database tables"
+    and a "Downloading artifacts" bar per model load say nothing a user must act on and bury the
+    app's own lines. MLflow's warnings and errors still show. MLflow's own variables bring them
+    back: ``MLFLOW_LOGGING_LEVEL=INFO``, ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true``. Off a
+    terminal, library bars (tqdm, e.g. the backtest's) are off too: they redraw one line with
+    carriage returns, noise in a piped log; the steps print plain lines instead (:func:`stage`).
+    Everything is restored on exit, so a job run in-process (tests, notebooks) leaves no trace.
+    """
+    logger = logging.getLogger("mlflow")
+    saved_level = logger.level
+    settings = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    if not interactive():
+        settings["TQDM_DISABLE"] = "1"
+    saved_env = {key: os.environ.get(key) for key in settings}
+    for key, value in settings.items():
+        os.environ.setdefault(key, value)
+    if not os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved_level)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def interactive(stream: IO[str] | None = None) -> bool:
+    """Whether ``stream`` (stderr by default) is a terminal, where a redrawn bar makes sense."""
+    stream = stream if stream is not None else sys.stderr
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced by an object without isatty
+        return False
+
+
+@contextmanager
+def stage(description: str, stream: IO[str] | None = None, refresh: float = 1.0) -> Iterator[None]:
+    """Show that a long step is running, with its elapsed time.
+
+    On a terminal, a bar with a running clock (tqdm, redrawn every ``refresh`` seconds by a
+    background thread, as a single opaque call such as a model fit gives no progress of its
+    own) that stays as ``<description>: done in 12.3 s``. Elsewhere (a pipe, a log file, CI),
+    two plain lines: ``<description> ...`` and ``<description>: done in 12.3 s``.
+
+    Parameters
+    ----------
+    description : str
+        What is running, e.g. "final fit (ensemble, 28 series)".
+    stream : text stream, optional
+        Where to write; stderr by default.
+    refresh : float, default 1.0
+        Seconds between redraws on a terminal.
+    """
+    stream = stream if stream is not None else sys.stderr
+    started = time.monotonic()
+    if not interactive(stream):
+        print(f"{description} ...", file=stream, flush=True)
+        yield
+        print(f"{description}: done in {time.monotonic() - started:.1f} s", file=stream, flush=True)
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=description, file=stream, bar_format="{desc}: {elapsed}", leave=False)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(refresh):
+            bar.refresh()
+
+    clock = threading.Thread(target=tick, daemon=True)
+    clock.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        clock.join()
+        bar.close()
+    print(f"{description}: done in {time.monotonic() - started:.1f} s", file=stream, flush=True)
+
+
+def progress(
+    items: Iterable, description: str, total: int | None = None, stream: IO[str] | None = None
+) -> Iterator:
+    """Iterate over ``items`` showing progress: a tqdm bar on a terminal, otherwise a plain line at
+    about every tenth of the way and at the end (``<description>: 3/10``)."""
+    stream = stream if stream is not None else sys.stderr
+    total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
+    if interactive(stream):
+        from tqdm import tqdm
+
+        yield from tqdm(items, desc=description, total=total, file=stream, leave=False)
+        return
+    started = time.monotonic()
+    every = max(1, (total or 10) // 10)
+    done = 0
+    for item in items:
+        yield item
+        done += 1
+        if done % every == 0 or done == total:
+            of = f"/{total}" if total else ""
+            print(f"{description}: {done}{of} ({time.monotonic() - started:.0f} s)", file=stream, flush=True)

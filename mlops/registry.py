@@ -62,8 +62,12 @@ def register_and_promote(
     decide: Callable[[ModelVersion | None], PromotionDecision],
     lock_path: Path,
     rounds: int = 5,
+    description: str = "",
 ) -> tuple[ModelVersion, PromotionDecision]:
     """Decide against the current champion, then register the candidate and apply the decision.
+
+    ``description`` (what the model is, its data and scores) becomes the version's description in
+    the registry, followed by the decision and its reason.
 
     Everything that can fail before the model is worth keeping (re-scoring the champion, loading
     it, comparing contracts) happens in ``decide``, before any version exists: a run that stops
@@ -90,7 +94,7 @@ def register_and_promote(
                 continue
             version = _register(model_uri, name, tags)
             try:
-                apply_decision(client, version, decision)
+                apply_decision(client, version, decision, description)
             except BaseException:
                 number = version.version
                 retry_transient(lambda: client.delete_model_version(name, number))  # noqa: B023
@@ -115,13 +119,19 @@ def version_with_alias(client: MlflowClient, name: str, alias: str) -> ModelVers
         return None
 
 
-def apply_decision(client: MlflowClient, version: ModelVersion, decision: PromotionDecision) -> None:
-    """Move ``champion`` to the version if promoted, else mark it ``challenger``; record why."""
+def apply_decision(
+    client: MlflowClient, version: ModelVersion, decision: PromotionDecision, description: str = ""
+) -> None:
+    """Move ``champion`` to the version if promoted, else mark it ``challenger``; record why (in a tag
+    and, after ``description``, in the version's description, which the registry UI shows)."""
     alias = CHAMPION if decision.promoted else CHALLENGER
     retry_transient(lambda: client.set_registered_model_alias(version.name, alias, version.version))
     retry_transient(
         lambda: client.set_model_version_tag(version.name, version.version, "promotion", decision.reason)
     )
+    text = f"{description.strip()}\n\n" if description.strip() else ""
+    text += f"Registered as {alias}: {decision.reason}."
+    retry_transient(lambda: client.update_model_version(version.name, version.version, description=text))
 
 
 def promote_on_evidence(

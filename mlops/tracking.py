@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,8 +101,11 @@ def prepare_experiment(store: TrackingStore, experiment_name: str, retries: int 
         try:
             experiment = client.get_experiment_by_name(experiment_name)
             if experiment is not None:
+                _mark_classic(client, experiment)
                 return experiment.experiment_id
-            return client.create_experiment(experiment_name, artifact_location=store.artifact_root)
+            return client.create_experiment(
+                experiment_name, artifact_location=store.artifact_root, tags={EXPERIMENT_KIND_TAG: CLASSIC_ML}
+            )
         except Exception as error:  # noqa: BLE001 - a lost race shows up as various database errors
             if is_permission_denied(error):
                 raise permission_denied(f"experiment {experiment_name!r}", "experiment_name") from error
@@ -108,6 +113,23 @@ def prepare_experiment(store: TrackingStore, experiment_name: str, retries: int 
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+# MLflow 3's UI opens an experiment on its GenAI overview (traces, evaluations) unless the experiment
+# says it holds model-development runs; with this tag it opens on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CLASSIC_ML = "custom_model_development"
+
+
+def _mark_classic(client: MlflowClient, experiment) -> None:
+    """Tag an experiment made before the tag existed (or by hand), unless it already has a kind."""
+    if EXPERIMENT_KIND_TAG in (experiment.tags or {}):
+        return
+    try:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
+    except MlflowException as error:  # another user's experiment on a team server: theirs to set
+        if not is_permission_denied(error):
+            raise
 
 
 def is_permission_denied(error: BaseException) -> bool:
@@ -149,3 +171,87 @@ def flatten_params(tree: Mapping[str, object], prefix: str = "") -> dict[str, ob
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+# A sweep's parent run, for the jobs to nest under (set by mlops.hydra_callbacks.PrepareTrackingStore
+# in the launching process; parallel joblib workers inherit it).
+PARENT_RUN_ENV = "AMBULANCE_PARENT_RUN_ID"
+PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
+SWEEP_METRIC_TAG = "sweep_metric"  # the metric a sweep ranks its runs by, e.g. "mase"
+SWEEP_GOAL_TAG = "sweep_goal"  # "minimize" or "maximize"
+OVERRIDES_TAG = "overrides"  # the job's command-line overrides, as the sweep varied them
+
+
+def run_name(app: str, *parts: object) -> str:
+    """A readable run name from the app, the model and the data, e.g. ``forecast-ensemble-swast``."""
+    words = [re.sub(r"[^a-z0-9]+", "-", str(p).lower()).strip("-") for p in (app, *parts) if p]
+    return "-".join(w for w in words if w)
+
+
+def config_choice(group: str, fallback: object) -> str:
+    """The option chosen for a config group in this Hydra job (``model=glm`` gives ``glm``); outside a
+    Hydra job (tests, notebooks) or for a group without a choice, ``fallback``."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get(group)
+    except ValueError:  # no Hydra job is running
+        choice = None
+    return str(choice or fallback)
+
+
+def job_overrides() -> str:
+    """This Hydra job's command-line overrides (one job's values in a sweep), or "" outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return " ".join(HydraConfig.get().overrides.task)
+    except ValueError:
+        return ""
+
+
+@contextmanager
+def tracked_run(
+    experiment_id: str,
+    name: str,
+    started: float,
+    tags: Mapping[str, str] | None = None,
+    sweep_metric: tuple[str, str] | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that started when the job did and nests under its sweep's parent run.
+
+    The jobs check, backtest and fit before they open the run (so a failure leaves no run); giving
+    the run the job's own start time makes its duration in the UI the job's, backtest included.
+
+    Parameters
+    ----------
+    experiment_id : str
+    name : str
+        The run name, e.g. from :func:`run_name`.
+    started : float
+        When the job started, as :func:`time.time` gave it.
+    tags : mapping, optional
+        More tags for the run.
+    sweep_metric : (str, str), optional
+        The metric a sweep ranks this app's runs by and its goal, e.g. ``("mase", "minimize")``.
+    """
+    client = MlflowClient()
+    all_tags = {**(tags or {})}
+    if overrides := job_overrides():
+        all_tags[OVERRIDES_TAG] = overrides[:5000]
+    if sweep_metric:
+        all_tags[SWEEP_METRIC_TAG], all_tags[SWEEP_GOAL_TAG] = sweep_metric
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if parent and _parent_in(client, parent, experiment_id):
+        all_tags[PARENT_TAG] = parent
+    run = client.create_run(experiment_id, start_time=int(started * 1000), tags=all_tags, run_name=name)
+    with mlflow.start_run(run_id=run.info.run_id) as active:  # a failure inside marks it FAILED
+        yield active
+
+
+def _parent_in(client: MlflowClient, parent: str, experiment_id: str) -> bool:
+    """Whether the sweep's parent run is in this experiment (a swept experiment name is not)."""
+    try:
+        return client.get_run(parent).info.experiment_id == experiment_id
+    except MlflowException:
+        return False

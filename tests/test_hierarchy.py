@@ -127,16 +127,19 @@ def toy_world(correlated: bool, days: int = 420, seed: int = 0) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def fitted(frame: pd.DataFrame, method: str = "mint_shrink") -> tuple[HierarchicalForecaster, pd.DataFrame]:
+def fitted(
+    frame: pd.DataFrame, method: str = "mint_shrink", intervals: str = "joint_errors"
+) -> tuple[HierarchicalForecaster, pd.DataFrame]:
     nodes, hierarchy = aggregate(frame, ["area", "category"])
     model = HierarchicalForecaster(
-        SeasonalNaive(), hierarchy, method=method, n_windows=6, step=14, horizon=14
+        SeasonalNaive(), hierarchy, method=method, n_windows=6, step=14, horizon=14, intervals=intervals
     )
     return model.fit(nodes), nodes
 
 
-def test_forecasts_are_coherent_with_ordered_intervals_for_every_node():
-    model, nodes = fitted(toy_world(True), method="auto")
+@pytest.mark.parametrize("intervals", ["joint_errors", "copula"])
+def test_forecasts_are_coherent_with_ordered_intervals_for_every_node(intervals):
+    model, nodes = fitted(toy_world(True), method="auto", intervals=intervals)
     assert model.method_ in METHODS and set(model.method_scores_) == set(METHODS)
     forecast = model.predict(14, [80, 95])
     wide = forecast.pivot(index="ds", columns="unique_id", values="mean")
@@ -147,12 +150,13 @@ def test_forecasts_are_coherent_with_ordered_intervals_for_every_node():
     assert model.predict(3, [80], series=["total"])["unique_id"].unique().tolist() == ["total"]
 
 
-def test_a_totals_interval_follows_how_its_leaves_move_together():
+@pytest.mark.parametrize("intervals", ["joint_errors", "copula"])
+def test_a_totals_interval_follows_how_its_leaves_move_together(intervals):
     """Leaves with a shared shock give the total a wider interval than independent leaves of the
     same spread: the intervals keep the dependence instead of assuming independence."""
 
     def total_width(correlated: bool) -> float:
-        forecast = fitted(toy_world(correlated))[0].predict(14, [80])
+        forecast = fitted(toy_world(correlated), intervals=intervals)[0].predict(14, [80])
         total = forecast[forecast["unique_id"] == "total"]
         return float((total["hi_80"] - total["lo_80"]).mean())
 

@@ -77,6 +77,7 @@ def test_bad_hierarchy_settings_are_refused_before_any_work(tmp_path, area_categ
     for extra, message in [
         (["hierarchy.method=mint"], "hierarchy.method='mint': choose one of"),
         (["hierarchy.n_windows=1"], "hierarchy.n_windows=1 must be a whole number from 2"),
+        (["hierarchy.intervals=normal"], "hierarchy.intervals='normal': choose one of joint_errors, copula"),
         (["data.records=true"], "needs daily counts"),
     ]:
         with pytest.raises(ConfigError, match=message):

@@ -34,6 +34,16 @@ def test_first_model_is_champion_worse_one_is_challenger(tmp_path, small_counts_
     assert run.data.params["model._target_"] == "forecasting.models.GlobalLightGBM"
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"config.yaml", "results"} <= artifacts
+    # Named by app, model and data; the run spans the backtest and the final fit, both timed.
+    assert run.info.run_name == "forecast-globallightgbm-synthetic"
+    seconds = run.data.metrics["backtest_seconds"] + run.data.metrics["fit_seconds"]
+    assert (run.info.end_time - run.info.start_time) / 1000 >= seconds > 0
+    assert (
+        client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"]
+        == "custom_model_development"
+    )
+    described = client.get_model_version(NAME, "1").description
+    assert "GlobalLightGBM" in described and "MASE" in described and "Registered as champion" in described
 
     worse = _run(tmp_path, small_counts_csv, model="seasonal_naive")
     assert not worse.promoted and "does not beat" in worse.reason

@@ -29,17 +29,22 @@ re-summed, so the output stays coherent and non-negative.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.base import clone
 
-from forecasting.hierarchy.reconcile import METHODS, projection
+from forecasting.hierarchy.reconcile import METHODS, projection, shrunk_covariance
 from forecasting.hierarchy.structure import Hierarchy
 from forecasting.models.base import Forecaster
 from mlops.errors import ConfigError
 
 HORIZON_BAND = 3  # days either side of h whose error vectors also calibrate h
 CHOICES = (*METHODS, "auto")
+INTERVALS = ("joint_errors", "copula")
+COPULA_LEVELS = [80, 95]  # the model's own intervals that give each node's spread for the copula
 
 
 class HierarchicalForecaster(Forecaster):
@@ -56,6 +61,12 @@ class HierarchicalForecaster(Forecaster):
     n_windows, step, horizon : int
         Earlier origins refitted for the errors (each costs one fit of ``model``), days between
         them, and the longest horizon calibrated (later days reuse its errors).
+    intervals : str
+        ``joint_errors``: each node's bounds are quantiles of the reconciled joint error vectors
+        (above). ``copula``: a Gaussian copula; each node's base error is normal with the spread of
+        the model's own interval that day, the errors correlate as the Pearson residuals at the
+        earlier origins (shrunk as for MinT), and the reconciled error of each node is normal with
+        the variance this implies (``A Sigma A'``, ``A = S P``).
     """
 
     def __init__(
@@ -66,6 +77,7 @@ class HierarchicalForecaster(Forecaster):
         n_windows: int = 8,
         step: int = 14,
         horizon: int = 84,
+        intervals: str = "joint_errors",
     ):
         self.model = model
         self.hierarchy = hierarchy
@@ -73,6 +85,7 @@ class HierarchicalForecaster(Forecaster):
         self.n_windows = n_windows
         self.step = step
         self.horizon = horizon
+        self.intervals = intervals
 
     @property
     def node_naming(self) -> str:
@@ -88,6 +101,8 @@ class HierarchicalForecaster(Forecaster):
     def fit(self, df: pd.DataFrame) -> HierarchicalForecaster:
         if self.method not in CHOICES:
             raise ConfigError(f"hierarchy.method={self.method!r}: choose one of {list(CHOICES)}")
+        if self.intervals not in INTERVALS:
+            raise ConfigError(f"hierarchy.intervals={self.intervals!r}: choose one of {list(INTERVALS)}")
         if int(self.n_windows) < 2 or int(self.step) < 1 or int(self.horizon) < 1:
             raise ValueError("n_windows must be at least 2, step and horizon at least 1")
         nodes = list(self.hierarchy.nodes)
@@ -102,6 +117,7 @@ class HierarchicalForecaster(Forecaster):
         self.method_scores_ = self._method_scores(folds, errors) if self.method == "auto" else {}
         scores = self.method_scores_
         self.method_ = min(scores, key=scores.get) if scores else self.method
+        self.errors_ = flat  # kept so that another method can be applied without refitting
         self.projection_ = projection(self.method_, self.hierarchy.S, flat)
         # Pearson residuals keep each node's error on a scale that follows its level.
         base = _joint(folds, "mean", nodes).to_numpy()
@@ -110,8 +126,28 @@ class HierarchicalForecaster(Forecaster):
         self.pearson_by_h_ = {
             h: pearson[np.abs(h_of_row - h) <= HORIZON_BAND] for h in range(1, int(self.horizon) + 1)
         }
+        shrunk, _ = shrunk_covariance(pearson)
+        sd = np.sqrt(np.maximum(np.diag(shrunk), 1e-12))
+        self.correlation_ = shrunk / np.outer(sd, sd)
         self.model_ = clone(self.model).fit(df)
+        self.base_forecasts_ = {}
         return self
+
+    def __getstate__(self):
+        # Base forecasts cached for the comparisons of a benchmark are not part of the model.
+        state = super().__getstate__()
+        return {**state, "base_forecasts_": {}} if "base_forecasts_" in state else state
+
+    def reconciled_with(self, method: str, intervals: str | None = None) -> HierarchicalForecaster:
+        """This fitted model reconciling by ``method`` (and making ``intervals``) instead, with the
+        same base forecasts and errors, e.g. to compare methods in a benchmark without refitting."""
+        if method not in METHODS:
+            raise ValueError(f"unknown reconciliation method {method!r}; choose from {list(METHODS)}")
+        other = copy.copy(self)
+        other.intervals = intervals or self.intervals
+        other.method_ = method
+        other.projection_ = projection(method, self.hierarchy.S, self.errors_)
+        return other
 
     def _earlier_origin_forecasts(self, df: pd.DataFrame) -> pd.DataFrame:
         from forecasting.backtest import rolling_origin_backtest  # it imports the models package
@@ -157,13 +193,21 @@ class HierarchicalForecaster(Forecaster):
 
     def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         nodes = list(self.hierarchy.nodes)
-        base = self.model_.predict(h, [])  # every node: reconciliation needs them all
+        copula = bool(level) and self.intervals == "copula"
+        # Every node: reconciliation needs them all (with the model's own bounds for the copula).
+        base_levels = COPULA_LEVELS if copula else []
+        key = (int(h), tuple(base_levels))
+        if key not in self.base_forecasts_:  # shared with reconciled_with() copies: one prediction
+            self.base_forecasts_[key] = self.model_.predict(h, base_levels)
+        base = self.base_forecasts_[key]
         wide = base.pivot(index="ds", columns="unique_id", values="mean")[nodes]
         S, P = self.hierarchy.S, self.projection_
         leaves = np.maximum(wide.to_numpy() @ P.T, 0.0)  # (day, leaf)
         coherent = leaves @ S.T
         out = {"mean": coherent}
-        if level:
+        if copula:
+            out |= self._copula_bounds(base, wide, coherent, level)
+        elif level:
             root = np.sqrt(np.maximum(wide.to_numpy(), 1.0))
             bounds = {f"{side}_{lv}": np.empty_like(coherent) for lv in level for side in ("lo", "hi")}
             for day in range(len(wide)):
@@ -187,6 +231,31 @@ class HierarchicalForecaster(Forecaster):
         )
         long = long.rename_axis(["ds", "unique_id"]).reset_index()
         return frame[["unique_id", "ds"]].merge(long, on=["unique_id", "ds"], how="left")
+
+    def _copula_bounds(
+        self, base: pd.DataFrame, wide: pd.DataFrame, coherent: np.ndarray, level: list[int]
+    ) -> dict[str, np.ndarray]:
+        """Normal bounds from the copula: base spreads from the model's own intervals."""
+        nodes = list(self.hierarchy.nodes)
+        spreads = []
+        for lv in COPULA_LEVELS:  # each interval's half-width in standard deviations, averaged
+            width = (
+                base.pivot(index="ds", columns="unique_id", values=f"hi_{lv}")[nodes]
+                - base.pivot(index="ds", columns="unique_id", values=f"lo_{lv}")[nodes]
+            )
+            spreads.append(width.to_numpy() / (2 * norm.ppf(0.5 + lv / 200)))
+        sd = np.maximum(np.mean(spreads, axis=0), 1e-9)  # (day, node)
+        A = self.hierarchy.S @ self.projection_
+        out = {}
+        reconciled_sd = np.empty_like(coherent)
+        for day in range(len(wide)):
+            covariance = self.correlation_ * np.outer(sd[day], sd[day])
+            reconciled_sd[day] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", A, covariance, A), 0.0))
+        for lv in level:
+            z = norm.ppf(0.5 + lv / 200)
+            out[f"lo_{lv}"] = np.clip(coherent - z * reconciled_sd, 0.0, coherent)
+            out[f"hi_{lv}"] = coherent + z * reconciled_sd
+        return out
 
 
 def _quantile_row(sorted_columns: np.ndarray, q: float) -> np.ndarray:

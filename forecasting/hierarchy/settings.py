@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from forecasting.hierarchy.forecaster import CHOICES, HierarchicalForecaster
+from forecasting.hierarchy.forecaster import CHOICES, INTERVALS, HierarchicalForecaster
 from forecasting.hierarchy.structure import Hierarchy, aggregate
 from forecasting.models.base import Forecaster
 from mlops.errors import ConfigError
 
-KEYS = ("levels", "method", "n_windows", "step", "horizon")
+KEYS = ("levels", "method", "n_windows", "step", "horizon", "intervals")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class HierarchySettings:
     n_windows: int = 8
     step: int = 14
     horizon: int = 84
+    intervals: str = "joint_errors"
 
     @property
     def enabled(self) -> bool:
@@ -52,6 +53,9 @@ class HierarchySettings:
         method = given.get("method", cls.method)
         if method not in CHOICES:
             raise ConfigError(f"hierarchy.method={method!r}: choose one of {', '.join(CHOICES)}")
+        intervals = given.get("intervals", cls.intervals)
+        if intervals not in INTERVALS:
+            raise ConfigError(f"hierarchy.intervals={intervals!r}: choose one of {', '.join(INTERVALS)}")
         numbers = {}
         for key, low in (("n_windows", 2), ("step", 1), ("horizon", 1)):
             value = given.get(key, getattr(cls, key))
@@ -63,7 +67,7 @@ class HierarchySettings:
                 "hierarchy.levels needs daily counts with the level columns (data.records=false): count "
                 "the calls per day and level first"
             )
-        return cls(tuple(levels), str(method), **numbers)
+        return cls(tuple(levels), str(method), intervals=str(intervals), **numbers)
 
     def load_options(self, columns: Mapping, keep: list[str]) -> tuple[dict, list[str]]:
         """The data's column mapping and kept columns: leaves are named by the level columns."""
@@ -77,7 +81,7 @@ class HierarchySettings:
         """Every node's series and the model that forecasts and reconciles them."""
         nodes, hierarchy = aggregate(leaves, self.levels)
         return nodes, HierarchicalForecaster(
-            model, hierarchy, self.method, self.n_windows, self.step, self.horizon
+            model, hierarchy, self.method, self.n_windows, self.step, self.horizon, self.intervals
         )
 
 
@@ -87,6 +91,7 @@ def hierarchy_contract(fitted: HierarchicalForecaster) -> dict:
     return {
         "levels": list(hierarchy.columns),
         "method": fitted.method_,
+        "intervals": fitted.intervals,
         "nodes": hierarchy.nodes_by_level(),
         "naming": hierarchy.describe(),
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +31,14 @@ from forecasting.projection.serving import REQUEST_COLUMNS, output_columns
 from forecasting.projection.splits import MEASURES
 from forecasting.projection.uncertainty import TrendUncertainty
 from mlops.concurrency import store_lock_path
+from mlops.console import stage
 from mlops.contract import CONTRACT_VERSION, contract_decision
 from mlops.errors import ConfigError, DataValidationError, UserInputError
 from mlops.gate import refuse, score_problems, table_problems
 from mlops.integrity import ModelIntegrityError, load_verified_model
 from mlops.registry import CHAMPION, PromotionDecision, register_and_promote
 from mlops.staging import staged_outputs
-from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store
+from mlops.tracking import dataset_fingerprint, prepare_experiment, resolve_store, run_name, tracked_run
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def run_backtest(cfg: DictConfig, method: dict) -> tuple[BacktestResult, str]:
 
 def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionRun:
     """Run the projection described by ``cfg``, writing tables, charts and the report to ``output_dir``."""
+    started = time.time()  # the MLflow run's start: its duration covers the backtest and the projection
     check_config(cfg)  # every config value, before any file is read
     settings = projection_settings(cfg)
     scenarios = load_scenarios(cfg)
@@ -159,8 +162,13 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
         "nation": str(cfg.history.nation),
         "annual_order": int(cfg.daily_shape.annual_order),
     }
-    backtest, backtest_key = run_backtest(cfg, method)
+    clock = time.monotonic()
+    with stage(f"backtest of the method on {cfg.backtest.counts_path}"):
+        backtest, backtest_key = run_backtest(cfg, method)
+    timings = {"backtest_seconds": time.monotonic() - clock}
+    clock = time.monotonic()
     projection = project_scenarios(rates, shape, population, scenarios, settings)
+    timings["projection_seconds"] = time.monotonic() - clock
 
     # The gate before anything is written or registered: what it would serve must be plausible.
     scores = {"backtest annual MAPE": backtest.annual_mape, "backtest daily MAPE": backtest.daily_mape}
@@ -204,11 +212,14 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
         )
         atomic_write(staging / "report.html", lambda f: f.write(render_html(projection, context, charts)))
 
-        with mlflow.start_run(experiment_id=experiment_id) as run:  # a failure inside marks it FAILED
+        title = run_name("project", headline, cfg.history.name)
+        with tracked_run(
+            experiment_id, title, started, sweep_metric=("backtest_annual_mape", "minimize")
+        ) as run:
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             container = OmegaConf.to_container(cfg, resolve=True)
             mlflow.log_params(_params(container))
-            metrics = _metrics(projection, rates, backtest)
+            metrics = {**_metrics(projection, rates, backtest), **timings}
             mlflow.log_metrics(metrics)
             mlflow.set_tags({"headline_scenario": headline, "backtest_key": backtest_key})
             mlflow.log_artifacts(str(staging), artifact_path="results")
@@ -230,6 +241,7 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
                     champion, name, backtest.annual_mape, backtest_key, cfg, contract, store.tracking_uri
                 ),
                 store_lock_path(store.tracking_uri),
+                description=_version_description(projection, contract, cfg, rates, backtest, run),
             )
             mlflow.set_tag("promotion", decision.reason)
 
@@ -402,6 +414,26 @@ def _headlines(projection: Projection) -> list[str]:
             f"{s.base_year}; {final.loc['needs_ambulance', 'mean']:,.0f} needing an ambulance"
         )
     return lines
+
+
+def _version_description(
+    projection: Projection,
+    contract: dict,
+    cfg: DictConfig,
+    rates: AgeRateModel,
+    backtest: BacktestResult,
+    run,
+) -> str:
+    """What the registry shows for the version: what is projected, from which data, how well it did."""
+    s = projection.settings
+    return (
+        f"Ten-year projection {projection.first_year}-{s.final_year} of calls, categories and dispositions "
+        f"for {', '.join(contract['areas'])} under {', '.join(contract['scenarios'])} ({s.n_paths:,} paths). "
+        f"Rates fitted on the {cfg.history.name} history {rates.first_year_}-{rates.last_year_}; population "
+        f"{cfg.population.name}.\nBacktest on {cfg.backtest.counts_path} (fitted to "
+        f"{cfg.backtest.fit_through}): annual MAPE {backtest.annual_mape:.2f} %, daily MAPE "
+        f"{backtest.daily_mape:.2f} %.\nRun {run.info.run_id} ({run.info.run_name})."
+    )
 
 
 def _population_note(cfg: DictConfig) -> str:

@@ -1,0 +1,1 @@
+"""Coherent hierarchies benchmark: reconciled totals vs direct forecasts (see run.py)."""
