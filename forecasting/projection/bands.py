@@ -9,6 +9,7 @@ from mlops.errors import DataValidationError
 
 _CLOSED = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _OPEN = re.compile(r"^\s*(\d+)\s*\+\s*$")
+_SINGLE = re.compile(r"^\s*(\d+)\s*$")  # one year of age, as ONS subnational projections give them
 
 
 def parse_band(label: str) -> tuple[int, float]:
@@ -17,7 +18,7 @@ def parse_band(label: str) -> tuple[int, float]:
     Raises
     ------
     DataValidationError
-        If the label is neither ``'<lo>-<hi>'`` with lo <= hi nor ``'<lo>+'``.
+        If the label is neither ``'<lo>-<hi>'`` with lo <= hi, ``'<lo>+'`` nor a single age ``'<age>'``.
     """
     text = str(label)
     if match := _CLOSED.match(text):
@@ -26,8 +27,11 @@ def parse_band(label: str) -> tuple[int, float]:
             return low, float(high)
     elif match := _OPEN.match(text):
         return int(match.group(1)), float("inf")
+    elif match := _SINGLE.match(text):
+        return int(match.group(1)), float(match.group(1))
     raise DataValidationError(
-        f"unknown age band {text!r}: write bands as '<from>-<to>' (e.g. '85-89') or '<from>+' (e.g. '90+')"
+        f"unknown age band {text!r}: write bands as '<from>-<to>' (e.g. '85-89'), '<from>+' (e.g. '90+') "
+        "or one age (e.g. '47')"
     )
 
 

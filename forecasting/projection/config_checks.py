@@ -79,12 +79,20 @@ RULES: dict[str, Rule] = {
         nullable=True,
         what="a mapping {area: residents in base_year}, e.g. {trust:4600000}",
     ),
+    "total_area": Text(nullable=True, what="a name for the sum of the areas, or null for none"),
     "uncertainty.drift_sd": Number(0, 1, what="a yearly sd of log growth, e.g. 0.005"),
     "uncertainty.innovation_sd": Number(0, 1, what="a yearly sd of the log rate, e.g. 0.02"),
     "uncertainty.shift_probability": Number(0, 1, what="a yearly chance from 0 to 1"),
     "uncertainty.shift_sd": Number(0, 1, what="an sd of the log level, e.g. 0.07"),
     # Last: it interpolates other groups (data.name, calls.name, population.name) checked above.
     "registry.model_name": Text(),
+}
+
+# Only the population groups that take them (population=csv).
+OPTIONAL_RULES: dict[str, Rule] = {
+    "population.area_of": MappingOf(
+        Text(), nullable=True, what="a mapping {area in the file: your area}, e.g. {Cornwall: west}"
+    ),
 }
 
 HINTS = {
@@ -118,6 +126,7 @@ def check_config(cfg: DictConfig) -> None:
         One line naming the key, the value and what is allowed.
     """
     values = check_all(cfg, RULES, HINTS)
+    check_all(cfg, OPTIONAL_RULES, optional=True)
     if values["rates.source"] == "fit":  # the history's own population is read only to fit rates
         ExistingPath("file").check(cfg, "history.population_path")
     for key in ("history.columns", "population.columns"):

@@ -21,7 +21,7 @@ from forecasting.projection.backtest import BacktestResult, backtest_on_truth, t
 from forecasting.projection.config_checks import check_config
 from forecasting.projection.daily_shape import DailyShape
 from forecasting.projection.history import annual_history, daily_history
-from forecasting.projection.population import scale_to_areas, validate_population
+from forecasting.projection.population import scale_to_areas, to_areas, to_bands, validate_population
 from forecasting.projection.projector import Projection, ProjectionSettings, project_scenarios
 from forecasting.projection.pyfunc_model import log_projection_model
 from forecasting.projection.rates import AgeRateModel
@@ -125,7 +125,12 @@ def load_projection_population(cfg: DictConfig, years: range) -> pd.DataFrame:
             f"{p.path}: no column(s) named as in {', '.join(missing)}; the file has {list(raw.columns)}. "
             "Map each to one of those columns."
         )
-    table = validate_population(raw.rename(columns=columns), years, source=str(p.path))
+    table = validate_population(raw.rename(columns=columns), source=str(p.path))
+    # Local authorities (or any units of the file) added up into areas, single ages into the bands.
+    area_of = OmegaConf.to_container(p.area_of, resolve=True) if p.get("area_of") else None
+    table = to_areas(table, area_of, str(p.path))
+    table = to_bands(table, [str(band) for band in cfg.rates.rate_ratio], str(p.path))
+    table = validate_population(table, years, source=str(p.path))
     areas = OmegaConf.to_container(p.areas, resolve=True) if p.get("areas") else None
     return scale_to_areas(table, areas, int(cfg.base_year))
 
@@ -167,7 +172,10 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
         backtest, backtest_key = run_backtest(cfg, method)
     timings = {"backtest_seconds": time.monotonic() - clock}
     clock = time.monotonic()
-    projection = project_scenarios(rates, shape, population, scenarios, settings)
+    total = cfg.get("total_area")  # several areas: their sum, path by path, as one more area
+    projection = project_scenarios(
+        rates, shape, population, scenarios, settings, None if total is None else str(total)
+    )
     timings["projection_seconds"] = time.monotonic() - clock
 
     # The gate before anything is written or registered: what it would serve must be plausible.
@@ -190,7 +198,8 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
         # The same tables as one workbook: an emailed report keeps them in one attachment.
         write_workbook(staging / WORKBOOK, {f: pd.read_csv(staging / f) for f in files if f.endswith(".csv")})
         files.append(WORKBOOK)
-        charts = build_charts(projection, headline, annual)
+        total_name = None if total is None else str(total)
+        charts = build_charts(projection, headline, annual, total_name)
         for chart, png in charts.items():
             atomic_write(staging / chart, lambda f, png=png: f.write(png), mode="wb")
         context = ReportContext(
@@ -202,6 +211,7 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
             shape=shape,
             history=annual,
             synthetic_history=_synthetic_history(cfg),
+            total_area=total_name,
             backtest_note=(
                 f"Fitted on the synthetic world up to {cfg.backtest.fit_through} and projecting the later "
                 f"years, expected annual calls were {backtest.annual_mape:.1f} % from the truth on average "

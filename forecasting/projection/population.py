@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from forecasting.projection.bands import bands_in_range, ordered_bands
+from forecasting.projection.bands import bands_in_range, ordered_bands, parse_band
 from mlops.errors import ConfigError, DataValidationError
 from mlops.tables import file_lines, near_misses, number_hint, separator_hint, shown
 
@@ -121,6 +121,56 @@ def validate_population(
     order = {band: i for i, band in enumerate(bands)}
     frame = frame.assign(_order=frame["age_band"].map(order))
     return frame.sort_values(["area", "year", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def to_areas(
+    table: pd.DataFrame, area_of: Mapping[str, str] | None, source: str = "population"
+) -> pd.DataFrame:
+    """Add up the file's units (e.g. local authorities) into the projection's areas.
+
+    ``table`` is a validated table whose ``area`` holds the file's units; ``area_of`` maps each unit
+    to an area (``{Cornwall: west, Plymouth: west, Bristol: north}``). None keeps the table as it is.
+
+    Raises
+    ------
+    DataValidationError
+        When a unit of the file is not mapped (every row must go somewhere or be dropped from the file).
+    """
+    if not area_of:
+        return table
+    mapping = {str(k): str(v) for k, v in area_of.items()}
+    unknown = sorted(set(table["area"]) - set(mapping))
+    if unknown:
+        raise DataValidationError(
+            f"{source}: {len(unknown)} area(s) of the file are not in population.area_of, "
+            f"e.g. {unknown[:3]}; map each to one of your areas, or drop its rows from the file"
+        )
+    grouped = table.assign(area=table["area"].map(mapping))
+    summed = grouped.groupby(["area", "year", "age_band"], as_index=False, sort=False)["population"].sum()
+    return validate_population(summed, source=source)
+
+
+def to_bands(table: pd.DataFrame, bands: Iterable[str], source: str = "population") -> pd.DataFrame:
+    """Add up finer age bands (e.g. single years of age ``'0'`` ... ``'89'``, ``'90+'``) into ``bands``.
+
+    A table already in ``bands`` is returned as it is; one whose bands do not all nest in ``bands``
+    too (the rate model's) is returned unchanged for the usual band check to name the difference.
+    """
+    bands = list(bands)
+    have = list(dict.fromkeys(table["age_band"]))
+    if set(have) == set(bands):
+        return table
+    spans = {band: parse_band(band) for band in bands}
+    target = {}
+    for label in have:
+        low, high = parse_band(label)
+        inside = [band for band, (lo, hi) in spans.items() if lo <= low and high <= hi]
+        if len(inside) != 1:
+            return table
+        target[label] = inside[0]
+    regrouped = table.assign(age_band=table["age_band"].map(target))
+    summed = regrouped.groupby(["area", "year", "age_band"], as_index=False, sort=False)["population"].sum()
+    return validate_population(summed, source=source)
 
 
 def scale_to_areas(national: pd.DataFrame, residents: Mapping[str, float] | None, year: int) -> pd.DataFrame:
