@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -68,6 +70,7 @@ RULES: dict[str, Rule] = {
     "backtest.season_length": WholeNumber(1, 366, unit="days"),
     "backtest.first_cutoff": IsoDate(),
     "levels": LEVELS,
+    "calendar.nation": Choice(tuple(UK_NATIONS)),
     "serving.max_horizon": WholeNumber(1, MAX_DAYS, unit="days"),
     "plot.n_series": WholeNumber(1, 100, unit="series"),
     "plot.history_days": WholeNumber(1, 10 * MAX_DAYS, unit="days"),
@@ -185,6 +188,7 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
     ConfigError
         One line naming the key, the value and what is allowed.
     """
+    name_own_data(cfg)
     values = check_all(cfg, RULES, HINTS)
     cutoff, train_end = values["backtest.first_cutoff"], values["data.train_end"]
     if cutoff is not None and train_end is not None and cutoff >= train_end:
@@ -220,6 +224,21 @@ def _check_bands(cfg: DictConfig, values: dict, horizon: int) -> None:
                 f"[first, last] days ahead with first <= last <= backtest.horizon ({horizon}), "
                 f"e.g. [[1,{max(horizon // 2, 1)}],[{horizon // 2 + 1},{horizon}]]"
             )
+
+
+def name_own_data(cfg: DictConfig) -> None:
+    """Name an own file left unnamed (``data.name=null``) after the file, e.g. calls.csv -> calls.
+
+    The model registers as ``daily-demand-<data.name>``, so unrelated files never compete for one
+    champion. This is the one value the checks fill in; a missing ``data.path`` is refused here.
+    """
+    if lookup(cfg, "data.name", default=None) is not None:
+        return
+    path = lookup(cfg, "data.path", hint=HINTS["data.path"])
+    if not isinstance(path, str) or not path.strip():
+        raise refuse("data.path", path, HINTS["data.path"])
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-.") or "data"
+    cfg.data.name = stem
 
 
 def check_model(cfg: DictConfig, key: str) -> None:

@@ -437,11 +437,17 @@ def _promotion_decision(
     same = champion.tags.get("data_fingerprint") == fingerprint and champion.tags.get(
         "backtest_protocol"
     ) == json.dumps(protocol)
+    scored = "on the same data"
     if same:
         champion_mase = float(champion.tags["backtest_mase"])
     else:
         why = "data" if champion.tags.get("data_fingerprint") != fingerprint else "backtest protocol"
-        print(f"promotion: re-scoring {label} on this run's data: it was scored on other {why}")
+        registered = champion.tags.get("backtest_mase", "?")
+        print(
+            f"promotion: re-scoring {label} on this run's data and protocol: its registered MASE "
+            f"{registered} was measured on other {why}, so it cannot be compared with this run's"
+        )
+        scored = f"on the same data (re-scored here: its registered MASE {registered} was on other {why})"
         try:
             rerun = _backtest(clone(champion_forecaster), data, protocol, levels)
             champion_mase = summary_metrics(rerun, levels)["mase"]
@@ -458,12 +464,10 @@ def _promotion_decision(
             f"MASE {mase:.4f} replaces {label}, whose MASE on the same data is {champion_mase}",
         )
     if mase < champion_mase:
-        return PromotionDecision(
-            True, f"MASE {mase:.4f} beats {label} ({champion_mase:.4f}) on the same data"
-        )
+        return PromotionDecision(True, f"MASE {mase:.4f} beats {label} ({champion_mase:.4f}) {scored}")
     return PromotionDecision(
         False,
-        f"MASE {mase:.4f} does not beat {label} ({champion_mase:.4f})",
+        f"MASE {mase:.4f} does not beat {label} ({champion_mase:.4f}) {scored}",
     )
 
 

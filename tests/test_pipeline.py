@@ -64,12 +64,15 @@ def test_auto_logs_its_choice_at_every_origin_and_registers_the_winner(tmp_path,
     assert registered.winner_ == final
 
 
-def test_champion_is_rescored_when_data_changed(tmp_path, small_counts_csv, small_counts):
+def test_champion_is_rescored_when_data_changed(tmp_path, small_counts_csv, small_counts, capsys):
     _run(tmp_path, small_counts_csv, model="seasonal_naive")
     shorter = tmp_path / "shorter.csv"
     small_counts[small_counts["ds"] < "2023-07-01"].to_csv(shorter, index=False)
     better = _run(tmp_path, shorter)
     assert better.promoted and "same data" in better.reason
+    # It says that the champion's score was re-measured, and why it differs from the registered one.
+    assert "re-scored here" in better.reason and "other data" in better.reason
+    assert "promotion: re-scoring champion v1" in capsys.readouterr().out
     client = MlflowClient(mlflow.get_tracking_uri())
     assert "champion_mase_same_data" in client.get_run(better.run_id).data.metrics
 
