@@ -22,19 +22,77 @@ from disposition.safety import ClosureResult, closure_at, safety_threshold
 
 @dataclass(frozen=True)
 class SafetySettings:
-    """The configured safety limit and how its bound is computed."""
+    """The configured safety limit, the error level of its guarantee and how the threshold is tested.
+
+    ``delta``: the chance, on new exchangeable calls, that the deployed threshold's true under-triage
+    exceeds ``limit`` is at most ``delta``; every decision bound is the one-sided Clopper-Pearson
+    bound at ``1 - delta``. ``confirm_power``: design the threshold so that a test window
+    ``test_scale`` times the calibration window confirms the limit with at least this probability
+    (None: test against the limit itself). ``confidence``/``two_sided``: the descriptive interval
+    the report shows beside the decision bound. See :mod:`disposition.threshold`.
+    """
 
     limit: float = 0.01
     confidence: float = 0.95
     two_sided: bool = True
+    delta: float = 0.05
+    confirm_power: float | None = 0.5
+    test_scale: float = 1.0
+    grid: int | None = 100
 
     def choose(self, p: np.ndarray, unsafe: np.ndarray, eligible: np.ndarray) -> ClosureResult:
-        return safety_threshold(p, unsafe, eligible, self.limit, self.confidence, self.two_sided)
+        return safety_threshold(
+            p, unsafe, eligible, self.limit, self.delta, self.confirm_power, self.test_scale, self.grid
+        )
 
     def apply(
         self, p: np.ndarray, unsafe: np.ndarray, eligible: np.ndarray, threshold: float
     ) -> ClosureResult:
-        return closure_at(p, unsafe, eligible, threshold, self.confidence, self.two_sided)
+        return closure_at(p, unsafe, eligible, threshold, self.delta, self.confidence, self.two_sided)
+
+
+def nothing_recommended_text(selection: ClosureResult, safety: SafetySettings) -> str:
+    """Why no threshold was deployed, in numbers: the calibration window's size against what the
+    limit needs, or the walk's first acceptance. It never blames the model for too few calls."""
+    limit, delta = _percent(safety.limit), safety.delta
+    need = (
+        f"showing under-triage below {limit} at delta {delta:g} needs at least {selection.needed_calls:,} "
+        f"recommended calls with no unsafe outcome"
+    )
+    if selection.tested == 0:
+        return (
+            f"too few calibration calls for the {limit} limit: the calibration window has "
+            f"{selection.n_calls:,} calls, {selection.eligible_calls:,} of them open to recommendation; "
+            f"{need} "
+            f"(more when some are unsafe, or with safety.confirm_power); these calls could at best "
+            f"support a limit of {_percent(selection.supported_limit)}"
+        )
+    return (
+        f"no threshold showed the {limit} limit on the calibration window: the first of "
+        f"{selection.tested} candidate thresholds tested (from {selection.start_calls:,} recommended calls) "
+        f"was not rejected at delta {delta:g}; {need}, and the calls the model ranks safest held too many "
+        "unsafe outcomes"
+    )
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f} %"
+
+
+def safety_settings(safety_cfg, test_scale: float = 1.0) -> SafetySettings:
+    """:class:`SafetySettings` from the ``safety`` config block (a mapping) and the test window's
+    size over the calibration window's."""
+    power = safety_cfg.get("confirm_power")
+    grid = safety_cfg.get("grid")
+    return SafetySettings(
+        limit=float(safety_cfg["limit"]),
+        confidence=float(safety_cfg["confidence"]),
+        two_sided=bool(safety_cfg["two_sided"]),
+        delta=float(safety_cfg["delta"]),
+        confirm_power=None if power is None else float(power),
+        test_scale=float(test_scale),
+        grid=None if grid is None else int(grid),
+    )
 
 
 @dataclass(frozen=True)

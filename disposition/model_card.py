@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from disposition.evaluation import SafetySettings, WindowEvaluation
+from disposition.evaluation import SafetySettings, WindowEvaluation, nothing_recommended_text
 from disposition.report import markdown_table, percent
 from disposition.safety import ClosureResult, HardRule
 from disposition.scorer import FeatureSpec
@@ -121,33 +121,67 @@ def _subgroup_section(summary: RunSummary) -> str:
         if overall.upper_bound > summary.safety.limit:
             lines.append(
                 f"\nThe whole test window's bound ({percent(overall.upper_bound)}) is itself above the "
-                "limit: the threshold was set where the calibration window's bound just met it, so a "
-                "subgroup at average risk cannot show a bound below the limit. A stricter limit leaves "
-                "room for subgroups."
+                "limit, so subgroups at average risk cannot show a bound below it either."
             )
+    elif (summary.subgroups["recommended"] > 0).any():
+        shown = int((summary.subgroups["recommended"] > 0).sum())
+        lines.append(
+            f"\nEvery one of the {shown} subgroup levels that received recommendations shows a test-window "
+            "bound within the limit."
+        )
     else:
-        lines.append("\nNo subgroup's under-triage bound exceeds the limit.")
+        lines.append("\nNo subgroup level received recommendations, so none is shown within the limit.")
     return "\n".join(lines)
 
 
 def _safety_lines(summary: RunSummary) -> list[str]:
     s, sel, dep = summary.safety, summary.selection, summary.test.deployed
-    sided = "two-sided" if s.two_sided else "one-sided"
-    return [
-        f"- Limit: the upper end of the {sided} {s.confidence:.0%} Clopper-Pearson interval of "
-        f"under-triage <= {percent(s.limit)}.",
-        f"- Threshold: P(safe remote closure) >= {sel.threshold:.4f}, chosen on "
-        f"{_window_span(summary, 'calibration')}: it recommends "
-        f"{percent(sel.share)} of calls with under-triage {percent(sel.under_triage)} "
-        f"({sel.n_unsafe} of {sel.n_recommended}), bound {percent(sel.upper_bound)}.",
+    limit = percent(s.limit)
+    against = (
+        f"the rate at which a test window {s.test_scale:.2f} times the calibration window's size would "
+        f"confirm the limit with probability {s.confirm_power:g} (below {limit}, so a stricter threshold)"
+        if s.confirm_power is not None
+        else f"the limit {limit}"
+    )
+    lines = [
+        f"- **Guarantee**: the threshold is chosen by Learn-then-Test fixed-sequence testing, so the "
+        f"probability that its true under-triage on new calls exceeds {limit} is at most "
+        f"delta = {s.delta:g}. **Assumption**: new calls are exchangeable with the calibration calls "
+        "(same case mix, practice and outcome recording); drift breaks it, hence the test window and "
+        "`disposition-monitor`.",
+        f"- How: candidate thresholds from strictest to loosest (one per 1/{s.grid} of eligible calls), "
+        f"each tested with the exact binomial p-value of 'under-triage among recommended calls > rate' "
+        f"against {against}; the last rejected before the first acceptance is deployed.",
+        f"- Sample size: showing {limit} at delta {s.delta:g} needs at least {sel.needed_calls:,} "
+        f"recommended calibration calls with no unsafe outcome; the calibration window has "
+        f"{sel.n_calls:,} calls, "
+        f"{sel.eligible_calls:,} open to recommendation (they could at best support a limit of "
+        f"{percent(sel.supported_limit)}); the walk started at {sel.start_calls:,} recommended calls and "
+        f"rejected {sel.rejected} of {sel.tested} candidates tested.",
+    ]
+    if sel.n_recommended:
+        lines.append(
+            f"- Threshold: P(safe remote closure) >= {sel.threshold:.4f}, chosen on "
+            f"{_window_span(summary, 'calibration')}: it recommends {percent(sel.share)} of calls with "
+            f"under-triage {percent(sel.under_triage)} ({sel.n_unsafe} of {sel.n_recommended}), p-value "
+            f"{sel.p_value:.3g}, calibration-window bound {percent(sel.upper_bound)}."
+        )
+    else:
+        lines.append(f"- No threshold: {nothing_recommended_text(sel, s)}. Nothing is recommended.")
+    lines += [
         f"- On {_window_span(summary, 'test')}"
         ", not used for any choice"
         f"{')' if summary.split == 'temporal' else ''}: "
         f"{percent(dep.share)} recommended, under-triage {percent(dep.under_triage)} "
-        f"({dep.n_unsafe} of {dep.n_recommended}), bound {percent(dep.upper_bound)}.",
+        f"({dep.n_unsafe} of {dep.n_recommended}), test-window bound {percent(dep.upper_bound)} "
+        f"(one-sided Clopper-Pearson at {1 - s.delta:.0%}; "
+        f"{'within' if dep.upper_bound <= s.limit else 'ABOVE'} the {limit} limit; "
+        f"{'two-sided' if s.two_sided else 'one-sided'} {s.confidence:.0%} CI upper end "
+        f"{percent(dep.ci_upper)}).",
         f"- Hard rules, never recommended whatever the score: {_rule_text(summary.rules)} "
         "(and calls with the rule column missing).",
     ]
+    return lines
 
 
 def _oracle_lines(summary: RunSummary) -> list[str]:

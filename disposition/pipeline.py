@@ -25,10 +25,10 @@ from disposition.candidate import fit_candidate
 from disposition.config_checks import check_config
 from disposition.data import CallSpec, check_windows, prepare_calls, split_windows
 from disposition.evaluation import (
-    SafetySettings,
     eligible_auc,
     evaluate_window,
     oracle_comparison,
+    safety_settings,
 )
 from disposition.features import add_time_features
 from disposition.model_card import RunSummary, render_model_card, render_report
@@ -64,10 +64,10 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     calls = prepare_calls(read_table(source, cfg.calls.get("read"), "calls.read"), spec, source, show=print)
     sections = ReportSections(warnings=list(calls.warnings))
     sections.add("Columns", column_section(calls.columns))
-    safety = SafetySettings(float(cfg.safety.limit), float(cfg.safety.confidence), bool(cfg.safety.two_sided))
     train_mask, cal_mask, test_mask, bounds = split_windows(
         calls, OmegaConf.to_container(cfg.split, resolve=True), int(cfg.seed)
     )
+    safety = safety_settings(cfg.safety, int(test_mask.sum()) / max(int(cal_mask.sum()), 1))
     windows = {"training": train_mask, "calibration": cal_mask, "test": test_mask}
     check_windows(calls.y, windows)
     frame = add_time_features(calls.frame, spec.date_column, calls.features.time_features)

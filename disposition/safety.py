@@ -1,25 +1,27 @@
 """The safety-limited threshold and the hard rules no model output overrides.
 
 Under-triage is the share of calls recommended for remote closure that were NOT safe to close
-(in the synthetic world: an adverse outcome would have followed). A threshold is acceptable when
-the upper Clopper-Pearson bound of that share, on held-out calls, is at most the limit; among
-acceptable thresholds the one recommending the most calls is chosen.
+(in the synthetic world: an adverse outcome would have followed). The threshold is chosen by
+Learn-then-Test fixed-sequence testing (:mod:`disposition.threshold`), so that the chance that its
+true under-triage on new exchangeable calls exceeds the limit is at most ``delta``.
 
-The bound is the upper end of the two-sided interval at ``confidence`` by default (95 % -> the
-97.5 % quantile), the figure clinical papers report as "95 % CI"; ``two_sided=False`` gives the
-one-sided 95 % bound, which is a little less strict.
+Every decision bound is the one-sided Clopper-Pearson upper bound at ``1 - delta`` (the bound is
+within the limit exactly when the exact binomial test rejects "rate > limit" at ``delta``). The
+report also shows the upper end of the usual two-sided 95 % interval (``ci_upper``), the figure
+clinical papers quote, for reading only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.special import betaincinv
 
 from disposition.features import level_text
+from disposition.threshold import fixed_sequence_threshold
 from mlops.errors import ConfigError
 
 
@@ -46,7 +48,9 @@ class ClosureResult:
     """What a threshold does on a set of calls.
 
     ``share`` is recommended calls over ALL calls (hard-rule exclusions included), so shares of
-    different models and of today's practice compare directly.
+    different models and of today's practice compare directly. ``upper_bound`` is the one-sided
+    Clopper-Pearson bound at ``1 - delta`` (the decision bound); ``ci_upper`` the upper end of the
+    two-sided interval at the report's confidence (descriptive).
     """
 
     threshold: float
@@ -56,6 +60,16 @@ class ClosureResult:
     share: float
     under_triage: float
     upper_bound: float
+    ci_upper: float = float("nan")
+    # How the threshold was chosen (Learn-then-Test, disposition.threshold.ThresholdTest); zeros
+    # and NaN for a result that only applies a given threshold.
+    tested: int = 0
+    rejected: int = 0
+    start_calls: int = 0
+    needed_calls: int = 0
+    eligible_calls: int = 0
+    supported_limit: float = float("nan")
+    p_value: float = float("nan")
 
     def as_dict(self, prefix: str = "") -> dict[str, float]:
         return {f"{prefix}{key}": float(value) for key, value in asdict(self).items()}
@@ -66,21 +80,26 @@ def closure_at(
     unsafe: np.ndarray,
     eligible: np.ndarray,
     threshold: float,
+    delta: float = 0.05,
     confidence: float = 0.95,
     two_sided: bool = True,
 ) -> ClosureResult:
-    """Closure share and under-triage when calls with ``p >= threshold`` (and eligible) are recommended."""
-    recommended = eligible & (p >= threshold)
+    """Closure share and under-triage when calls with ``p >= threshold`` (and eligible) are recommended.
+
+    ``threshold`` may also be an array, one threshold per call (subgroup thresholds).
+    """
+    recommended = np.asarray(eligible, dtype=bool) & (p >= threshold)
     k = int(recommended.sum())
     a = int(unsafe[recommended].sum())
     return ClosureResult(
-        threshold=float(threshold),
+        threshold=float(np.min(threshold, initial=np.inf)) if np.ndim(threshold) else float(threshold),
         n_calls=len(p),
         n_recommended=k,
         n_unsafe=a,
         share=k / len(p) if len(p) else 0.0,
         under_triage=a / k if k else 0.0,
-        upper_bound=float(clopper_pearson_upper(a, k, confidence, two_sided)),
+        upper_bound=float(clopper_pearson_upper(a, k, 1 - delta, two_sided=False)),
+        ci_upper=float(clopper_pearson_upper(a, k, confidence, two_sided)),
     )
 
 
@@ -89,13 +108,14 @@ def safety_threshold(
     unsafe: np.ndarray,
     eligible: np.ndarray,
     limit: float = 0.01,
-    confidence: float = 0.95,
-    two_sided: bool = True,
+    delta: float = 0.05,
+    confirm_power: float | None = None,
+    test_scale: float = 1.0,
+    grid: int | None = 100,
 ) -> ClosureResult:
-    """The lowest threshold whose under-triage bound stays at or below ``limit``.
-
-    Candidates are cut points between distinct probabilities (tied calls are recommended together).
-    When no cut meets the bound the threshold is infinite: nothing is recommended.
+    """What the Learn-then-Test threshold (:func:`disposition.threshold.fixed_sequence_threshold`)
+    does on these calls, with how it was chosen; the threshold is infinite (nothing recommended)
+    when no candidate was rejected.
 
     Parameters
     ----------
@@ -106,22 +126,21 @@ def safety_threshold(
     eligible : array of bool
         False for calls a hard rule excludes.
     """
-    if not 0 < limit < 1:
-        raise ConfigError(f"safety.limit must be in (0, 1), got {limit}")
     p = np.asarray(p, dtype=float)
     unsafe = np.asarray(unsafe, dtype=bool)
     eligible = np.asarray(eligible, dtype=bool)
-    candidates = np.flatnonzero(eligible)
-    order = candidates[np.argsort(-p[candidates], kind="stable")]
-    ranked = p[order]
-    trials = np.arange(1, len(order) + 1)
-    events = np.cumsum(unsafe[order])
-    end_of_tie = np.r_[ranked[1:] != ranked[:-1], True] if len(order) else np.array([], dtype=bool)
-    bound = clopper_pearson_upper(events, trials, confidence, two_sided)
-    acceptable = np.flatnonzero(end_of_tie & (bound <= limit))
-    if len(acceptable) == 0:
-        return closure_at(p, unsafe, eligible, np.inf, confidence, two_sided)
-    return closure_at(p, unsafe, eligible, float(ranked[acceptable[-1]]), confidence, two_sided)
+    test = fixed_sequence_threshold(p, unsafe, eligible, limit, delta, confirm_power, test_scale, grid)
+    result = closure_at(p, unsafe, eligible, test.threshold, delta)
+    return replace(
+        result,
+        tested=test.tested,
+        rejected=test.rejected,
+        start_calls=test.start_calls,
+        needed_calls=test.needed_calls,
+        eligible_calls=test.eligible_calls,
+        supported_limit=test.supported_limit,
+        p_value=test.p_value,
+    )
 
 
 @dataclass(frozen=True)
