@@ -157,6 +157,8 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
     },
     "forecasting.models.BacktestConformal": {
         "n_windows": WholeNumber(1, 100, unit="origins"),
+        "coverage_tolerance": Number(0, 1, nullable=True, what="a fraction, e.g. 0.025, or null (always)"),
+        "levels": LEVELS,
         "step": WholeNumber(1, MAX_DAYS, unit="days"),
         "horizon": WholeNumber(1, MAX_DAYS, unit="days"),
     },

@@ -54,3 +54,18 @@ def test_model_group_wraps_any_model_from_the_command_line():
     assert tuned.model.n_estimators == 7
     cfg = compose_config("forecast", ["model=conformal", "model@model.model=ets"])
     assert isinstance(build_forecaster(cfg.model).model, ETS)
+
+
+def test_recalibrates_only_where_the_own_intervals_miss_on_earlier_origins(small_counts):
+    # The seasonal naive over-covers at four weeks: recalibrated at a 2.5-point tolerance ...
+    naive = BacktestConformal(SeasonalNaive(), n_windows=4, step=14, horizon=28, coverage_tolerance=0.025)
+    naive.fit(small_counts)
+    assert naive.recalibrated_ and naive.own_coverage_[80] > 0.825
+    # ... and kept when any miss is tolerated: then the forecast is the model's own.
+    kept = BacktestConformal(SeasonalNaive(), n_windows=4, step=14, horizon=28, coverage_tolerance=1.0)
+    kept.fit(small_counts)
+    assert not kept.recalibrated_
+    pd.testing.assert_frame_equal(
+        kept.predict(28, LEVELS), SeasonalNaive().fit(small_counts).predict(28, LEVELS)
+    )
+    assert not naive.predict(28, LEVELS)["hi_80"].equals(kept.predict(28, LEVELS)["hi_80"])

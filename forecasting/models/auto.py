@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from forecasting.metrics import seasonal_naive_scale
 from forecasting.models.base import Forecaster, interval_columns
-from forecasting.models.conformal import conformal_bounds, residuals_by_horizon
+from forecasting.models.conformal import conformal_bounds, interval_coverage, residuals_by_horizon
 from forecasting.models.ensemble import Ensemble
 
 GRID_EPOCH = pd.Timestamp("2000-01-02")  # inner origins are this date plus whole multiples of step
@@ -259,9 +259,7 @@ def _scores(forecasts: Mapping[str, pd.DataFrame], levels: list[int]) -> pd.Data
     for name, fold in forecasts.items():
         error = (fold["y"] - fold["mean"]).abs()
         row = {"name": name, "mase": float((error / fold["scale"]).mean()), "mae": float(error.mean())}
-        for lv in levels:
-            inside = (fold["y"] >= fold[f"lo_{lv}"]) & (fold["y"] <= fold[f"hi_{lv}"])
-            row[f"coverage_{lv}"] = float(inside.mean())
+        row |= {f"coverage_{lv}": c for lv, c in interval_coverage(fold, levels).items()}
         rows.append(row)
     return pd.DataFrame(rows)
 

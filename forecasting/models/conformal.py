@@ -14,6 +14,8 @@ errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -37,13 +39,29 @@ class BacktestConformal(Forecaster):
         Days between those origins; the newest leaves ``horizon`` days before the last date.
     horizon : int
         Longest horizon calibrated; later days reuse its quantiles.
+    coverage_tolerance : float, optional
+        Recalibrate only when the model's own intervals, on those earlier origins, miss a nominal
+        level in ``levels`` by more than this (a fraction); otherwise keep them. None (default):
+        always recalibrate. The decision uses the same earlier origins, so no look-ahead.
+    levels : sequence of int
+        Levels whose coverage decides, with ``coverage_tolerance``.
     """
 
-    def __init__(self, model: Forecaster, n_windows: int = 4, step: int = 28, horizon: int = 84):
+    def __init__(
+        self,
+        model: Forecaster,
+        n_windows: int = 4,
+        step: int = 28,
+        horizon: int = 84,
+        coverage_tolerance: float | None = None,
+        levels: Sequence[int] = (80, 95),
+    ):
         self.model = model
         self.n_windows = n_windows
         self.step = step
         self.horizon = horizon
+        self.coverage_tolerance = coverage_tolerance
+        self.levels = levels
 
     def min_history_days(self) -> int:
         # Its own backtest: the wrapped model's history (at least the backtest's minimum) at the
@@ -67,7 +85,7 @@ class BacktestConformal(Forecaster):
                 int(self.horizon),
                 int(self.n_windows),
                 int(self.step),
-                level=[],
+                level=sorted({int(lv) for lv in self.levels}),
                 progress=False,
                 setting_names={
                     "horizon": "the conformal model's horizon",
@@ -78,14 +96,29 @@ class BacktestConformal(Forecaster):
         except ConfigError as error:
             raise ValueError(f"too little history before the oldest calibration origin: {error}") from None
         self.residuals_by_h_ = residuals_by_horizon(folds, int(self.horizon))
+        self.own_coverage_ = interval_coverage(folds, self.levels)
+        misses = max((abs(c - lv / 100) for lv, c in self.own_coverage_.items()), default=float("inf"))
+        tolerance = self.coverage_tolerance
+        self.recalibrated_ = tolerance is None or misses > float(tolerance)
         self.model_ = clone(self.model).fit(df)
         self.regressors_ = self.model_.fitted_regressors
         return self
 
     def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         series = frame["unique_id"].unique().tolist()
+        if not getattr(self, "recalibrated_", True):  # its own intervals were within tolerance
+            return self.model_.predict(h, level, future=frame, series=series)
         forecast = self.model_.predict(h, [], future=frame, series=series)
         return conformal_bounds(forecast, self.last_dates_, self.residuals_by_h_, level)
+
+
+def interval_coverage(folds: pd.DataFrame, levels: Sequence[int]) -> dict[int, float]:
+    """Share of actuals inside each level's interval in backtest ``folds`` (``y, lo_L, hi_L``)."""
+    coverage = {}
+    for lv in sorted({int(lv) for lv in levels}):
+        inside = (folds["y"] >= folds[f"lo_{lv}"]) & (folds["y"] <= folds[f"hi_{lv}"])
+        coverage[lv] = float(inside.mean())
+    return coverage
 
 
 def residuals_by_horizon(folds: pd.DataFrame, horizon: int) -> dict[int, np.ndarray]:
