@@ -102,8 +102,18 @@ def test_multirun_sweep_records_every_run(tmp_path, small_counts_csv):
     assert len(versions) == 2
     experiment = client.get_experiment_by_name("daily-demand-forecast")
     runs = client.search_runs([experiment.experiment_id])
-    seasons = {run.data.params["model.season_length"] for run in runs}
+    jobs = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    seasons = {run.data.params["model.season_length"] for run in jobs}
     assert seasons == {"7", "14"}
+    # The jobs sit under one parent run, which holds the summary and names the best job.
+    (parent,) = [run for run in runs if run not in jobs]
+    assert {run.data.tags["mlflow.parentRunId"] for run in jobs} == {parent.info.run_id}
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "train-sweep-model-season-length"
+    assert sum(run.data.tags.get("best_in_sweep") == "true" for run in jobs) == 1
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "sweep_summary.csv",
+        "sweep_summary.md",
+    }
 
 
 def test_generate_rewrites_the_committed_world_identically_and_logs_what_it_printed(tmp_path):

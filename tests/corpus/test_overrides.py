@@ -69,6 +69,22 @@ FORECAST = [
         r"> ?0|positive|greater",
     ),
     config(
+        "forecast-calendar-nation-france",
+        "forecast",
+        ["calendar.nation=france"],
+        r"calendar\.nation",
+        r"france",
+        r"england|wales",
+    ),
+    config(
+        "forecast-auto-inner-origins-zero",
+        "forecast",
+        ["model=auto", "model.n_origins=0"],
+        r"model\.n_origins",
+        r"0",
+        RANGE,
+    ),
+    config(
         "forecast-no-data-path",
         "forecast",
         [],
