@@ -73,8 +73,10 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
     Returns
     -------
     DataFrame
-        The calls with ``outcome`` (``closed_remotely`` or ``attended``) and ``response_min``
-        (minutes from the call to an ambulance at the scene; missing for calls closed remotely).
+        The calls with ``outcome`` (``closed_remotely`` or ``attended``), ``response_min``
+        (minutes from the call to an ambulance at the scene; missing for calls closed remotely) and
+        ``hub_wait_min`` (minutes from the call to a clinician starting the assessment; missing for
+        calls not sent to the hub).
     """
     rng = np.random.default_rng(seed)
     start = calls["call_time"].min()
@@ -92,6 +94,7 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
 
     response = np.full(len(calls), np.nan)
     closed = np.zeros(len(calls), dtype=bool)
+    hub_start = np.full(len(calls), np.nan)
     events: list[tuple[float, int, str, int]] = [(t, i, "call", i) for i, t in enumerate(arrival)]
     heapq.heapify(events)
     waiting_ambulance: list[tuple[int, float, int]] = []  # (category rank, call time, call)
@@ -108,6 +111,7 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
 
     def assess(now: float, call: int) -> None:
         nonlocal order
+        hub_start[call] = now
         order += 1
         heapq.heappush(events, (now + assessment[call], order, "assessed", call))
 
@@ -143,6 +147,7 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
     out = calls[["call_time", "category"]].copy()
     out["outcome"] = np.where(closed, "closed_remotely", "attended")
     out["response_min"] = response
+    out["hub_wait_min"] = hub_start - arrival
     return out
 
 

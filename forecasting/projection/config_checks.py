@@ -90,6 +90,25 @@ RULES: dict[str, Rule] = {
 
 # Only the population groups that take them (population=csv).
 OPTIONAL_RULES: dict[str, Rule] = {
+    "workforce.enabled": Flag(),
+    "workforce.job_cycle_min.travel": MappingOf(
+        Number(0, 1440, what="minutes"), what="a mapping {C1: minutes, C2: ..., C3: ..., C4: ...}"
+    ),
+    "workforce.job_cycle_min.on_scene": Number(0, 1440, what="minutes"),
+    "workforce.job_cycle_min.to_hospital": Number(0, 1440, what="minutes"),
+    "workforce.job_cycle_min.handover": Number(0, 1440, what="minutes"),
+    "workforce.job_cycle_min.clear": Number(0, 1440, what="minutes"),
+    "workforce.utilisation": Number(0.05, 1, what="a busy share of a shift, e.g. 0.75"),
+    "workforce.crew_size": WholeNumber(1, 10, unit="people"),
+    "workforce.hub.closure_rate": Number(0, 1, low_open=True, what="a share of assessed calls, e.g. 0.24"),
+    "workforce.hub.assessment_min": Number(0, 600, low_open=True, what="minutes"),
+    "workforce.hub.answer_within_min": Number(0, 600, what="minutes"),
+    "workforce.hub.target": probability(),
+    "workforce.profile.calls_path": ExistingPath("file", nullable=True),
+    "workforce.profile.time_column": Text(),
+    "workforce.profile.hour_shares": ListOf(
+        Number(0, 1, what="a share"), min_length=24, what="24 shares of calls by hour (midnight first)"
+    ),
     "population.area_of": MappingOf(
         Text(), nullable=True, what="a mapping {area in the file: your area}, e.g. {Cornwall: west}"
     ),

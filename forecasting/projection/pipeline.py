@@ -30,6 +30,14 @@ from forecasting.projection.scenario import Scenario
 from forecasting.projection.serving import REQUEST_COLUMNS, output_columns
 from forecasting.projection.splits import MEASURES
 from forecasting.projection.uncertainty import TrendUncertainty
+from forecasting.projection.workforce import (
+    Workforce,
+    WorkforceSettings,
+    hour_profile_from_calls,
+    hour_profile_from_shares,
+    workforce,
+)
+from forecasting.projection.workforce_report import workforce_section
 from mlops.concurrency import store_lock_path
 from mlops.console import stage
 from mlops.contract import CONTRACT_VERSION, contract_decision
@@ -150,6 +158,7 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     started = time.time()  # the MLflow run's start: its duration covers the backtest and the projection
     check_config(cfg)  # every config value, before any file is read
     settings = projection_settings(cfg)
+    staffing = workforce_settings(cfg)  # reads the call-level timestamps, if given, before the fits
     scenarios = load_scenarios(cfg)
     headline = scenarios[0].name
     daily, annual = read_history(cfg)
@@ -173,10 +182,21 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     timings = {"backtest_seconds": time.monotonic() - clock}
     clock = time.monotonic()
     total = cfg.get("total_area")  # several areas: their sum, path by path, as one more area
-    projection = project_scenarios(
-        rates, shape, population, scenarios, settings, None if total is None else str(total)
-    )
+    total_name = None if total is None else str(total)
+    projection = project_scenarios(rates, shape, population, scenarios, settings, total_name)
     timings["projection_seconds"] = time.monotonic() - clock
+    labour = None
+    if staffing is not None:
+        clock = time.monotonic()
+        labour = workforce(
+            projection.annual,
+            projection.daily,
+            projection.scenarios,
+            settings.base_year,
+            settings.labels,
+            staffing,
+        )
+        timings["workforce_seconds"] = time.monotonic() - clock
 
     # The gate before anything is written or registered: what it would serve must be plausible.
     scores = {"backtest annual MAPE": backtest.annual_mape, "backtest daily MAPE": backtest.daily_mape}
@@ -195,11 +215,22 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     # Results appear in output_dir only when everything, registration included, has succeeded.
     with staged_outputs(output_dir) as staging:
         files = _write_tables(projection, backtest, staging)
+        sections, section_charts = [], {}
+        if labour is not None:
+            files += _write_workforce(labour, settings.base_year, settings.final_year, staging)
+            lead = (
+                total_name
+                if total_name in set(projection.annual["area"])
+                else str(projection.annual["area"].iloc[0])
+            )
+            section, section_charts = workforce_section(
+                labour, lead, headline, settings.base_year, settings.final_year, settings.labels
+            )
+            sections.append(section)
         # The same tables as one workbook: an emailed report keeps them in one attachment.
         write_workbook(staging / WORKBOOK, {f: pd.read_csv(staging / f) for f in files if f.endswith(".csv")})
         files.append(WORKBOOK)
-        total_name = None if total is None else str(total)
-        charts = build_charts(projection, headline, annual, total_name)
+        charts = {**build_charts(projection, headline, annual, total_name), **section_charts}
         for chart, png in charts.items():
             atomic_write(staging / chart, lambda f, png=png: f.write(png), mode="wb")
         context = ReportContext(
@@ -219,6 +250,7 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
             ),
             command=command,
             files=[*files, *charts],
+            sections=sections,
         )
         atomic_write(staging / "report.html", lambda f: f.write(render_html(projection, context, charts)))
 
@@ -229,11 +261,20 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
             mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
             container = OmegaConf.to_container(cfg, resolve=True)
             mlflow.log_params(_params(container))
-            metrics = {**_metrics(projection, rates, backtest), **timings}
+            metrics = {
+                **_metrics(projection, rates, backtest),
+                **_workforce_metrics(labour, settings),
+                **timings,
+            }
             mlflow.log_metrics(metrics)
             mlflow.set_tags({"headline_scenario": headline, "backtest_key": backtest_key})
             mlflow.log_artifacts(str(staging), artifact_path="results")
-            model_info = log_projection_model(projection, staging / "model", metadata=contract)
+            model_info = log_projection_model(
+                projection,
+                staging / "model",
+                metadata=contract,
+                workforce=None if labour is None else labour.by_year,
+            )
             # Decide (re-scoring the champion if needed) before the version exists; deciding,
             # registering and moving the alias are atomic across the parallel jobs of a multirun.
             version, decision = register_and_promote(
@@ -364,6 +405,49 @@ def _promotion_decision(
         False,
         f"backtest MAPE {mape:.3f} % is worse than {label} ({champion_mape:.3f} %)",
     )
+
+
+def workforce_settings(cfg: DictConfig) -> WorkforceSettings | None:
+    """The workforce settings, with the hour-of-day profile learnt from call-level timestamps when
+    ``workforce.profile.calls_path`` is given; None when ``workforce.enabled`` is false."""
+    w = cfg.get("workforce")
+    if w is None or not w.get("enabled", True):
+        return None
+    values = OmegaConf.to_container(w, resolve=True)
+    profile = values.get("profile") or {}
+    path = profile.get("calls_path")
+    if path:
+        column = str(profile.get("time_column") or "call_time")
+        table = read_table(path, w.get("read"), "workforce.read")
+        if column not in table.columns:
+            raise DataValidationError(
+                f"{path}: no column {column!r} for call times; the file has {list(table.columns)[:12]}. "
+                "Set workforce.profile.time_column to the column of call date-times"
+            )
+        hours = hour_profile_from_calls(table[column], str(path))
+    else:
+        hours = hour_profile_from_shares(profile.get("hour_shares") or [])
+    return WorkforceSettings.from_dict(values, hours)
+
+
+def _write_workforce(labour: Workforce, base_year: int, final_year: int, output_dir: Path) -> list[str]:
+    """The yearly workforce table and the winter week by hour for the base and final years."""
+    week = labour.by_hour[labour.by_hour["year"].isin([base_year, final_year])]
+    tables = {"workforce_by_year.csv": labour.by_year, "workforce_winter_week.csv": week}
+    for file_name, table in tables.items():
+        atomic_write(output_dir / file_name, lambda f, t=table: t.round(3).to_csv(f, index=False))
+    return list(tables)
+
+
+def _workforce_metrics(labour: Workforce | None, settings: ProjectionSettings) -> dict[str, float]:
+    if labour is None:
+        return {}
+    final = labour.by_year[labour.by_year["year"] == settings.final_year]
+    wanted = final[final["measure"].isin(["vehicles_peak_hour", "clinicians_peak_hour", "ambulance_hours"])]
+    return {
+        f"{row.measure}_{settings.final_year}.{row.area}.{row.scenario}": float(row.mean)
+        for row in wanted.itertuples()
+    }
 
 
 def _write_tables(projection: Projection, backtest: BacktestResult, output_dir: Path) -> list[str]:

@@ -30,6 +30,8 @@ class ProjectionModel(mlflow.pyfunc.PythonModel):
 
     State lives in two artifacts: the daily table (Parquet) and ``serving.json`` with the base
     year, quantile labels and each scenario's assumptions, so this class carries nothing when pickled.
+    A third, ``workforce`` (when the run computed it), holds the workforce table by area, scenario,
+    year and measure: ``mlflow.pyfunc.load_model(uri).unwrap_python_model().workforce``.
     """
 
     def load_context(self, context):
@@ -38,6 +40,8 @@ class ProjectionModel(mlflow.pyfunc.PythonModel):
         self.base_year = int(settings["base_year"])
         self.labels = list(settings["labels"])
         self.scenarios = {spec["name"]: Scenario.from_dict(spec) for spec in settings["scenarios"]}
+        path = context.artifacts.get("workforce")
+        self.workforce = pd.read_parquet(path) if path else None
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         try:
@@ -47,11 +51,15 @@ class ProjectionModel(mlflow.pyfunc.PythonModel):
 
 
 def log_projection_model(
-    projection: Projection, work_dir: Path, metadata: dict | None = None
+    projection: Projection,
+    work_dir: Path,
+    metadata: dict | None = None,
+    workforce: pd.DataFrame | None = None,
 ) -> mlflow.models.model.ModelInfo:
     """Log the projection as a pyfunc named ``model`` in the active run, with signature and example.
 
-    ``metadata`` is the served contract (areas, scenarios, years, outputs).
+    ``metadata`` is the served contract (areas, scenarios, years, outputs); ``workforce`` the
+    workforce table by area, scenario, year and measure, kept with the model.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     labels = projection.settings.labels
@@ -74,11 +82,15 @@ def log_projection_model(
         }
     )
     scenarios = {sc.name: sc for sc in projection.scenarios}
+    artifacts = {"daily": str(daily_path), "serving": str(serving_path)}
+    if workforce is not None:
+        workforce.to_parquet(work_dir / "workforce.parquet", index=False)
+        artifacts["workforce"] = str(work_dir / "workforce.parquet")
     answer = answer_requests(daily, scenarios, projection.settings.base_year, labels, request)
     signature = infer_signature(request, answer)
     return log_code_model(
         Path(__file__).with_name("pyfunc_entry.py"),
-        artifacts={"daily": str(daily_path), "serving": str(serving_path)},
+        artifacts=artifacts,
         signature=signature,
         input_example=request,
         packages=["mlflow", "pandas", "numpy", "pyarrow", "holidays"],

@@ -148,3 +148,25 @@ def test_rates_set_in_config_reproduce_the_stated_level(tmp_path):
     assert rates.last_year_ == 2023 and np.expm1(rates.trend_) == pytest.approx(0.005)
     with pytest.raises(ConfigError, match="daily_shape.fit_on must be"):
         fit_shape(compose_config("project", [*overrides, "daily_shape.fit_on=weekly"]), daily)
+
+
+def test_workforce_in_the_outputs_report_and_registered_model(first_run):
+    result, tmp = first_run
+    by_year = pd.read_csv(result.output_dir / "workforce_by_year.csv")
+    assert {"incidents_C1", "ambulance_hours", "vehicles_peak_hour", "clinicians_peak_hour"} <= set(
+        by_year["measure"]
+    )
+    assert set(by_year["scenario"]) == {
+        "principal",
+        "high_ageing",
+        "low_ageing",
+        "flat_rates",
+        "more_remote_closure",
+    }
+    week = pd.read_csv(result.output_dir / "workforce_winter_week.csv")
+    assert set(week["year"]) == {2025, 2035} and set(week["hour"]) == set(range(24))
+    html = result.report_path.read_text()
+    assert "Workforce" in html and "workforce_heatmap.png" in html
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'store' / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{result.version}").unwrap_python_model()
+    assert model.workforce is not None and len(model.workforce) == len(by_year)
