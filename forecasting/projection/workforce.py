@@ -267,9 +267,10 @@ def workforce(
     by_hour = pd.concat(frames, ignore_index=True)
     summary = _week_summary(by_hour)
     by_year = pd.concat([pd.DataFrame(yearly), summary], ignore_index=True)
-    by_year = by_year.sort_values(["area", "scenario", "year", "measure"], kind="stable").reset_index(
-        drop=True
-    )
+    order = {sc.name: i for i, sc in enumerate(scenarios)}  # the leading scenario first, as projected
+    by_year = by_year.sort_values(
+        ["area", "scenario", "year", "measure"], key=lambda c: c.map(order) if c.name == "scenario" else c
+    ).reset_index(drop=True)
     return Workforce(by_hour=by_hour, by_year=by_year, settings=settings)
 
 

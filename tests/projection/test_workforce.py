@@ -76,6 +76,7 @@ def test_vehicles_follow_job_cycles_and_utilisation(staffed):
 
 def test_more_remote_closure_needs_more_clinicians_and_fewer_ambulances(staffed):
     _, labour = staffed
+    assert list(dict.fromkeys(labour.by_year["scenario"])) == ["principal", "lever"]  # as projected
     final = labour.by_year[(labour.by_year["year"] == 2035)].set_index(["scenario", "measure"])["mean"]
     assert final[("lever", "clinicians_peak_hour")] > final[("principal", "clinicians_peak_hour")]
     assert final[("lever", "vehicles_peak_hour")] < final[("principal", "vehicles_peak_hour")]
