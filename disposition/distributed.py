@@ -1,0 +1,243 @@
+"""Training the remote-closure model out of core: call records from a Parquet folder on a Dask cluster.
+
+The calls never sit in one process. Each step is a pandas function mapped over the partitions:
+
+1. categorical levels are collected per partition and merged, so every partition is encoded with
+   the same fixed levels (:class:`~disposition.features.CallEncoder`, as the in-memory job uses);
+2. the windows are temporal, cut at whole days from the calls per day (counted per partition and
+   summed): training on the earliest calls, calibration on the next, test on the latest;
+3. ``lightgbm.dask.DaskLGBMClassifier`` trains on the encoded training window (persisted first,
+   one fit per cluster at a time: lightgbm.dask cannot share a cluster between fits); ``to_local()``
+   gives the plain booster, which the existing scorer, pyfunc and serving code use unchanged;
+4. calibration and the safety threshold use the calibration window's raw scores, labels and
+   hard-rule flags (three numbers a call, gathered; capped at ``max_rows`` by a seeded sample), the
+   same :func:`~disposition.calibration.fit_calibrator` and Learn-then-Test threshold as in memory;
+5. the test window is scored the same way for AUC and the deployed share and under-triage.
+
+Library code: no Hydra, no MLflow. It needs a ``distributed.Client`` for the LightGBM fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from disposition.calibration import fit_calibrator
+from disposition.evaluation import SafetySettings
+from disposition.features import CallEncoder, add_time_features, categorical_strings
+from disposition.model import TreeModel
+from disposition.safety import ClosureResult, HardRule, excluded_by_rules
+from disposition.scorer import FeatureSpec, RemoteClosureScorer
+
+
+@dataclass(frozen=True)
+class CallColumns:
+    """Which columns of the call records are features, target and rules."""
+
+    features: FeatureSpec
+    target: str
+    rules: tuple[HardRule, ...] = ()
+
+    @property
+    def read(self) -> list[str]:
+        """Columns to read from the files (nothing else is loaded)."""
+        names = [*self.features.categorical, *self.features.numeric, self.target]
+        if self.features.date_column:
+            names.append(self.features.date_column)
+        names += [rule.column for rule in self.rules]
+        return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class OutOfCoreResult:
+    scorer: RemoteClosureScorer
+    window_sizes: dict[str, int]
+    bounds: dict[str, str]
+    selection: ClosureResult
+    test: ClosureResult
+    test_auc: float
+    example: pd.DataFrame  # a few thousand training calls: types for the signature, a made-up example
+
+
+def read_calls(path: str, columns: CallColumns) -> dd.DataFrame:
+    """The call records in ``path`` (a folder of Parquet files, or one file) as a Dask DataFrame."""
+    return dd.read_parquet(path, columns=columns.read)
+
+
+def fixed_encoder(calls: dd.DataFrame, features: FeatureSpec) -> CallEncoder:
+    """A fitted :class:`CallEncoder` whose levels are the union over all partitions."""
+    parts = calls[features.categorical].map_partitions(_partition_levels, meta=(None, object)).compute()
+    levels = {name: sorted(set().union(*(part[name] for part in parts))) for name in features.categorical}
+    return CallEncoder.from_dict(
+        {"categorical": list(features.categorical), "numeric": features.model_numeric, "levels": levels}
+    )
+
+
+def window_bounds(
+    calls: dd.DataFrame, date_column: str, calibration_fraction: float, test_fraction: float
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First day of the calibration and of the test window, from the calls per day (summed over
+    partitions): whole days, each window holding about its fraction of the calls."""
+    days = calls[date_column].map_partitions(_day, meta=(date_column, "datetime64[ns]"))
+    per_day = days.value_counts().compute().sort_index()
+    share = per_day.cumsum() / per_day.sum()
+    cal_start = share.index[share.searchsorted(1 - calibration_fraction - test_fraction, side="right")]
+    test_start = share.index[share.searchsorted(1 - test_fraction, side="right")]
+    if not share.index[0] < cal_start < test_start:
+        raise ValueError(f"{date_column}: the calls span too few days for three time windows")
+    return pd.Timestamp(cal_start), pd.Timestamp(test_start)
+
+
+def fit_booster(client, train: dd.DataFrame, encoder: CallEncoder, columns: CallColumns, params: dict):
+    """Fit ``DaskLGBMClassifier`` on the training window; return the plain LightGBM booster."""
+    from lightgbm.dask import DaskLGBMClassifier
+
+    # A window cut by time leaves some files' partitions empty; LightGBM refuses an empty part.
+    lengths = train.map_partitions(len).compute()
+    train = train.partitions[[i for i, n in enumerate(lengths) if n > 0]]
+    names = list(encoder.feature_names_)
+    meta = pd.DataFrame({name: pd.Series(dtype="float32") for name in names})
+    # Plain dicts as arguments: dask names tasks by hashing them, and must get the same names each
+    # time lightgbm.dask rebuilds the graph (an estimator object does not hash stably).
+    X = train.map_partitions(_encoded_from_state, encoder.to_dict(), vars(columns.features), meta=meta)
+    y = train[columns.target].astype("int8")
+    # Not persisted here: lightgbm.dask computes and waits for every part itself before it sets up
+    # its network (and a persisted dask-expr frame handed to it lost its parts in our tests).
+    model = DaskLGBMClassifier(client=client, **params)
+    model.fit(X, y, categorical_feature=list(range(len(encoder.categorical))))
+    return model.to_local().booster_
+
+
+def scored_window(
+    window: dd.DataFrame, model: TreeModel, columns: CallColumns, max_rows: int | None, seed: int
+) -> pd.DataFrame:
+    """Raw score, label and hard-rule exclusion of each call in ``window``, gathered to this process.
+
+    With ``max_rows``, a seeded random sample of about that many calls.
+    """
+    meta = pd.DataFrame(
+        {"raw": pd.Series(dtype=float), "y": pd.Series(dtype="int8"), "excluded": pd.Series(dtype=bool)}
+    )
+    scored = window.map_partitions(_score_partition, model, columns, meta=meta)
+    if max_rows is not None:
+        total = int(window.shape[0].compute())
+        if total > max_rows:
+            scored = scored.sample(frac=max_rows / total, random_state=seed)
+    return scored.compute().reset_index(drop=True)
+
+
+def train_out_of_core(
+    client,
+    calls: dd.DataFrame,
+    columns: CallColumns,
+    params: dict,
+    fractions: tuple[float, float],
+    safety: SafetySettings,
+    calibration: dict,
+    max_rows: int | None,
+    seed: int = 0,
+) -> OutOfCoreResult:
+    """The whole out-of-core fit: encoder, windows, booster, calibration, threshold, test scores."""
+    features = columns.features
+    encoder = fixed_encoder(calls, features)
+    cal_start, test_start = window_bounds(calls, features.date_column, *fractions)
+    when = calls[features.date_column]
+    windows = {
+        "training": calls[when < cal_start],
+        "calibration": calls[(when >= cal_start) & (when < test_start)],
+        "test": calls[when >= test_start],
+    }
+    sizes = {
+        name: int(n)
+        for name, n in zip(
+            windows, client.compute([w.shape[0] for w in windows.values()], sync=True), strict=True
+        )
+    }
+    booster = fit_booster(client, windows["training"], encoder, columns, params)
+    model = TreeModel(encoder, booster)
+    cal = scored_window(windows["calibration"], model, columns, max_rows, seed)
+    calibrator = fit_calibrator(cal["raw"], cal["y"], calibration["method"], calibration["isotonic_min_rows"])
+    p_cal = calibrator.predict(cal["raw"].to_numpy())
+    selection = safety.choose(p_cal, cal["y"].to_numpy() == 0, ~cal["excluded"].to_numpy())
+    test = scored_window(windows["test"], model, columns, max_rows, seed + 1)
+    p_test = calibrator.predict(test["raw"].to_numpy())
+    eligible = ~test["excluded"].to_numpy()
+    deployed = safety.apply(p_test, test["y"].to_numpy() == 0, eligible, selection.threshold)
+    example = windows["training"].head(5000, npartitions=-1)
+    ranges = exact_ranges(windows["training"], features)
+    scorer = RemoteClosureScorer(
+        model, calibrator, selection.threshold, columns.rules, features, ranges=ranges
+    )
+    return OutOfCoreResult(
+        scorer=scorer,
+        window_sizes=sizes,
+        bounds={"calibration_start": cal_start.isoformat(), "test_start": test_start.isoformat()},
+        selection=selection,
+        test=deployed,
+        test_auc=float(roc_auc_score(test["y"], test["raw"])),
+        example=example,
+    )
+
+
+def exact_ranges(calls: dd.DataFrame, features: FeatureSpec) -> dict[str, list]:
+    """Minimum and maximum of each numeric column and the call time, over every partition."""
+    names = [*features.numeric, *([features.date_column] if features.date_column else [])]
+    low, high = dd.compute(calls[names].min(), calls[names].max())
+    ranges = {name: [float(low[name]), float(high[name])] for name in features.numeric if pd.notna(low[name])}
+    if features.date_column and pd.notna(low[features.date_column]):
+        ranges[features.date_column] = [
+            pd.Timestamp(low[features.date_column]).isoformat(),
+            pd.Timestamp(high[features.date_column]).isoformat(),
+        ]
+    return ranges
+
+
+def encoded_features(part: pd.DataFrame, encoder: CallEncoder, features: FeatureSpec) -> pd.DataFrame:
+    """One partition as the model's float32 features (category codes from the fixed levels)."""
+    frame = add_time_features(part, features.date_column, features.time_features)
+    return pd.DataFrame(encoder.transform(frame), columns=encoder.feature_names_, index=part.index)
+
+
+def _encoded_from_state(part: pd.DataFrame, encoder: dict, features: dict) -> pd.DataFrame:
+    return encoded_features(part, CallEncoder.from_dict(encoder), FeatureSpec(**features))
+
+
+def _score_partition(part: pd.DataFrame, model: TreeModel, columns: CallColumns) -> pd.DataFrame:
+    encoded = encoded_features(part, model.encoder, columns.features).to_numpy()
+    excluded, _ = excluded_by_rules(part, columns.rules)
+    return pd.DataFrame(
+        {
+            "raw": model.raw_score(encoded) if len(part) else np.empty(0),
+            "y": part[columns.target].to_numpy(dtype="int8"),
+            "excluded": excluded,
+        },
+        index=part.index,
+    )
+
+
+def _partition_levels(part: pd.DataFrame) -> pd.Series:
+    """Per partition, one set of level texts per categorical column (as the encoder reads them)."""
+    levels = {name: {v for v in pd.unique(categorical_strings(part[name])) if v is not None} for name in part}
+    return pd.Series([levels], dtype=object)
+
+
+def _day(times: pd.Series) -> pd.Series:
+    return pd.to_datetime(times).astype("datetime64[ns]").dt.floor("D")
+
+
+def columns_from(
+    categorical: Sequence[str],
+    numeric: Sequence[str],
+    date_column: str,
+    time_features: Sequence[str],
+    target: str,
+    rules: Sequence[HardRule],
+) -> CallColumns:
+    """:class:`CallColumns` from plain lists (the ``calls`` config)."""
+    spec = FeatureSpec(list(categorical), list(numeric), date_column, list(time_features))
+    return CallColumns(spec, target, tuple(rules))
