@@ -10,6 +10,7 @@ from disposition.evaluation import SafetySettings, WindowEvaluation, nothing_rec
 from disposition.report import markdown_table, percent
 from disposition.safety import ClosureResult, HardRule
 from disposition.scorer import FeatureSpec
+from disposition.threshold import required_calls
 
 
 @dataclass
@@ -110,27 +111,52 @@ def _subgroup_section(summary: RunSummary) -> str:
             "calls carry no time of day (no date column, or dates only), "
             "so nothing here says how the model does in any group."
         )
+    s = summary.safety
     table = summary.subgroups.drop(columns=["flag_reason"]).copy()
     table["flagged"] = table["flagged"].map({True: "FLAG", False: ""})
-    flagged = summary.subgroups[summary.subgroups["flagged"]]
-    lines = [markdown_table(table)]
+    table["higher_than_rest"] = table["higher_than_rest"].map({True: "HIGHER", False: ""})
+    groups = summary.subgroups
+    flagged = groups[groups["flagged"]]
+    higher = groups[groups["higher_than_rest"]]
+    served = groups[groups["recommended"] > 0]
+    lines = [
+        f"Bounds are one-sided Clopper-Pearson at {1 - s.delta:.0%} on the test window, against the "
+        f"{percent(s.limit)} limit. The threshold is chosen for all calls together: **no per-subgroup "
+        "guarantee is made**; a level shows the limit on held-out calls only if its own bound is within "
+        f"it, which needs at least {required_calls(s.limit, s.delta):,} recommended calls with none unsafe "
+        "(more when some are unsafe).",
+        "",
+        markdown_table(table),
+        "",
+        f"{len(served)} of {len(groups)} subgroup levels received recommendations; "
+        f"{len(served) - len(flagged)} of them show a test-window bound within the limit, "
+        f"{len(flagged)} do not.",
+    ]
     if len(flagged):
-        lines.append("\n**Flagged subgroups** (upper bound of under-triage above the limit):\n")
+        lines.append("\n**Flagged subgroups** (test-window bound above the limit):\n")
         lines += [f"- {r.group} = {r.level}: {r.flag_reason}" for r in flagged.itertuples()]
-        overall = summary.test.deployed
-        if overall.upper_bound > summary.safety.limit:
-            lines.append(
-                f"\nThe whole test window's bound ({percent(overall.upper_bound)}) is itself above the "
-                "limit, so subgroups at average risk cannot show a bound below it either."
-            )
-    elif (summary.subgroups["recommended"] > 0).any():
-        shown = int((summary.subgroups["recommended"] > 0).sum())
+    if len(higher):
         lines.append(
-            f"\nEvery one of the {shown} subgroup levels that received recommendations shows a test-window "
-            "bound within the limit."
+            "\n**Under-triage significantly higher than the rest of their grouping** (one-sided Fisher "
+            f"exact test, Holm-corrected over all levels, at {s.delta:g}):\n"
         )
+        lines += [
+            f"- {r.group} = {r.level}: {percent(r.under_triage)} "
+            f"({r.unsafe_recommended} of {r.recommended}), corrected p = {r.higher_p_holm:.3g}"
+            for r in higher.itertuples()
+        ]
     else:
-        lines.append("\nNo subgroup level received recommendations, so none is shown within the limit.")
+        lines.append(
+            "\nNo level's under-triage is significantly higher than the rest of its grouping (one-sided "
+            f"Fisher exact test, Holm-corrected, at {s.delta:g}); with few recommended calls in a level "
+            "this test has little power."
+        )
+    overall = summary.test.deployed
+    if overall.upper_bound > s.limit:
+        lines.append(
+            f"\nThe whole test window's bound ({percent(overall.upper_bound)}) is itself above the "
+            "limit, so subgroups at average risk cannot show a bound below it either."
+        )
     return "\n".join(lines)
 
 
@@ -266,7 +292,7 @@ def render_model_card(summary: RunSummary) -> str:
         "Under-triage at a fixed threshold depends on the case mix, not only on calibration: as the "
         "population ages, more recommended calls sit just above the threshold and the rate creeps up "
         "(seen on the synthetic world's later years). Monitor it on recent calls.",
-        "The safety bound holds for calls like those in the held-out windows; subgroups with few "
+        "The threshold's guarantee is for all calls together, not per subgroup; subgroups with few "
         "recommended calls have wide bounds (see the flagged subgroups).",
         "Labels are only as good as the outcome linkage (e.g. ambulance or ED within 24 h, admission, "
         "death): missed linkage makes under-triage look lower than it is.",

@@ -21,6 +21,8 @@ import pandas as pd  # noqa: E402
 from disposition.evaluation import SafetySettings  # noqa: E402
 from disposition.features import categorical_strings  # noqa: E402
 from disposition.metrics import classification_metrics, reliability_table  # noqa: E402
+from disposition.subgroup_safety import higher_than_rest  # noqa: E402
+from disposition.threshold import required_calls  # noqa: E402
 
 # The subgroup table's columns, present even when no subgroup is configured (an empty table).
 SUBGROUP_COLUMNS = (
@@ -107,7 +109,8 @@ def subgroup_table(
             else:
                 why = (
                     f"observed {100 * result.under_triage:.2f} %, but {result.n_recommended} recommended "
-                    "calls are too few to bound it within the limit"
+                    "calls are too few to bound it within the limit (it would need at least "
+                    f"{required_calls(safety.limit, safety.delta):,} with none unsafe)"
                 )
             metrics = classification_metrics(y[mask], p[mask], bins)
             rows.append(
@@ -128,7 +131,8 @@ def subgroup_table(
                     "flag_reason": why,
                 }
             )
-    return pd.DataFrame(rows, columns=list(SUBGROUP_COLUMNS)).astype({"flagged": bool})
+    table = pd.DataFrame(rows, columns=list(SUBGROUP_COLUMNS)).astype({"flagged": bool})
+    return higher_than_rest(table, safety.delta)  # adds higher_p_holm and higher_than_rest
 
 
 def reliability_figure(
