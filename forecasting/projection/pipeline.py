@@ -30,6 +30,7 @@ from forecasting.projection.scenario import Scenario
 from forecasting.projection.serving import REQUEST_COLUMNS, output_columns
 from forecasting.projection.splits import MEASURES
 from forecasting.projection.uncertainty import TrendUncertainty
+from forecasting.projection.uncertainty_report import uncertainty_section
 from forecasting.projection.workforce import (
     Workforce,
     WorkforceSettings,
@@ -215,7 +216,8 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     # Results appear in output_dir only when everything, registration included, has succeeded.
     with staged_outputs(output_dir) as staging:
         files = _write_tables(projection, backtest, staging)
-        sections, section_charts = [], {}
+        sections = [uncertainty_section(settings.uncertainty, settings.population_sd, settings.horizon_years)]
+        section_charts = {}
         if labour is not None:
             files += _write_workforce(labour, settings.base_year, settings.final_year, staging)
             lead = (

@@ -87,3 +87,13 @@ def test_projection_fans_widen_with_the_estimated_uncertainty_and_the_trust_tota
             assert np.allclose(means["total"], means["north"] + means["south"], rtol=1e-9)
     assert widths["estimated"].iloc[-1] > 2 * widths["none"].iloc[-1]
     assert widths["estimated"].iloc[-1] > widths["estimated"].iloc[0] * 2  # widens with the horizon
+
+
+def test_report_section_states_the_spread_by_horizon():
+    from forecasting.projection.uncertainty_report import uncertainty_section
+
+    params = TrendUncertainty(drift_sd=0.01, innovation_sd=0.02)
+    section = uncertainty_section(params, 0.06, 10)
+    rows = {row[0]: row for row in section.tables[0].rows}
+    assert rows["10"][1] == f"{100 * np.sqrt(params.variance(10)):.1f} %"
+    assert "uncertainty=none" in uncertainty_section(TrendUncertainty(), 0.06, 10).paragraphs[0]
