@@ -18,14 +18,16 @@ Run: ``python -m experiments.bench benchmark=disposition_safety`` (conf/benchmar
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from experiments.harness import ROOT, BenchmarkReport
@@ -48,20 +50,18 @@ def _calls(workdir: Path, seed: int, n_calls: int) -> Path:
 def _train(
     workdir: Path, path: Path, seed: int, overrides: Sequence[str]
 ) -> tuple[dict, pd.DataFrame, float]:
-    from disposition.pipeline import train
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="disposition",
-            overrides=[
-                f"calls.path={path}",
-                f"tracking.store_dir={workdir / f'store_seed{seed}'}",
-                *overrides,
-            ],
-        )
+    """The training job's command line, in a process of its own (Hydra owns this one)."""
+    out = workdir / f"run_seed{seed}"
+    command = [sys.executable, "-m", "disposition.train", f"calls.path={path}"]
+    command += [f"tracking.store_dir={workdir / f'store_seed{seed}'}", f"hydra.run.dir={out}", *overrides]
     start = time.perf_counter()
-    result = train(cfg, workdir / f"run_seed{seed}")
-    return result.metrics, pd.read_csv(result.output_dir / "subgroups.csv"), time.perf_counter() - start
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    (workdir / f"train_seed{seed}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"training on seed {seed} failed:\n{done.stderr[-3000:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    return metrics, pd.read_csv(out / "subgroups.csv"), seconds
 
 
 def run(
