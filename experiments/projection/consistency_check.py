@@ -16,14 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from experiments.harness import BenchmarkReport
 from experiments.projection.common import (
+    CONF,
     SWAST_AREAS,
     england,
     england_back_cast,
     markdown_table,
     principal,
+    project_config,
     rate_ratio,
     swast_daily,
     synthetic_world,
@@ -34,6 +37,7 @@ from forecasting.projection.history import annual_history
 from forecasting.projection.population import apply_ageing, scale_to_areas
 from forecasting.projection.projector import ProjectionSettings, project_scenarios
 from forecasting.projection.rates import AgeRateModel
+from forecasting.projection.uncertainty import TrendUncertainty
 
 NAME = "projection_consistency"
 # Fixed by the statement being checked ("by 2034", "in the next decade"), not parameters.
@@ -84,7 +88,19 @@ def monte_carlo(
     shape = DailyShape().fit(total)
     trust = scale_to_areas(england(2020), {"trust": 4_600_000}, START)
     scenarios = [principal(), principal(name="principal_with_over_85s_+60%", ageing={"85+": scale_85})]
-    settings = ProjectionSettings(base_year=START, horizon_years=END - START, n_paths=n_paths, seed=seed)
+    # As the planner runs it: the shipped long-range uncertainty and population spread.
+    conf = project_config()
+    uncertainty = TrendUncertainty.from_dict(
+        OmegaConf.to_container(OmegaConf.load(CONF / "uncertainty" / "estimated.yaml"))
+    )
+    settings = ProjectionSettings(
+        base_year=START,
+        horizon_years=END - START,
+        n_paths=n_paths,
+        seed=seed,
+        population_sd=float(conf.population_sd),
+        uncertainty=uncertainty,
+    )
     growth = project_scenarios(rates, shape, trust, scenarios, settings).growth
     return growth[growth["measure"] == "calls"][["scenario", "mean", "p10", "p90"]], float(
         np.expm1(rates.trend_)

@@ -28,11 +28,13 @@ from experiments.projection.common import (
     rate_ratio,
     swast_daily,
 )
+from experiments.projection.estimate_uncertainty import growth_table, population_spread
 from forecasting.projection.daily_shape import DailyShape
 from forecasting.projection.history import annual_history
 from forecasting.projection.population import scale_to_areas
 from forecasting.projection.projector import ProjectionSettings, project_scenarios
 from forecasting.projection.rates import AgeRateModel
+from forecasting.projection.uncertainty import TrendUncertainty, estimate_trend_uncertainty
 
 NAME = "projection_swast_backtest"
 # The years are fixed: the page's discussion is about SWAST's acceleration after 2016.
@@ -41,7 +43,13 @@ TEST = (2017, 2019)
 
 
 def fit_and_project(
-    daily: pd.DataFrame, national: pd.DataFrame, ratio: dict[str, float], n_paths: int, seed: int
+    daily: pd.DataFrame,
+    national: pd.DataFrame,
+    ratio: dict[str, float],
+    n_paths: int,
+    seed: int,
+    uncertainty: TrendUncertainty | None = None,
+    population_sd: float = 0.1,
 ) -> dict:
     """Fit on the fit years, project the test years; annual table per area and for the trust."""
     train = daily[daily["ds"].dt.year.between(*FIT)]
@@ -51,9 +59,14 @@ def fit_and_project(
     rates = AgeRateModel(ratio, area_effects=True).fit(annual_history(train), population)
     shape = DailyShape().fit(train)
     settings = ProjectionSettings(
-        base_year=TEST[0], horizon_years=TEST[1] - TEST[0], n_paths=n_paths, seed=seed
+        base_year=TEST[0],
+        horizon_years=TEST[1] - TEST[0],
+        n_paths=n_paths,
+        seed=seed,
+        population_sd=population_sd,
+        uncertainty=uncertainty or TrendUncertainty(),
     )
-    projection = project_scenarios(rates, shape, population, [principal()], settings)
+    projection = project_scenarios(rates, shape, population, [principal()], settings, total_name="Trust")
     annual = projection.annual[projection.annual["measure"] == "calls"][
         ["area", "year", "mean", "p10", "p90"]
     ]
@@ -123,6 +136,19 @@ def run(workdir: Path, n_paths: int, seed: int) -> BenchmarkReport:
         )
     table = pd.DataFrame(rows)
     inside = ((compare["actual"] >= compare["p10"]) & (compare["actual"] <= compare["p90"])).mean()
+    # The long-range uncertainty, estimated without SWAST's test years: SWAST up to 2016 and the
+    # AmbSYS trusts other than SWAST (RYF); the trust total path by path.
+    estimated = estimate_trend_uncertainty(growth_table(swast_through=FIT[1], exclude=("RYF",))).parameters
+    widened = fit_and_project(
+        daily, england_back_cast(2014), ratio, n_paths, seed, estimated, population_spread()
+    )
+    wide = widened["annual"].merge(test, on=["area", "year"])
+    trust_test = test.groupby("year", as_index=False)["actual"].sum().assign(area="Trust")
+    wide_trust = widened["annual"].merge(trust_test, on=["area", "year"])
+    inside_wide = ((wide["actual"] >= wide["p10"]) & (wide["actual"] <= wide["p90"])).mean()
+    trust_inside_wide = int(
+        ((wide_trust["actual"] >= wide_trust["p10"]) & (wide_trust["actual"] <= wide_trust["p90"])).sum()
+    )
     by_year = trust.reset_index()[["year", "actual", "mean", "log-linear trend"]].rename(
         columns={"mean": "projection"}
     )
@@ -164,7 +190,13 @@ Trust total by year:
   {100 * ((weighted[2019] / weighted[2016]) ** (1 / 3) - 1):+.2f} % a year over 2016-2019. Areas' years
   scatter {100 * rates.year_sd_:.1f} % beyond Poisson around the common trend (quasi-Poisson
   dispersion {rates.dispersion_:.0f}), which is why the trend's interval is wide.
-- Actual area-years inside the projected P10-P90: {100 * inside:.0f} % of {len(compare)} (nominal 80 %).
+- Actual area-years inside the projected P10-P90: {100 * inside:.0f} % of {len(compare)} (nominal 80 %)
+  with the fitted model's own uncertainty only; {100 * inside_wide:.0f} % with the long-range uncertainty
+  estimated without these years (`conf/uncertainty/`, drift {100 * estimated.drift_sd:.2f} points,
+  innovations {100 * estimated.innovation_sd:.1f} % a year), and the trust total inside in
+  {trust_inside_wide} of 3 years. The 21 area-years share one trend error: see
+  [projection_real_backtest.md](projection_real_backtest.md) for every real history and the number
+  of independent checks.
 - Projected median P95 day against the actual 95th-percentile day of each area and year: mean abs
   error {100 * peak_error.abs().mean():.1f} %, bias {100 * peak_error.mean():+.1f} %.
 - Actual trust growth: {100 * (growth[2016] / growth[2014] - 1):+.1f} % over the two years 2014-2016,
@@ -209,6 +241,7 @@ Trust total by year:
         "log_linear_area_mape": log_linear.iloc[0],
         f"log_linear_trust_error_{TEST[1]}": log_linear.iloc[2],
         "coverage_p10_p90": inside,
+        "coverage_p10_p90_estimated_uncertainty": inside_wide,
         "trend": float(np.expm1(rates.trend_)),
         "peak_day_error_pct": 100 * peak_error.abs().mean(),
         "peak_day_bias_pct": 100 * peak_error.mean(),
