@@ -33,7 +33,7 @@ from forecasting.hierarchy import (
 from forecasting.metrics import band_summary, metrics_by_band, metrics_by_horizon, summary_metrics
 from forecasting.models.auto import AutoForecaster, selection_table
 from forecasting.models.base import Forecaster, interval_columns
-from forecasting.plots import forecast_figure
+from forecasting.plots import busiest_series, components_figure, find_glm, forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
 from mlops.concurrency import store_lock_path
 from mlops.console import stage
@@ -162,13 +162,25 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             by_level.to_csv(staging / "metrics_by_level.csv", index=False)
         if by_band is not None:
             by_band.to_csv(staging / "metrics_by_band.csv", index=False)
-        forecast = _forecast_to_show(final, backtest, int(cfg.backtest.horizon), levels)
+        # What is served: the whole servable horizon (the gate's forecast), not just the backtest's.
+        forecast = (
+            served if not final.fitted_regressors else _forecast_to_show(final, backtest, max_horizon, levels)
+        )
         if not final.fitted_regressors:
             forecast.to_csv(staging / "forecast.csv", index=False)
-        shown = sorted(data["unique_id"].unique())[: int(cfg.plot.n_series)]
-        figure = forecast_figure(data, forecast, shown, levels, int(cfg.plot.history_days))
+        shown = busiest_series(data, int(cfg.plot.n_series))
+        title = f"{model_label} ({type(final).__name__}) on {cfg.data.name}"
+        history_days = int(cfg.plot.history_days)
+        add_up = not hierarchy.enabled  # a hierarchy's totals are series of their own
+        figure = forecast_figure(data, forecast, shown, levels, history_days, title, backtest, add_up)
         figure.savefig(staging / "forecast.png", dpi=110)
         plt.close(figure)
+        if (glm := find_glm(final)) is not None:  # trend, weekly, yearly, holidays, as Prophet shows
+            figure = components_figure(
+                glm, shown[0], f"Components of the calendar GLM in {title}: {shown[0]}"
+            )
+            figure.savefig(staging / "components.png", dpi=110)
+            plt.close(figure)
 
         title = run_name("forecast", model_label, cfg.data.name)
         with tracked_run(experiment_id, title, started, sweep_metric=("mase", "minimize")) as run:
@@ -449,7 +461,8 @@ def _promotion_decision(
         )
         scored = f"on the same data (re-scored here: its registered MASE {registered} was on other {why})"
         try:
-            rerun = _backtest(clone(champion_forecaster), data, protocol, levels)
+            with stage(f"promotion: re-scoring {label}"):
+                rerun = _backtest(clone(champion_forecaster), data, protocol, levels)
             champion_mase = summary_metrics(rerun, levels)["mase"]
         except (UserInputError, ValueError, ArithmeticError) as error:
             return PromotionDecision(

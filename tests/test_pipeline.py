@@ -44,6 +44,8 @@ def test_first_model_is_champion_worse_one_is_challenger(tmp_path, small_counts_
     )
     described = client.get_model_version(NAME, "1").description
     assert "GlobalLightGBM" in described and "MASE" in described and "Registered as champion" in described
+    # forecast.csv and forecast.png cover what is served (serving.max_horizon), not the backtest horizon.
+    assert pd.read_csv(first.output_dir / "forecast.csv")["ds"].nunique() == 84
 
     worse = _run(tmp_path, small_counts_csv, model="seasonal_naive")
     assert not worse.promoted and "does not beat" in worse.reason
