@@ -11,6 +11,7 @@ from disposition.report import markdown_table, percent
 from disposition.safety import ClosureResult, HardRule
 from disposition.scorer import FeatureSpec
 from disposition.threshold import required_calls
+from disposition.withheld import WithheldLevels
 
 
 @dataclass
@@ -41,6 +42,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     split: str = "temporal"
     split_group: str | None = None
+    withheld: WithheldLevels | None = None
 
 
 def split_text(summary: RunSummary) -> str:
@@ -132,6 +134,13 @@ def _subgroup_section(summary: RunSummary) -> str:
         f"{len(served) - len(flagged)} of them show a test-window bound within the limit, "
         f"{len(flagged)} do not.",
     ]
+    held = summary.withheld.describe() if summary.withheld is not None else []
+    if held:
+        lines.append(
+            "\n**Withheld levels** (no recommendations, in this report and when served): fewer recommended "
+            "calibration calls than the limit needs at all, so their own rate could not be shown:\n"
+        )
+        lines += [f"- {text}" for text in held]
     if len(flagged):
         lines.append("\n**Flagged subgroups** (test-window bound above the limit):\n")
         lines += [f"- {r.group} = {r.level}: {r.flag_reason}" for r in flagged.itertuples()]

@@ -38,6 +38,7 @@ from disposition.report_sections import ReportSections, add_sections, column_sec
 from disposition.run_logging import TrainResult, log_and_register
 from disposition.safety import excluded_by_rules
 from disposition.scorer import RemoteClosureScorer
+from disposition.withheld import levels_to_withhold
 from forecasting.io import read_table
 from mlops.console import stage
 from mlops.gate import probability_problems, refuse
@@ -77,6 +78,12 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         candidate = fit_candidate(cfg.classifier, cfg, calls, frame, windows, safety)
     timings["time_fit_s"] = candidate.seconds
     scorer = candidate.scorer
+    # Subgroup levels too small to show the limit on calibration get no recommendations (served too).
+    cal_calls = calls.frame.loc[cal_mask].reset_index(drop=True)
+    subgroup_args = (spec.subgroups, list(cfg.report.age_bands), safety.limit, safety.delta)
+    scorer.withheld = levels_to_withhold(
+        cal_calls, scorer.probabilities(cal_calls), calls.rules, scorer.threshold, *subgroup_args
+    )
 
     # Test window: scored through the same object that will serve, from the raw request columns.
     test_calls = calls.frame.loc[test_mask].reset_index(drop=True)
@@ -85,7 +92,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     # The gate before anything is written or registered: what it would serve must be probabilities.
     refuse("the model's probabilities on the test window", probability_problems(p_test))
     excluded_test, _ = excluded_by_rules(test_calls, calls.rules)
-    eligible_test = ~excluded_test
+    eligible_test = ~excluded_test & ~scorer.withheld_mask(test_calls)
     test = evaluate_window(
         y_test, p_test, eligible_test, scorer.threshold, safety, int(cfg.report.calibration_bins)
     )
@@ -97,7 +104,10 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         oracle = calls.oracle
         excluded_cal, _ = excluded_by_rules(calls.frame.loc[cal_mask], calls.rules)
         oracle_threshold = safety.choose(oracle[cal_mask], calls.y[cal_mask] == 0, ~excluded_cal).threshold
-        oracle_eval = evaluate_window(y_test, oracle[test_mask], eligible_test, oracle_threshold, safety)
+        # The oracle's own small levels, by the same rule at its own threshold.
+        held = levels_to_withhold(cal_calls, oracle[cal_mask], calls.rules, oracle_threshold, *subgroup_args)
+        oracle_eligible = ~excluded_test & ~(held.mask(test_calls) if held is not None else False)
+        oracle_eval = evaluate_window(y_test, oracle[test_mask], oracle_eligible, oracle_threshold, safety)
         comparison = oracle_comparison(
             test, oracle_eval, float(cfg.oracle_targets.auc_tolerance), float(cfg.oracle_targets.share_ratio)
         )
@@ -146,6 +156,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         tuning=candidate.tuning,
         reason_agreement=agreement_stats,
         notes=calls.notes,
+        withheld=scorer.withheld,
     )
     # Results appear in output_dir only when everything, registration included, has succeeded.
     with staged_outputs(output_dir) as staging:

@@ -22,6 +22,7 @@ from disposition.features import add_time_features
 from disposition.model import LinearModel, TreeModel, load_model
 from disposition.reasons import ContributionTable, display_values, top_reasons
 from disposition.safety import HardRule, excluded_by_rules
+from disposition.withheld import WithheldLevels
 from mlops.errors import DataValidationError
 
 OUTPUT_COLUMNS = ("p_safe_remote", "recommend_remote", "threshold", "reasons")
@@ -127,6 +128,7 @@ class RemoteClosureScorer:
         top_k: int = 3,
         exact_max_rows: int = 10_000,
         ranges: dict[str, list] | None = None,
+        withheld: WithheldLevels | None = None,
     ):
         self.model = model
         self.calibrator = calibrator
@@ -137,6 +139,8 @@ class RemoteClosureScorer:
         self.top_k = int(top_k)
         self.exact_max_rows = int(exact_max_rows)
         self.ranges = dict(ranges or {})
+        # Subgroup levels too small to show the limit on calibration: never recommended.
+        self.withheld = withheld
 
     @property
     def required_columns(self) -> list[str]:
@@ -145,7 +149,15 @@ class RemoteClosureScorer:
         if self.features.time_features and self.features.date_column:
             columns.append(self.features.date_column)
         columns += [rule.column for rule in self.rules]
+        if self.withheld is not None:
+            columns += self.withheld.required_columns
         return list(dict.fromkeys(columns))
+
+    def withheld_mask(self, calls: pd.DataFrame) -> np.ndarray:
+        """True for calls in a subgroup level too small to show the limit (never recommended)."""
+        if self.withheld is None:
+            return np.zeros(len(calls), dtype=bool)
+        return self.withheld.mask(calls)
 
     def check_request(self, calls: pd.DataFrame) -> None:
         """Raise :class:`RequestError` naming what is wrong; missing values and unseen categories are fine."""
@@ -249,7 +261,7 @@ class RemoteClosureScorer:
         encoded = self.model.encode(frame)
         p = self.calibrator.predict(self.model.raw_score(encoded))
         excluded, which_rule = excluded_by_rules(frame, self.rules)
-        recommend = ~excluded & (p >= self.threshold)
+        recommend = ~excluded & (p >= self.threshold) & ~self.withheld_mask(frame)
         text = np.full(len(frame), "", dtype=object)
         if reasons != "none":
             for i, rule in enumerate(self.rules):
@@ -291,6 +303,7 @@ class RemoteClosureScorer:
             "top_k": self.top_k,
             "exact_max_rows": self.exact_max_rows,
             "ranges": self.ranges,
+            "withheld": self.withheld.to_dict() if self.withheld is not None else None,
         }
         (folder / "scorer.json").write_text(json.dumps(state))
         return folder
@@ -312,4 +325,5 @@ class RemoteClosureScorer:
             top_k=state["top_k"],
             exact_max_rows=state["exact_max_rows"],
             ranges=state.get("ranges"),  # absent in scorers saved before ranges were kept
+            withheld=WithheldLevels.from_dict(state["withheld"]) if state.get("withheld") else None,
         )
