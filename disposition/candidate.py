@@ -13,19 +13,21 @@ import pandas as pd
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, TimeSeriesSplit
 
-from disposition.calibration import fit_calibrator
+from disposition.calibration import choose_method, fit_calibrator
 from disposition.data import PreparedCalls
 from disposition.evaluation import SafetySettings
 from disposition.model import (
     TreeModel,
     fit_classifier,
+    is_tree,
     make_classifier_pipeline,
     model_input,
     tune,
     wrap_fitted,
 )
+from disposition.model_choice import Candidate, Choice, as_folds, compare
 from disposition.reasons import ContributionTable
 from disposition.safety import ClosureResult, excluded_by_rules
 from disposition.scorer import RemoteClosureScorer, training_ranges
@@ -79,6 +81,31 @@ def tuning_folds(calls: PreparedCalls, rows: np.ndarray, n_splits: int, seed: in
     return StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed), groups
 
 
+def tuned_params(
+    classifier_cfg: DictConfig, cfg: DictConfig, calls: PreparedCalls, frame: pd.DataFrame, windows: dict
+) -> tuple[dict, pd.DataFrame]:
+    """Grid search of ``classifier.search`` by cross-validation in the training window, folds as the split."""
+    grid = OmegaConf.to_container(classifier_cfg.get("search") or {}, resolve=True)
+    if not (cfg.tuning.enabled and grid):
+        return {}, pd.DataFrame()
+    categorical, numeric = calls.features.categorical, calls.features.model_numeric
+    rows = _subsample(windows["training"], cfg.tuning.max_rows, cfg.seed + 1)
+    sample = frame.iloc[rows]
+    pipeline = make_classifier_pipeline(build_estimator(classifier_cfg), categorical, numeric, sample)
+    folds, groups = tuning_folds(calls, rows, int(cfg.tuning.n_splits), int(cfg.seed))
+    return tune(
+        pipeline,
+        model_input(pipeline, sample, categorical, numeric),
+        calls.y[rows],
+        grid,
+        int(cfg.tuning.n_splits),
+        str(cfg.tuning.scoring),
+        len(categorical),
+        cv=folds,
+        groups=groups,
+    )
+
+
 def fit_candidate(
     classifier_cfg: DictConfig,
     cfg: DictConfig,
@@ -88,8 +115,12 @@ def fit_candidate(
     safety: SafetySettings,
     max_rows: int | None = None,
     tune_it: bool = True,
+    tuned: tuple[dict, pd.DataFrame] | None = None,
 ) -> Fitted:
-    """Tune, fit, calibrate and threshold one classifier on the training and calibration windows."""
+    """Tune, fit, calibrate and threshold one classifier on the training and calibration windows.
+
+    ``tuned`` (parameters and tuning table) skips the grid search, when the model choice already ran it.
+    """
     start = time.perf_counter()
     features = calls.features
     categorical, numeric = features.categorical, features.model_numeric
@@ -98,22 +129,10 @@ def fit_candidate(
     y = calls.y
     pipeline = make_classifier_pipeline(build_estimator(classifier_cfg), categorical, numeric, train)
     params, tuning = {}, pd.DataFrame()
-    grid = OmegaConf.to_container(classifier_cfg.get("search") or {}, resolve=True)
-    if tune_it and cfg.tuning.enabled and grid:
-        rows = _subsample(windows["training"], cfg.tuning.max_rows, cfg.seed + 1)
-        sample = frame.iloc[rows]
-        folds, groups = tuning_folds(calls, rows, int(cfg.tuning.n_splits), int(cfg.seed))
-        params, tuning = tune(
-            pipeline,
-            model_input(pipeline, sample, categorical, numeric),
-            y[rows],
-            grid,
-            int(cfg.tuning.n_splits),
-            str(cfg.tuning.scoring),
-            len(categorical),
-            cv=folds,
-            groups=groups,
-        )
+    if tuned is not None:
+        params, tuning = tuned
+    elif tune_it:
+        params, tuning = tuned_params(classifier_cfg, cfg, calls, frame, windows)
     fitted = fit_classifier(
         pipeline, model_input(pipeline, train, categorical, numeric), y[train_rows], params, len(categorical)
     )
@@ -145,3 +164,87 @@ def fit_candidate(
         ranges=training_ranges(train, features),
     )
     return Fitted(scorer, selection, params, tuning, time.perf_counter() - start)
+
+
+def family(classifier_cfg: DictConfig) -> str:
+    """``lightgbm`` or ``logistic``: the model family of a classifier config."""
+    return "lightgbm" if is_tree(build_estimator(classifier_cfg)) else "logistic"
+
+
+@dataclass
+class ClassifierChoice:
+    """Which classifier config to register and which to report beside it, and the evidence."""
+
+    chosen: DictConfig
+    other: DictConfig | None
+    tuned: dict[str, tuple[dict, pd.DataFrame]]  # family -> (parameters, tuning table)
+    choice: Choice | None = None
+    fold_text: str = ""
+    seconds: float = 0.0
+
+    @property
+    def chosen_family(self) -> str:
+        return family(self.chosen)
+
+
+def choose_classifier(
+    cfg: DictConfig, calls: PreparedCalls, frame: pd.DataFrame, windows: dict[str, np.ndarray]
+) -> ClassifierChoice:
+    """``classifier=auto``: tune LightGBM (``classifier``) and the logistic regression (``baseline``),
+    compare them with their calibrations by cross-validation on the training window, keep the better.
+
+    Any other classifier is used as configured, with ``baseline`` beside it when it differs.
+    """
+    start = time.perf_counter()
+    if str(cfg.classifier.name) != "auto":
+        other = cfg.get("baseline")
+        other = other if other is not None and other.name != cfg.classifier.name else None
+        return ClassifierChoice(cfg.classifier, other, {})
+    configs = {family(cfg.classifier): cfg.classifier, family(cfg.baseline): cfg.baseline}
+    if set(configs) != {"lightgbm", "logistic"}:
+        raise ConfigError(
+            "classifier=auto compares LightGBM (classifier.*) with the logistic regression in baseline.*; "
+            "set baseline=logistic, or force one model with classifier=lightgbm or classifier=logistic"
+        )
+    tuned = {name: tuned_params(config, cfg, calls, frame, windows) for name, config in configs.items()}
+    settings = cfg.get("model_choice") or {}
+    rows = _subsample(windows["training"], cfg.tuning.max_rows, cfg.seed + 1)  # the tuning sample and folds
+    sample = frame.iloc[rows]
+    y = calls.y[rows]
+    n_splits = int(cfg.tuning.n_splits)
+    splitter, groups = tuning_folds(calls, rows, n_splits, int(cfg.seed))
+    splitter = TimeSeriesSplit(n_splits=n_splits) if splitter is None else splitter
+    folds = as_folds(splitter, len(rows), y, groups)
+    categorical, numeric = calls.features.categorical, calls.features.model_numeric
+
+    def candidate(name: str) -> Candidate:
+        config, (params, _) = configs[name], tuned[name]
+
+        def fit_and_score(train: np.ndarray, valid: np.ndarray) -> np.ndarray:
+            part = sample.iloc[train]
+            pipeline = make_classifier_pipeline(build_estimator(config), categorical, numeric, part)
+            inputs = model_input(pipeline, part, categorical, numeric)
+            fitted = fit_classifier(pipeline, inputs, y[train], params, len(categorical))
+            model = wrap_fitted(fitted, categorical, numeric, part)
+            return model.raw_score(model.encode(sample.iloc[valid]))
+
+        return Candidate(name, fit_and_score, complexity=0 if name == "logistic" else 1)
+
+    method = choose_method(
+        str(cfg.calibration.method), int(windows["calibration"].sum()), int(cfg.calibration.isotonic_min_rows)
+    )
+    choice = compare(
+        [candidate("logistic"), candidate("lightgbm")],
+        y,
+        folds,
+        method,
+        str(settings.get("metric", "log_loss")),
+        bool(settings.get("prefer_simpler", True)),
+    )
+    kind = {"temporal": "time-ordered", "random": "stratified", "group": "grouped, stratified"}[
+        calls.spec.split
+    ]
+    fold_text = f"{len(folds)}-fold {kind} cross-validation over {len(rows):,} training calls"
+    chosen = configs[choice.chosen]
+    other = configs["logistic" if choice.chosen == "lightgbm" else "lightgbm"]
+    return ClassifierChoice(chosen, other, tuned, choice, fold_text, time.perf_counter() - start)

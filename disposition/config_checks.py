@@ -12,11 +12,13 @@ import inspect
 from collections.abc import Mapping
 
 from omegaconf import DictConfig, OmegaConf
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer_names
 
 from disposition.calibration import METHODS
 from disposition.data import SPLITS, CallSpec
 from disposition.features import TIME_FEATURES
+from disposition.model_choice import METRICS
 from mlops.config_checks import (
     Choice,
     ExistingPath,
@@ -113,6 +115,8 @@ OPTIONAL_RULES: dict[str, Rule] = {
     "calls.split": Choice(SPLITS),
     "calls.split_group": Text(nullable=True, what="a column name, e.g. hospital"),
     "calls.allow_columns": NAMES,
+    "model_choice.metric": Choice(tuple(METRICS)),
+    "model_choice.prefer_simpler": Flag(),
 }
 
 HINTS = {
@@ -203,13 +207,30 @@ def check_config(cfg: DictConfig) -> None:
     check_read_options(cfg, "calls.read")
     ReadOptions.from_config(OmegaConf.to_container(read, resolve=True) if read else None, "calls.read")
     CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))  # its cross-checks
-    groups = ["classifier", "baseline"] if values["baseline_enabled"] else ["classifier"]
+    auto = str(lookup(cfg, "classifier.name", default="")) == "auto"  # compares classifier with baseline
+    groups = ["classifier", "baseline"] if values["baseline_enabled"] or auto else ["classifier"]
     for group in groups:
         if lookup(cfg, group, default=None) is None:
             other = "lightgbm or logistic" + ("" if group == "classifier" else " (or baseline_enabled=false)")
             raise ConfigError(f"{group} is required: choose one with {group}={other}")
         check_classifier(cfg, group)
+    if auto:
+        _check_auto(cfg)
     check_tracking(cfg)
+
+
+def _check_auto(cfg: DictConfig) -> None:
+    """classifier=auto compares LightGBM (classifier.estimator) with the logistic regression (baseline)."""
+    tree = _same_class(
+        "lightgbm.LGBMClassifier", _import_class(str(lookup(cfg, "classifier.estimator._target_")))
+    )
+    linear = _import_class(str(lookup(cfg, "baseline.estimator._target_"))) is LogisticRegression
+    if not (tree and linear):
+        raise ConfigError(
+            "classifier=auto compares LightGBM (classifier.estimator) with the logistic regression in "
+            "baseline; keep both (classifier@baseline=logistic), or force one model with "
+            "classifier=lightgbm or classifier=logistic"
+        )
 
 
 def check_classifier(cfg: DictConfig, key: str) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from disposition.candidate import fit_candidate
+from disposition.candidate import choose_classifier, family, fit_candidate
 from disposition.config_checks import check_config
 from disposition.data import CallSpec, check_windows, prepare_calls, split_windows
 from disposition.evaluation import (
@@ -32,6 +32,7 @@ from disposition.evaluation import (
 )
 from disposition.features import add_time_features
 from disposition.model_card import RunSummary, render_model_card, render_report
+from disposition.model_choice import choice_markdown
 from disposition.reasons import agreement
 from disposition.report import reliability_figure, subgroup_labels, subgroup_table
 from disposition.report_sections import ReportSections, add_sections, column_section
@@ -74,8 +75,15 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     frame = add_time_features(calls.frame, spec.date_column, calls.features.time_features)
     timings["time_data_s"] = time.perf_counter() - started
 
-    with stage(f"training: {cfg.classifier.name} on {int(train_mask.sum()):,} calls"):
-        candidate = fit_candidate(cfg.classifier, cfg, calls, frame, windows, safety)
+    with stage(f"model choice: {cfg.classifier.name}"):
+        chosen = choose_classifier(cfg, calls, frame, windows)  # classifier=auto: by cross-validation
+    if chosen.choice is not None:
+        sections.add("Model choice", choice_markdown(chosen.choice, chosen.fold_text))
+        timings["time_model_choice_s"] = chosen.seconds
+    with stage(f"training: {chosen.chosen.name} on {int(train_mask.sum()):,} calls"):
+        candidate = fit_candidate(
+            chosen.chosen, cfg, calls, frame, windows, safety, tuned=chosen.tuned.get(chosen.chosen_family)
+        )
     timings["time_fit_s"] = candidate.seconds
     scorer = candidate.scorer
     # Subgroup levels too small to show the limit on calibration get no recommendations (served too).
@@ -115,10 +123,18 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         metrics.update(comparison)
 
     baseline_eval = None
-    if cfg.baseline_enabled and cfg.baseline.name != cfg.classifier.name:
-        with stage(f"baseline: {cfg.baseline.name}"):
+    if cfg.baseline_enabled and chosen.other is not None:  # with classifier=auto, the one not chosen
+        with stage(f"baseline: {family(chosen.other)}"):
             base = fit_candidate(
-                cfg.baseline, cfg, calls, frame, windows, safety, cfg.baseline_max_rows, tune_it=False
+                chosen.other,
+                cfg,
+                calls,
+                frame,
+                windows,
+                safety,
+                cfg.baseline_max_rows,
+                tune_it=False,
+                tuned=chosen.tuned.get(family(chosen.other)),
             )
         p_base = base.scorer.probabilities(test_calls)
         baseline_eval = evaluate_window(y_test, p_base, eligible_test, base.scorer.threshold, safety)
@@ -142,7 +158,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         features=calls.features,
         rules=calls.rules,
         model_kind=scorer.model.kind,
-        params={**OmegaConf.to_container(cfg.classifier.estimator, resolve=True), **candidate.params},
+        params={**OmegaConf.to_container(chosen.chosen.estimator, resolve=True), **candidate.params},
         calibration_method=scorer.calibrator.method,
         safety=safety,
         selection=candidate.selection,
@@ -150,7 +166,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         subgroups=subgroups,
         eligible_auc=metrics["test_eligible_auc"],
         baseline=baseline_eval,
-        baseline_kind=cfg.baseline.name if baseline_eval else None,
+        baseline_kind=family(chosen.other) if baseline_eval else None,
         oracle=oracle_eval,
         oracle_comparison=comparison,
         tuning=candidate.tuning,

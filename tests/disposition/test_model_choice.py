@@ -1,0 +1,67 @@
+"""Model choice by cross-validation on the training window: the evidence decides, within fold noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lightgbm import LGBMClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from disposition.config_checks import check_config
+from disposition.model_choice import Candidate, as_folds, choice_markdown, compare
+from mlops.errors import ConfigError
+from tests.disposition.conftest import compose_disposition
+
+
+def _candidates(X: np.ndarray, y: np.ndarray) -> list[Candidate]:
+    def linear(train, valid):
+        return LogisticRegression().fit(X[train], y[train]).decision_function(X[valid])
+
+    def trees(train, valid):
+        model = LGBMClassifier(n_estimators=80, num_leaves=15, min_child_samples=20, verbose=-1, n_jobs=1)
+        return model.fit(X[train], y[train]).predict(X[valid], raw_score=True)
+
+    return [Candidate("logistic", linear, 0), Candidate("lightgbm", trees, 1)]
+
+
+def _folds(y: np.ndarray, k: int = 5):
+    return as_folds(StratifiedKFold(k, shuffle=True, random_state=0), len(y), y, None)
+
+
+def test_an_interaction_only_trees_can_see_chooses_lightgbm():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 2))
+    y = (rng.random(3000) < np.where(X[:, 0] * X[:, 1] > 0, 0.85, 0.15)).astype(int)
+    choice = compare(_candidates(X, y), y, _folds(y), "sigmoid")
+    assert choice.chosen == "lightgbm" and "more than one standard error" in choice.reason
+    assert set(choice.folds["model"]) == {"logistic", "lightgbm"} and len(choice.folds) == 10
+    text = choice_markdown(choice, "5-fold stratified cross-validation")
+    assert "**lightgbm**" in text and "| lightgbm |" in text and "log loss per fold" in text
+
+
+def test_a_linear_signal_on_few_calls_keeps_the_simpler_logistic_regression():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(800, 4))
+    y = (rng.random(800) < 1 / (1 + np.exp(-(X @ np.array([1.0, -0.8, 0.5, 0.0]))))).astype(int)
+    choice = compare(_candidates(X, y), y, _folds(y), "sigmoid")
+    assert choice.chosen == "logistic"
+    means = choice.summary.set_index("model")["log_loss_mean"]
+    assert means["logistic"] <= means["lightgbm"] or "within one standard error" in choice.reason
+    by_auc = compare(_candidates(X, y), y, _folds(y), "sigmoid", metric="auc", prefer_simpler=False)
+    aucs = by_auc.summary.set_index("model")["auc_mean"]
+    assert by_auc.chosen == aucs.idxmax()
+
+
+def test_settings_are_checked(calls_path, tmp_path):
+    base = [f"calls.path={calls_path}", f"tracking.store_dir={tmp_path}"]
+    check_config(compose_disposition(base))  # classifier=auto is the default
+    with pytest.raises(ConfigError, match="classifier=auto compares LightGBM"):
+        check_config(compose_disposition([*base, "classifier@baseline=lightgbm"]))
+    with pytest.raises(ConfigError, match="model_choice.metric"):
+        check_config(compose_disposition([*base, "model_choice.metric=accuracy"]))
+    with pytest.raises(ConfigError, match="at least 2 cross-validation folds"):
+        y = np.array([0, 1] * 10)
+        compare(_candidates(np.zeros((20, 1)), y), y, _folds(y)[:1], "sigmoid")
+    assert pd.notna(compose_disposition([*base, "classifier=logistic"]).classifier.estimator.C)
