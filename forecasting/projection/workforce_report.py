@@ -21,7 +21,7 @@ COLUMNS = {
     "incidents_face_to_face": "Incidents needing a face-to-face response (a year)",
     "ambulance_hours": "Ambulance hours (a year)",
     "vehicles_peak_hour": "Ambulances on shift, busiest winter hour",
-    "crew_peak_hour": "Crew on shift, busiest winter hour",
+    "crew_peak_hour": "Crew members on shift, busiest winter hour",
     "clinicians_peak_hour": "Hub clinicians, busiest winter hour",
 }
 
