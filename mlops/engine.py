@@ -7,7 +7,8 @@ order. Library code never sees Dask: it takes the engine's :meth:`Engine.map` as
 - ``LocalEngine``: a loop, today's behaviour, no Dask imported.
 - ``DaskEngine``: a ``distributed.Client`` on a ``LocalCluster`` started here (worker processes on
   this machine) or on an existing cluster's scheduler address, optionally over TLS. The large
-  ``shared`` arguments (e.g. the whole history) are sent to the cluster once, not once per task.
+  ``shared`` arguments (e.g. the whole history) are sent to the cluster once, not once per task,
+  in a task that is rerun if the worker holding it dies.
 
 A task that raises is retried ``retries`` times; tasks on a worker that dies are rescheduled by the
 scheduler itself (up to ``distributed.scheduler.allowed-failures`` deaths per task). When a job
@@ -18,6 +19,7 @@ registered nothing yet (pipelines map before they log or register).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,29 +101,32 @@ class DaskEngine:
 
     def map(self, fn: Callable, tasks: Sequence, shared: Mapping[str, Any] | None = None) -> list:
         """Run ``fn(task, **shared)`` on the cluster for each task; results in task order."""
+        from distributed.client import FutureCancelledError
         from distributed.scheduler import KilledWorker
 
         if not tasks:
             return []
-        # Sent once (to one worker, copied on demand), instead of pickled into every task.
-        # (Wrapped in a list so that a tuple or dict is sent as one object, not element by element.)
-        scattered = {
-            name: self.client.scatter([value], hash=False)[0] for name, value in (shared or {}).items()
-        }
-        futures = self.client.map(fn, list(tasks), **scattered, retries=self.retries, pure=False)
+        # Each shared value travels once, inside one task that returns it, not pickled into every
+        # task. Unlike `scatter`, such a task can be rerun when the worker holding its result dies,
+        # so losing a worker loses no data (the scheduler keeps the value until the job ends).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Large object", category=UserWarning)
+            held = {
+                name: self.client.submit(_shared_value, value, pure=False, retries=self.retries)
+                for name, value in (shared or {}).items()
+            }
+        futures = self.client.map(fn, list(tasks), **held, retries=self.retries, pure=False)
         try:
             return self.client.gather(futures)
-        except KilledWorker as error:
-            task = getattr(error, "task", error)
+        except (KilledWorker, FutureCancelledError) as error:
+            task = getattr(error, "task", None) or getattr(error, "key", error)
             raise ClusterError(
                 f"the Dask cluster lost the job: workers died while running {task!r} "
                 "(often for lack of memory); nothing was registered. Raise engine.memory_limit, use "
                 "smaller tasks (engine.series_per_task) or more workers, and run it again"
             ) from error
         finally:
-            self.client.cancel(futures)
-            for future in scattered.values():
-                future.release()
+            self.client.cancel([*futures, *held.values()])
 
     def worker_count(self) -> int:
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
@@ -187,3 +192,8 @@ def tls_security(tls: Mapping[str, Any]):
         tls_client_key=tls.get("key"),
         require_encryption=bool(tls.get("require_encryption", True)),
     )
+
+
+def _shared_value(value: Any) -> Any:
+    """The task that holds a shared argument on the cluster (see :meth:`DaskEngine.map`)."""
+    return value

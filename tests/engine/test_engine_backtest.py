@@ -55,15 +55,16 @@ def test_a_worker_killed_mid_job_loses_nothing(dask_engine):
     killer = threading.Timer(1.0, os.kill, args=(before[0], signal.SIGKILL))
     killer.start()
     started = time.monotonic()
-    results = dask_engine.map(_wait_and_echo, [(0.4, k) for k in range(12)])
+    # With a shared argument: it lives on one worker at first, and may be on the one killed.
+    results = dask_engine.map(_wait_and_echo, [(0.4, k) for k in range(12)], {"offset": 100})
     killer.join()
-    assert results == list(range(12))
+    assert results == list(range(100, 112))
     assert time.monotonic() - started > 1.0  # the kill happened while tasks were running
     dask_engine.client.wait_for_workers(2, timeout=30)
     assert before[0] not in worker_pids(dask_engine)  # the nanny started a new worker
 
 
-def _wait_and_echo(task):
+def _wait_and_echo(task, offset):
     seconds, value = task
     time.sleep(seconds)
-    return value
+    return value + offset
