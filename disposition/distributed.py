@@ -84,7 +84,8 @@ def window_bounds(
     """First day of the calibration and of the test window, from the calls per day (summed over
     partitions): whole days, each window holding about its fraction of the calls."""
     days = calls[date_column].map_partitions(_day, meta=(date_column, "datetime64[ns]"))
-    per_day = days.value_counts().compute().sort_index()
+    counts = days.map_partitions(lambda part: part.value_counts(), meta=pd.Series(dtype="int64"))
+    per_day = counts.compute().groupby(level=0).sum().sort_index()
     share = per_day.cumsum() / per_day.sum()
     cal_start = share.index[share.searchsorted(1 - calibration_fraction - test_fraction, side="right")]
     test_start = share.index[share.searchsorted(1 - test_fraction, side="right")]
