@@ -184,7 +184,9 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     clock = time.monotonic()
     total = cfg.get("total_area")  # several areas: their sum, path by path, as one more area
     total_name = None if total is None else str(total)
-    projection = project_scenarios(rates, shape, population, scenarios, settings, total_name)
+    n_areas = population["area"].nunique()
+    with stage(f"projection: {n_areas} area(s) x {len(scenarios)} scenarios x {settings.n_paths:,} paths"):
+        projection = project_scenarios(rates, shape, population, scenarios, settings, total_name)
     timings["projection_seconds"] = time.monotonic() - clock
     labour = None
     if staffing is not None:
@@ -232,7 +234,8 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
         # The same tables as one workbook: an emailed report keeps them in one attachment.
         write_workbook(staging / WORKBOOK, {f: pd.read_csv(staging / f) for f in files if f.endswith(".csv")})
         files.append(WORKBOOK)
-        charts = {**build_charts(projection, headline, annual, total_name), **section_charts}
+        with stage(f"report: charts of {projection.annual['area'].nunique()} area(s)"):
+            charts = {**build_charts(projection, headline, annual, total_name), **section_charts}
         for chart, png in charts.items():
             atomic_write(staging / chart, lambda f, png=png: f.write(png), mode="wb")
         context = ReportContext(

@@ -37,6 +37,9 @@ DISPOSITIONS = ("hear_and_treat", "see_and_treat", "conveyed", "needs_ambulance"
 EXCEL_MAX_ROWS = 1_048_575  # below the header row
 # The default name of the trust total the projector adds over several areas (its `total_name`).
 TOTAL_AREA = "total"
+# A history more than this far from an area's first projected year is not that area's own (one
+# year's change in calls is a few per cent).
+SAME_POPULATION = 0.2
 
 
 @dataclass(frozen=True)
@@ -126,17 +129,31 @@ def page_title(projection: Projection, title: str) -> str:
 
 
 def area_history(
-    history: pd.DataFrame | None, area: str, n_areas: int, total_area: str | None = TOTAL_AREA
+    history: pd.DataFrame | None,
+    area: str,
+    n_areas: int,
+    total_area: str | None = TOTAL_AREA,
+    first_projected: float | None = None,
 ) -> pd.DataFrame | None:
     """The history to draw before an area's projection: its own, or all history areas added up when
-    the projection is one area or the total (a trust projected as a whole); None when neither fits."""
+    the projection is one area or the total (a trust projected as a whole); None when neither fits.
+
+    The history areas added up are drawn only when they are the same population as the projected
+    area: when their last year is more than ``SAME_POPULATION`` away from the area's first projected
+    year (``first_projected``, expected calls), the projection is for other residents (e.g. two
+    areas sized by hand from the synthetic trust) and the history line would mislead.
+    """
     if history is None or not len(history):
         return None
     own = history[history["area"].astype(str) == area]
     if len(own):
         return own.groupby("year", as_index=False)["calls"].sum()
     if n_areas == 1 or area == total_area:
-        return history.groupby("year", as_index=False)["calls"].sum()
+        whole = history.groupby("year", as_index=False)["calls"].sum()
+        last = float(whole["calls"].iloc[-1])
+        if first_projected is not None and abs(first_projected / last - 1) > SAME_POPULATION:
+            return None
+        return whole
     return None
 
 
@@ -152,8 +169,8 @@ def build_charts(
     charts = {}
     areas = list(projection.annual["area"].unique())
     for area in areas:
-        past = area_history(history, str(area), len(areas), total_area)
         annual = projection.annual[projection.annual["area"] == area]
+        past = area_history(history, str(area), len(areas), total_area, _first_calls(projection, area))
         daily = projection.daily[projection.daily["area"] == area]
         charts[f"scenarios_{area}.png"] = figure_png(
             scenario_chart(annual, s.labels, s.base_year, f"{area}: history and scenarios", past)
@@ -256,7 +273,7 @@ def _area_view(projection: Projection, context: ReportContext, area: str, n_area
     names = v.names
     scenarios = {sc.name: sc for sc in projection.scenarios}
     today = scenarios[names[0]].remote_closure.start_share
-    past = area_history(context.history, area, n_areas, context.total_area)
+    past = area_history(context.history, area, n_areas, context.total_area, _first_calls(projection, area))
     return {
         "name": area,
         "anchor": "area-" + "".join(c if c.isalnum() else "-" for c in area),
@@ -311,6 +328,15 @@ def _area_view(projection: Projection, context: ReportContext, area: str, n_area
         },
         "age": _age(v, head, base, final),
     }
+
+
+def _first_calls(projection: Projection, area: str) -> float:
+    """Expected calls of ``area`` in the first projected year (the same in every scenario)."""
+    a = projection.annual
+    rows = a[
+        (a["area"].astype(str) == area) & (a["year"] == projection.first_year) & (a["measure"] == "calls")
+    ]
+    return float(rows["mean"].iloc[0])
 
 
 class _Lookup:

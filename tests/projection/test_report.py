@@ -11,12 +11,14 @@ from openpyxl import load_workbook
 
 from forecasting.projection.charts import same_lines
 from forecasting.projection.history import annual_history
+from forecasting.projection.population import scale_to_areas
 from forecasting.projection.projector import ProjectionSettings, project_scenarios
 from forecasting.projection.report import (
     WORKBOOK,
     ReportContext,
     ReportSection,
     ReportTable,
+    area_history,
     build_charts,
     describe_scenario,
     render_html,
@@ -29,7 +31,8 @@ from tests.projection.conftest import scenario
 def report(fitted, ons_population, synthetic_daily, tmp_path_factory):
     """A two-scenario report on the synthetic history, a trust of 4.6 M, written beside its tables."""
     rates, shape = fitted
-    population = ons_population[ons_population["year"].between(rates.last_year_, 2030)].assign(area="trust")
+    england = ons_population[ons_population["year"].between(rates.last_year_, 2030)]
+    population = scale_to_areas(england, {"trust": 4_600_000}, 2025)  # the synthetic trust's size
     principal = scenario("principal")
     lever = scenario(
         "more_remote_closure",
@@ -153,3 +156,16 @@ def test_workbook_sheet_names_are_valid_and_unique(tmp_path):
     write_workbook(tmp_path / "w.xlsx", names)
     sheets = load_workbook(tmp_path / "w.xlsx", read_only=True).sheetnames
     assert len(set(sheets)) == 3 and all(len(s) <= 31 and not set(s) & set("[]:*?/\\") for s in sheets)
+
+
+def test_history_is_drawn_only_for_the_same_residents():
+    history = pd.DataFrame(
+        {"area": ["a", "b", "a", "b"], "year": [2022, 2022, 2023, 2023], "calls": [50, 50, 60, 40]}
+    )
+    own = area_history(history, "a", 3, "total", first_projected=10.0)
+    assert own["calls"].tolist() == [50, 60]  # an area's own history, whatever its size
+    assert area_history(history, "total", 3, "total", first_projected=102.0)["calls"].tolist() == [100, 100]
+    assert area_history(history, "trust", 1, "total", first_projected=103.0) is not None
+    # Areas sized by hand from another trust's history: its calls are not theirs, so none is drawn.
+    assert area_history(history, "total", 3, "total", first_projected=40.0) is None
+    assert area_history(history, "north", 3, "total", first_projected=100.0) is None
