@@ -157,7 +157,10 @@ def check_config(cfg: DictConfig) -> None:
         for name in names:
             if not values[key].get(name):
                 raise ConfigError(f"{key}.{name} is required: the file's column for {name}")
-    for key in ("history.read", "population.read"):  # the reader's own checks; no file is read
+    read_keys = ["history.read", "population.read"]
+    if lookup(cfg, "workforce.read", default=None) is not None:
+        read_keys.append("workforce.read")
+    for key in read_keys:  # the reader's own checks; no file is read
         check_read_options(cfg, key)
         ReadOptions.from_config(_plain(lookup(cfg, key, default=None)), key)
     check_all(cfg, count_check_rules("history.checks"), optional=True)

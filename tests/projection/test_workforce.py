@@ -101,3 +101,21 @@ def test_hour_profile_learnt_from_call_timestamps_and_bad_inputs_refused():
         hour_profile_from_shares([1.0] * 23)
     with pytest.raises(ConfigError, match="workforce.utilisation"):
         WorkforceSettings(utilisation=1.5)
+
+
+def test_call_timestamps_file_read_with_the_shared_reader_options(tmp_path):
+    from forecasting.projection.pipeline import workforce_settings
+    from tests.conftest import compose_config
+
+    calls = pd.read_parquet(ROOT / "data" / "synthetic" / "calls.parquet", columns=["call_time"]).iloc[
+        :20_000
+    ]
+    path = tmp_path / "cad.csv"
+    calls.rename(columns={"call_time": "received"}).to_csv(path, sep=";", index=False)
+    overrides = [f"workforce.profile.calls_path={path}", "workforce.read.sep=';'"]
+    settings = workforce_settings(
+        compose_config("project", [*overrides, "workforce.profile.time_column=received"])
+    )
+    assert settings.hour_profile.shape == (7, 24) and np.allclose(settings.hour_profile.sum(axis=1), 1)
+    with pytest.raises(DataValidationError, match="no column 'call_time'"):
+        workforce_settings(compose_config("project", overrides))
