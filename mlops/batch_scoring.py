@@ -64,11 +64,17 @@ def score_directory(cfg: DictConfig) -> ScoringResult:
     version, local = verify_model(model_uri, store.tracking_uri)
     bundle = _bundle(local)
     partitions = _partitions(input_files, per_task)
-    _check_columns(input_files, keep, _load(bundle), params)
+    columns = _check_columns(input_files, keep, _load(bundle), params)
     started = time.perf_counter()
     with staged_outputs(output) as staging, start_engine(engine_settings) as engine:
         tasks = [(index, str(path), groups) for index, (path, groups) in enumerate(partitions)]
-        shared = {"bundle": bundle, "out_dir": str(staging), "keep": keep, "params": params}
+        shared = {
+            "bundle": bundle,
+            "out_dir": str(staging),
+            "keep": keep,
+            "params": params,
+            "columns": columns,
+        }
         try:
             rows = engine.map(score_partition, tasks, shared)
         except MlflowException as error:  # the model refused a row: say which file, not the value
@@ -89,10 +95,14 @@ def score_directory(cfg: DictConfig) -> ScoringResult:
     )
 
 
-def score_partition(task, bundle: ModelBundle, out_dir: str, keep: list[str], params: dict) -> int:
-    """Score one partition (row groups of one file) and write it as ``part-<index>.parquet``."""
+def score_partition(
+    task, bundle: ModelBundle, out_dir: str, keep: list[str], params: dict, columns: list[str] | None = None
+) -> int:
+    """Score one partition (row groups of one file) and write it as ``part-<index>.parquet``.
+
+    Only ``columns`` (the model's inputs and ``keep``) are read, when given."""
     index, path, groups = task
-    frame = pq.ParquetFile(path).read_row_groups(groups).to_pandas()
+    frame = pq.ParquetFile(path).read_row_groups(groups, columns=columns).to_pandas()
     model = _load(bundle)
     scored = model.predict(frame, params=params or None)
     scored = scored.reset_index(drop=True)
@@ -155,18 +165,20 @@ def _partitions(files: list[Path], per_task: int) -> list[tuple[Path, list[int]]
     return partitions
 
 
-def _check_columns(files: list[Path], keep: list[str], model, params: dict) -> None:
-    """Every file has the model's input columns and the kept ones; the first rows score."""
+def _check_columns(files: list[Path], keep: list[str], model, params: dict) -> list[str]:
+    """Every file has the model's input columns and the kept ones, which are returned; the first
+    rows score."""
     needed = list(dict.fromkeys([*model.metadata.get_input_schema().input_names(), *keep]))
     for path in files:
         names = pq.ParquetFile(path).schema_arrow.names
         if missing := [name for name in needed if name not in names]:
             raise DataValidationError(f"{path}: missing column(s) {missing} that the model or keep needs")
-    head = pq.ParquetFile(files[0]).read_row_group(0).slice(0, 100).to_pandas()
+    head = pq.ParquetFile(files[0]).read_row_group(0, columns=needed).slice(0, 100).to_pandas()
     try:
         model.predict(head, params=params or None)
     except MlflowException as error:
         raise DataValidationError(f"{files[0]}: the model refused the first rows: {error.message}") from None
+    return needed
 
 
 def _bundle(local: Path) -> ModelBundle:
