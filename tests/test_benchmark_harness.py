@@ -11,17 +11,18 @@ from experiments.harness import BenchmarkReport, run_benchmark
 from mlops.tracking import resolve_store
 from tests.conftest import compose_config
 
-# The SWAST protocol cut to two origins, two horizons and two quick models.
+# The SWAST protocol cut to 2019 alone, four origins, two horizons and two quick models.
 QUICK_SWAST = [
     "benchmark=swast",
-    "benchmark.params.n_origins=2",
     "benchmark.params.horizon=14",
+    "benchmark.params.step=91",
+    "benchmark.params.dev_years=[]",
     "benchmark.params.report_horizons=[7,14]",
     "benchmark.params.peers=[]",
+    "benchmark.params.default=glm",
+    "~benchmark.params.models.auto",
     "~benchmark.params.models.arima",
     "~benchmark.params.models.ets",
-    "~benchmark.params.models.lightgbm_conformal",
-    "~benchmark.params.models.ets_conformal",
     "~benchmark.params.models.lightgbm",
     "~benchmark.params.models.ensemble",
 ]
@@ -30,6 +31,8 @@ QUICK_SWAST = [
 def run_quick(cfg, tmp_path, results_dir):
     store = resolve_store(OmegaConf.create({"store_dir": str(tmp_path / "store")}))
     params = OmegaConf.to_container(cfg.benchmark.params, resolve=True)
+    if "cache_dir" in params:
+        params["cache_dir"] = str(tmp_path / "cache")  # never the shared cache of real runs
     outcome = run_benchmark(
         cfg.benchmark.name, cfg.benchmark.module, params, store, tmp_path / "work", results_dir
     )
@@ -41,21 +44,23 @@ def test_swast_benchmark_is_logged_and_written(tmp_path):
     store, outcome = run_quick(cfg, tmp_path, tmp_path / "results")
 
     table = pd.read_csv(tmp_path / "results" / "swast.csv")
-    assert set(table["model"]) >= {"SeasonalNaive", "CalendarGLM", "Poisson noise reference (perfect mean)"}
-    glm = table[(table["model"] == "CalendarGLM") & (table["h"] == 14)].iloc[0]
-    naive = table[(table["model"] == "SeasonalNaive") & (table["h"] == 14)].iloc[0]
+    assert set(table["model"]) == {"seasonal_naive: SeasonalNaive", "glm: CalendarGLM"}
+    assert set(table["year"]) == {2019}
+    glm = table[(table["model"] == "glm: CalendarGLM") & (table["h"] == 14)].iloc[0]
+    naive = table[(table["model"] == "seasonal_naive: SeasonalNaive") & (table["h"] == 14)].iloc[0]
     assert glm["mase"] < naive["mase"]  # the calendar model must beat last week's copy on real data
     page = (tmp_path / "results" / "swast.md").read_text()
-    assert "Best of our models at 14 days: **CalendarGLM**" in page
+    assert "## 2019 (test year, run once)" in page and "Diebold-Mariano" in page
+    assert "2019, default glm: CalendarGLM: MASE over 7 days" in page
+    assert "no forecaster can meet" not in page and "Poisson noise reference (perfect mean)" not in page
 
     client = MlflowClient(store.tracking_uri)
     run = client.get_run(outcome.run_id)
     assert outcome.experiment_name == "benchmark-swast"
     assert run.info.status == "FINISHED"
-    assert run.data.params["n_origins"] == "2"
+    assert run.data.params["step"] == "91"
     assert run.data.params["models.glm._target_"] == "forecasting.models.CalendarGLM"
-    assert run.data.metrics["best_mase_h14"] == pytest.approx(glm["mase"], abs=1e-4)
-    assert 0.5 < run.data.metrics["best_error_dispersion"] < 3  # errors of roughly Poisson size
+    assert run.data.metrics["default_mase_h14"] == pytest.approx(glm["mase"], abs=1e-4)
     assert "git_commit" in run.data.tags
     logged = {item.path for item in client.list_artifacts(outcome.run_id, "results")}
     assert logged == {"results/swast.md", "results/swast.csv"}
@@ -65,7 +70,7 @@ def test_failed_benchmark_keeps_previous_results_and_marks_run_failed(tmp_path, 
     results = tmp_path / "results"
     results.mkdir()
     (results / "swast.md").write_text("previous results\n")
-    cfg = compose_config("bench", [*QUICK_SWAST, "benchmark.params.first_cutoff=2019-12-25"])
+    cfg = compose_config("bench", [*QUICK_SWAST, "benchmark.params.test_year=2020"])
     with pytest.raises(ValueError, match="runs past the data"):
         run_quick(cfg, tmp_path, results)
     assert (results / "swast.md").read_text() == "previous results\n"

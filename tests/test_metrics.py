@@ -7,8 +7,10 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from forecasting.backtest import rolling_origin_backtest
+from forecasting.comparison import block_bootstrap_interval, diebold_mariano, overlap_lags, per_origin_loss
 from forecasting.config_checks import check_config
 from forecasting.metrics import (
     band_summary,
@@ -186,3 +188,69 @@ def test_training_run_logs_band_scores(tmp_path, small_counts_csv):
     assert {"mase_h1_7", "mase_h8_14", "crps_h8_14"} <= set(result.metrics)
     by_band = pd.read_csv(tmp_path / "out" / "metrics_by_band.csv").set_index("band")
     assert by_band.loc["h8_14", "mase"] == pytest.approx(result.metrics["mase_h8_14"])
+
+
+def test_overlap_of_forecast_windows():
+    assert overlap_lags(84, 7) == 11  # an 84-day window shares days with the next 11 weekly origins
+    assert overlap_lags(7, 7) == 0 and overlap_lags(84, 28) == 2
+
+
+def test_per_origin_loss_pools_series_within_each_origin():
+    backtest = pd.DataFrame(
+        {
+            "cutoff": pd.to_datetime(["2019-01-01"] * 4 + ["2019-01-08"] * 4),
+            "h": [1, 2, 1, 2] * 2,
+            "y": [10.0] * 8,
+            "mean": [12.0, 14.0, 10.0, 10.0, 11.0, 11.0, 11.0, 30.0],
+            "scale": [2.0] * 8,
+            "lo_80": [0.0] * 8,
+            "hi_80": [50.0] * 8,
+        }
+    )
+    mase_1 = per_origin_loss(backtest, "mase", horizon=1)
+    assert mase_1.tolist() == pytest.approx([(1 + 0) / 2, (0.5 + 0.5) / 2])
+    assert per_origin_loss(backtest, "mae", horizon=2).tolist() == pytest.approx([1.5, 5.75])
+    assert len(per_origin_loss(backtest, "crps", horizon=2, level=[80])) == 2
+    with pytest.raises(ValueError, match="unknown loss"):
+        per_origin_loss(backtest, "mape", horizon=2)
+
+
+def test_block_bootstrap_interval_covers_the_mean_and_widens_with_dependence():
+    rng = np.random.default_rng(1)
+    independent = rng.normal(1.0, 0.1, 200)
+    low, high = block_bootstrap_interval(independent, block=1)
+    assert low < independent.mean() < high and high - low < 0.05
+    assert block_bootstrap_interval(independent, block=1) == (low, high)  # seeded
+    # A persistent series: short blocks understate the spread of its mean, longer ones do not.
+    persistent = np.cumsum(rng.normal(0, 0.1, 200)) * 0.1 + 1
+    short = np.subtract(*block_bootstrap_interval(persistent, block=1)[::-1])
+    long = np.subtract(*block_bootstrap_interval(persistent, block=20)[::-1])
+    assert long > 1.5 * short
+
+
+def test_diebold_mariano_finds_a_real_difference_and_not_a_spurious_one():
+    rng = np.random.default_rng(2)
+    base = rng.gamma(5, 0.1, 41)
+    same = diebold_mariano(base + rng.normal(0, 0.02, 41), base + rng.normal(0, 0.02, 41), lags=0)
+    assert same.p_value > 0.05
+    better = diebold_mariano(base, base + 0.05 + rng.normal(0, 0.02, 41), lags=0)
+    assert better.mean_difference < 0 and better.statistic < 0 and better.p_value < 0.001
+    # Overlapping windows: the same differences are less conclusive with their autocorrelation.
+    drift = np.repeat(rng.normal(0.01, 0.03, 5), 8)[:40]
+    assert (
+        diebold_mariano(drift, np.zeros(40), lags=7).p_value
+        > diebold_mariano(drift, np.zeros(40), lags=0).p_value
+    )
+    equal = diebold_mariano(base, base, lags=3)
+    assert equal.p_value == 1.0 and equal.mean_difference == 0
+    with pytest.raises(ValueError, match="at least 3"):
+        diebold_mariano([1.0, 2.0], [1.0, 1.0], lags=0)
+
+
+def test_diebold_mariano_matches_the_hln_formula_without_autocorrelation():
+    d = np.array([0.1, -0.2, 0.3, 0.05, 0.15, -0.05, 0.2, 0.1])
+    result = diebold_mariano(d, np.zeros_like(d), lags=0)
+    n = len(d)
+    plain = d.mean() / np.sqrt(np.mean((d - d.mean()) ** 2) / n)
+    assert result.statistic == pytest.approx(plain * np.sqrt((n - 1) / n))  # HLN with h = 1
+    assert result.p_value == pytest.approx(2 * stats.t.sf(abs(result.statistic), n - 1))

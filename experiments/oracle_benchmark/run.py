@@ -12,9 +12,10 @@ Two worlds and their parts are measured:
   one of them, including the ones no forecaster can see coming (outages, heatwaves, the AR state
   beyond a few days), so part of the gap is out of any model's reach.
 
-The default model runs on the calm world, on the harder world with every feature on, and on a
-world with each feature alone; every listed model runs on the harder world. Target: the default
-model within 1.05 of the oracle MAE over horizons 1-84 on the harder world.
+A reference model (cheap enough to run many times) runs on the calm world, on the harder world
+with every feature on, and on a world with each feature alone: the ratio per feature. The default
+model and every listed model run on the harder world. Target: the default model within 1.05 of the
+oracle MAE over horizons 1-84 on the harder world.
 
 Run: ``python -m experiments.bench benchmark=oracle`` (config: conf/benchmark/oracle.yaml).
 """
@@ -83,6 +84,7 @@ def run(
     step: int,
     buckets: Sequence[Sequence[int]],
     default_model: Mapping,
+    reference_model: Mapping,
     models: Mapping[str, Mapping],
 ) -> BenchmarkReport:
     path = Path(data_path) if Path(data_path).is_absolute() else ROOT / data_path
@@ -98,8 +100,9 @@ def run(
         ALL_ON: lambda: simulated(world_spec(base, hard, features), national),
         **{f"only {f}": lambda f=f: simulated(world_spec(base, hard, [f]), national) for f in features},
     }
-    default = build_forecaster(default_model)
-    default_name = model_label(default)
+    default_name = model_label(build_forecaster(default_model))
+    reference = build_forecaster(reference_model)
+    reference_name = model_label(reference)
     overall = f"h 1-{horizon}"
     by_world, by_model, times = {}, {}, {}
 
@@ -110,22 +113,21 @@ def run(
 
     for world, make in worlds.items():
         data = make()
-        by_world[world], times[(world, default_name)] = measure(default, data)
-        print(f"{world} / {default_name}: {by_world[world][overall]:.3f}", flush=True)
+        by_world[world], times[(world, reference_name)] = measure(reference, data)
+        print(f"{world} / {reference_name}: {by_world[world][overall]:.3f}", flush=True)
         if world == ALL_ON:
-            for model_cfg in models.values():
+            for model_cfg in [default_model, *[m for m in models.values() if m != default_model]]:
                 forecaster = build_forecaster(model_cfg)
                 name = model_label(forecaster)
-                if name == default_name:
+                if name == reference_name:
                     by_model[name] = by_world[world]
                     continue
                 by_model[name], times[(world, name)] = measure(forecaster, data)
                 print(f"{world} / {name}: {by_model[name][overall]:.3f}", flush=True)
-            by_model.setdefault(default_name, by_world[world])
     labels = [f"h {lo}-{hi}" for lo, hi in buckets]
     world_table = pd.DataFrame.from_dict(by_world, orient="index")
     model_table = pd.DataFrame.from_dict(by_model, orient="index")
-    ratio = world_table.loc[ALL_ON, overall]
+    ratio = model_table.loc[default_name, overall]
     verdict = "met" if ratio <= TARGET else f"missed by {ratio - TARGET:.3f}"
     best = model_table[overall].idxmin()
     per_feature = ", ".join(
@@ -148,7 +150,7 @@ def run(
         "an outage or a heatwave, the AR state beyond a few days), so a part of each gap is out of reach "
         "by construction.",
         "",
-        f"## Default model ({default_name}) per world",
+        f"## Reference model ({reference_name}) per world: the ratio per feature",
         "",
         "| world | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
@@ -171,9 +173,11 @@ def run(
         "## Verdict",
         "",
         f"- Default model ({default_name}) on the harder world, horizons 1-{horizon}: {ratio:.3f} "
-        f"(target <= {TARGET}: {verdict}); on the calm committed world {world_table.loc[CALM, overall]:.3f}.",
+        f"(target <= {TARGET}: {verdict}).",
+        f"- Reference model ({reference_name}): {world_table.loc[ALL_ON, overall]:.3f} on the harder world, "
+        f"{world_table.loc[CALM, overall]:.3f} on the calm committed world.",
         f"- Best model on the harder world: {best}, {model_table[overall].min():.3f}.",
-        f"- Per feature (default model, horizons 1-{horizon}): {per_feature}.",
+        f"- Per feature ({reference_name}, horizons 1-{horizon}): {per_feature}.",
         "",
         f"Wall times on a shared machine with {os.cpu_count()} cores (load average "
         f"{os.getloadavg()[0]:.1f} at the end): other work ran beside this benchmark, so they are upper "
@@ -181,13 +185,14 @@ def run(
     ]
     table = pd.concat(
         [
-            world_table.rename_axis("world").reset_index().assign(model=default_name),
+            world_table.rename_axis("world").reset_index().assign(model=reference_name),
             model_table.rename_axis("model").reset_index().assign(world=ALL_ON),
         ],
         ignore_index=True,
     )
-    metrics = {"default_ratio_hard": ratio, "default_ratio_calm": world_table.loc[CALM, overall]}
+    metrics = {"default_ratio_hard": ratio, "reference_ratio_calm": world_table.loc[CALM, overall]}
     metrics |= {
-        f"default_ratio_{w.removeprefix('only ')}": world_table.loc[w, overall] for w in world_table.index[2:]
+        f"reference_ratio_{w.removeprefix('only ')}": world_table.loc[w, overall]
+        for w in world_table.index[1:]
     }
     return BenchmarkReport(markdown="\n".join(lines), metrics=metrics, tables={"": table})
