@@ -5,8 +5,8 @@ is read as, how many levels it has, its missing share, and for features how well
 the outcome. The types:
 
 - ``numeric`` (numbers, used as numbers; ``binary`` for two values);
-- ``integer-coded category``: whole numbers 1..k with 3 to 10 levels (arrival mode 1-7, triage level
-  1-5), used as a category: codes carry no distance. Counts start at 0 and stay numbers;
+- ``integer-coded category``: whole numbers within 1..10 with at least 3 levels (arrival mode 1-7,
+  triage level 1-5), used as a category: codes carry no distance. Counts start at 0 and stay numbers;
 - ``text category``: labels with a modest number of levels;
 - ``date``: text that reads as dates (only ``calls.date_column`` is used, for hour and weekday);
 - ``free text``: labels with very many levels, most seen once or twice (a typed complaint);
@@ -50,8 +50,11 @@ FREE_TEXT_SHARE = 0.1
 FREE_TEXT_SINGLETONS = 0.2
 MAX_LEVELS = 1000
 CODE_LEVELS = (3, 10)
-# A column counts as numbers with junk when at least this share of its non-missing values are numbers.
+# A column counts as numbers with junk when at least this share of its non-missing values are numbers,
+# or when its other values are at most JUNK_MARKERS distinct markers (a vital sign with '??' where it
+# was not taken, 50 % of the time) beside at least 3 distinct numbers making up 20 % of the values.
 JUNK_NUMBER_SHARE = 0.8
+JUNK_MARKERS = 3
 LEAK_AUC = 0.97
 _AUC_ROWS = 200_000  # single-feature AUCs on a seeded sample of at most this many calls
 _DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?\s*$")
@@ -84,8 +87,10 @@ def column_type(values: pd.Series, decimal: str = ".") -> tuple[str, str]:
     parsed = numbers.notna()
     if parsed.all():
         return _numeric_type(numbers, levels, present)
-    if parsed.mean() >= JUNK_NUMBER_SHARE:
-        junk = present[~parsed].astype(str).value_counts()
+    junk = present[~parsed].astype(str).value_counts()
+    # Mostly numbers, or numbers with a marker or two ('??', 'unknown') however often it occurs.
+    markers = len(junk) <= JUNK_MARKERS and numbers[parsed].nunique() >= 3 and parsed.mean() >= 0.2
+    if parsed.mean() >= JUNK_NUMBER_SHARE or markers:
         listed = ", ".join(f"{value!r} x{count}" for value, count in junk.head(3).items())
         return JUNK, f"not numbers: {listed}{' ...' if len(junk) > 3 else ''}"
     text = present.astype(str)
@@ -110,7 +115,7 @@ def _numeric_type(numbers: pd.Series, levels: int, present: pd.Series) -> tuple[
     if levels == 2:
         return BINARY, ""
     low, high = CODE_LEVELS
-    if whole and low <= levels <= high and numbers.min() >= 1:
+    if whole and low <= levels <= high and numbers.min() >= 1 and numbers.max() <= high:
         return CODES, f"codes {numbers.min():g}-{numbers.max():g}"
     return NUMERIC, ""
 

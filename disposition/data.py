@@ -22,6 +22,7 @@ from disposition.columns import (
     BINARY,
     CONSTANT,
     NUMERIC,
+    REFUSED_KINDS,
     inferred_role,
     leakage_warnings,
     parse_numbers,
@@ -30,8 +31,9 @@ from disposition.columns import (
     render_text,
 )
 from disposition.features import TIME_FEATURES
-from disposition.safety import HardRule, rules_from_mapping
+from disposition.safety import HardRule
 from disposition.scorer import FeatureSpec
+from disposition.text_rules import PatternRule, build_rules, unmatched_values
 from mlops.errors import ConfigError, DataValidationError
 from mlops.tables import (
     ReadOptions,
@@ -120,6 +122,7 @@ class CallSpec:
         return spec
 
     def validate(self) -> None:
+        build_rules(self.never_remote)  # a pattern that is no regular expression: refused now
         if self.split not in SPLITS:
             raise ConfigError(
                 f"calls.split={self.split!r} is not a split; use temporal (by calls.date_column), random "
@@ -192,14 +195,14 @@ class PreparedCalls:
     frame : DataFrame
         The columns the model, the rules, the report and the oracle need, plus ``_target``.
     features : FeatureSpec
-    rules : list of HardRule
+    rules : list of HardRule or PatternRule
     notes : list of str
         Decisions taken on the user's behalf (e.g. a constant column left out), for the run log.
     """
 
     frame: pd.DataFrame
     features: FeatureSpec
-    rules: list[HardRule]
+    rules: list[HardRule | PatternRule]
     spec: CallSpec
     notes: list[str] = field(default_factory=list)
     # One row per column of the file: role, inferred type, levels, missing share (disposition.columns).
@@ -250,7 +253,7 @@ def prepare_calls(
     _check_split_group(frame, spec, source)
     _check_ages(frame, spec, source)
     notes: list[str] = []
-    rules = rules_from_mapping(spec.never_remote)
+    rules = build_rules(spec.never_remote)
     for rule in rules:  # a setting naming no column is a config mistake: before the column summary
         if rule.column not in frame.columns:
             raise ConfigError(
@@ -261,15 +264,15 @@ def prepare_calls(
             )
     features, profile = _features(frame, spec, y, target_columns, notes, source, show)
     warnings = leakage_warnings(profile)
-    for warning in warnings:
-        (show or (lambda _: None))(f"WARNING: {warning}")
     if not spec.date_column:
         notes.append(
             f"no date column (calls.split={spec.split}): no time features (hour, day of week) and no "
             "time-of-day subgroups"
         )
     for rule in rules:
-        _check_rule_matches(raw, rule, spec, notes, source)
+        _check_rule_matches(raw, rule, spec, notes, source, warnings)
+    for warning in warnings:
+        (show or (lambda _: None))(f"WARNING: {warning}")
     if spec.oracle_column and spec.oracle_column not in frame.columns:
         raise DataValidationError(
             f"{source}: oracle column {spec.oracle_column!r} not found; set calls.oracle_column=null"
@@ -326,16 +329,28 @@ def _check_duplicates(raw: pd.DataFrame, spec: CallSpec, source: str) -> None:
     )
 
 
-def _check_rule_matches(raw: pd.DataFrame, rule, spec: CallSpec, notes: list[str], source: str) -> None:
+def _check_rule_matches(
+    raw: pd.DataFrame, rule, spec: CallSpec, notes: list[str], source: str, warnings: list[str]
+) -> None:
     """A hard rule none of whose values occurs in the file is probably spelled differently from it.
 
     ``Cat 1`` in the file against ``C1`` in the rule would let every Category 1 call through, so it
     is refused; a hub that truly never sees those calls keeps the rule (for requests that do) with
-    ``calls.checks.allow_unmatched_rules=true``. Checked before ``calls.filter``, which may remove
-    the matching calls on purpose.
+    ``calls.checks.allow_unmatched_rules=true``. A rule some of whose values or patterns match no
+    call is kept and each such value is reported (a warning: a misspelt one protects nobody).
+    Checked before ``calls.filter``, which may remove the matching calls on purpose.
     """
     present = raw[rule.column].dropna()
-    if present.empty or rule.matches(raw.loc[present.index]).any():
+    if present.empty:
+        return
+    unmatched = unmatched_values(rule, raw.loc[present.index])
+    if len(unmatched) < len(rule.values):
+        if unmatched:
+            warnings.append(
+                f"hard rule calls.never_remote.{rule.column}: {', '.join(map(repr, unmatched))} "
+                f"match{'es' if len(unmatched) == 1 else ''} no call in {source}; check the spelling "
+                "against the file's values (the rule's other values do match)"
+            )
         return
     seen = sorted(map(str, present.unique()))
     described = f"calls.never_remote.{rule.column}={list(rule.values)} matches no call"
@@ -512,7 +527,12 @@ def _features(
 
     def role_of(column: str, kind: str) -> str:
         if column in listed or (column not in forbidden and not explicit):
-            return "feature" if explicit else inferred_role(kind, column in spec.allow_columns)
+            if explicit:
+                return "feature"
+            allowed = column in spec.allow_columns
+            if roles.get(column) == "hard rule" and kind in REFUSED_KINDS and not allowed:
+                return "hard rule only"  # a typed complaint read by a pattern rule, not a feature
+            return inferred_role(kind, allowed)
         return roles.get(column, "not used")
 
     profile = profile_columns(frame, y, role_of, spec.decimal)
@@ -546,7 +566,7 @@ def _features(
 def _roles(spec: CallSpec, forbidden: Mapping[str, str]) -> dict[str, str]:
     """What each column named by a setting is for, as the column summary shows it."""
     roles = {}
-    for rule in rules_from_mapping(spec.never_remote):
+    for rule in build_rules(spec.never_remote):
         roles[rule.column] = "hard rule"
     for group, column in spec.subgroups.items():
         if column:

@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from disposition.synthetic_calls import Practice, describe_calls, sample_calls
+from disposition.synthetic_calls import FollowUp, Practice, describe_calls, sample_calls
 from forecasting.io import atomic_write, read_table
 from mlops.console import log_console
 from mlops.entry import CONFIG_DIR
@@ -23,7 +23,18 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         raise ConfigError(f"{world_path}: world config not found; run `python -m forecasting.generate` first")
     ratio = OmegaConf.to_container(OmegaConf.load(world_path).world.age_rate_ratio)
     practice = Practice(**OmegaConf.to_container(cfg.practice, resolve=True))
-    sample = sample_calls(counts, population, ratio, int(cfg.n_calls), int(cfg.seed), practice)
+    followup = FollowUp(**OmegaConf.to_container(cfg.get("followup") or {}, resolve=True))
+    period = cfg.get("period") or {}
+    sample = sample_calls(
+        counts,
+        population,
+        ratio,
+        int(cfg.n_calls),
+        int(cfg.seed),
+        practice,
+        followup,
+        (period.get("start"), period.get("end")),
+    )
     output = Path(cfg.output_path)
     record = output.with_suffix(".yaml")
     figures = {k: round(v, 5) for k, v in describe_calls(sample.calls).items()}

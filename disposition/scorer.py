@@ -22,6 +22,7 @@ from disposition.features import add_time_features
 from disposition.model import LinearModel, TreeModel, load_model
 from disposition.reasons import ContributionTable, display_values, top_reasons
 from disposition.safety import HardRule, excluded_by_rules
+from disposition.text_rules import rule_from_state
 from disposition.withheld import WithheldLevels
 from mlops.errors import DataValidationError
 
@@ -319,7 +320,7 @@ class RemoteClosureScorer:
             model=load_model(folder, state["model_kind"]),
             calibrator=ScoreCalibrator.from_dict(state["calibrator"]),
             threshold=float(state["threshold"]),
-            rules=[HardRule(r["column"], tuple(r["values"])) for r in state["rules"]],
+            rules=[rule_from_state(r["column"], r["values"]) for r in state["rules"]],
             features=FeatureSpec(**state["features"]),
             reason_table=ContributionTable.from_dict(table) if table is not None else None,
             top_k=state["top_k"],

@@ -5,11 +5,21 @@ category, so the call records add up to the same demand. Each call's age comes f
 population in that year weighted by the age-specific call rates that made the counts; symptom
 group, history and call-taker flags follow from category, age and sex. Every call carries its TRUE
 probability of being safely closed remotely (:func:`disposition.synthetic_world.true_logit`), the
-realised answer to that question (``safe_remote``) and what today's practice did with it.
+realised answer to that question (``safe_remote_true``: the counterfactual truth, which no service
+observes; for the oracle and for measuring true under-triage only) and what today's practice did.
+
+What a service observes is the follow-up (:class:`FollowUp`): a bad outcome within 72 hours
+(re-contact that led to an ambulance, an emergency-department attendance, an admission), found by
+record linkage that misses some (``sensitivity``) and that also records some unrelated events for
+calls that were safe (``false_positive``). ``followup_outcome`` holds it for every call (``none``,
+``recontact_72h``, ``ed_72h``, ``admission``) and ``safe_remote`` (1 = no bad outcome recorded) is
+the label models train and are evaluated on; the adverse outcome of a remote closure
+(``adverse_outcome``) is the observed one too.
 
 Today's practice closes ``remote_share`` of calls by telephone on a clinician's noisy judgement
 that under-weights previous contacts; the world's overall log-odds level is solved so that
-``adverse_rate`` of those closures end badly. Defaults: NHS England, November 2025, about one 999
+``adverse_rate`` of those closures are OBSERVED to end badly (the published rates are observed
+ones). Defaults: NHS England, November 2025, about one 999
 call in five managed without an ambulance; Marincowitz et al. 2024, 1.3 % adverse outcomes after
 self-care or non-urgent dispositions, Dale et al. 2004 about 1.7 % under-triage.
 """
@@ -33,16 +43,52 @@ from disposition.synthetic_world import (
 )
 from mlops.errors import ConfigError, DataValidationError
 
-ADVERSE_TYPES = ("ambulance_24h", "ed_24h", "admission", "death")
-ADVERSE_TYPE_SHARES = (0.45, 0.33, 0.20, 0.02)
+# Bad outcomes a follow-up can find within 72 hours, and their shares among those found (stated
+# assumption, in the spirit of the outcome definitions of Marincowitz et al. 2024: re-contact, ED
+# attendance, admission).
+FOLLOWUP_TYPES = ("recontact_72h", "ed_72h", "admission")
+FOLLOWUP_TYPE_SHARES = (0.45, 0.35, 0.20)
+NO_BAD_OUTCOME = "none"
 OUTCOME_COLUMNS = (
     "closed_remotely",
     "disposition",
     "adverse_outcome",
     "adverse_type",
+    "followup_outcome",
     "safe_remote",
+    "safe_remote_true",
     "p_safe_remote_true",
 )
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """How the outcome of a call is observed: record linkage within 72 hours, with misclassification.
+
+    Attributes
+    ----------
+    sensitivity : float
+        P(a bad outcome is recorded | closing the call remotely was truly not safe). Stated assumption:
+        0.9, linkage missing about one in ten (attendances at another trust's ED, deaths at home
+        found late); the model card warns that missed linkage makes under-triage look lower.
+    false_positive : float
+        P(a bad outcome is recorded | the call was truly safe to close): unrelated re-contacts and
+        attendances within 72 hours. Stated assumption: 0.002. It adds to the observed under-triage
+        almost one for one, so a limit must be set on the same outcome definition it is measured with.
+    """
+
+    sensitivity: float = 0.9
+    false_positive: float = 0.002
+
+    def validate(self) -> None:
+        if not 0 < self.sensitivity <= 1:
+            raise ConfigError(f"followup.sensitivity must be in (0, 1], got {self.sensitivity}")
+        if not 0 <= self.false_positive < 0.5:
+            raise ConfigError(f"followup.false_positive must be in [0, 0.5), got {self.false_positive}")
+
+    def observed_unsafe_probability(self, p_safe: np.ndarray) -> np.ndarray:
+        """P(a bad follow-up outcome is recorded) for calls whose true P(safe) is ``p_safe``."""
+        return self.sensitivity * (1 - p_safe) + self.false_positive * p_safe
 
 
 @dataclass(frozen=True)
@@ -91,6 +137,8 @@ def sample_calls(
     n_calls: int,
     seed: int = 0,
     practice: Practice | None = None,
+    followup: FollowUp | None = None,
+    period: tuple[str | None, str | None] = (None, None),
 ) -> CallSample:
     """Draw ``n_calls`` call records from the synthetic world.
 
@@ -108,6 +156,11 @@ def sample_calls(
         Seed of the random generator: the same inputs and seed give the same calls.
     practice : Practice, optional
         Today's remote-closure practice (defaults documented on :class:`Practice`).
+    followup : FollowUp, optional
+        How outcomes are observed (defaults documented on :class:`FollowUp`).
+    period : (start, end), optional
+        ISO dates: calls only from days ``start <= day < end`` of the counts (e.g. fresh evaluation
+        calls from a later period than the training calls). None leaves that side open.
 
     Returns
     -------
@@ -117,10 +170,12 @@ def sample_calls(
     """
     practice = practice or Practice()
     practice.validate()
+    followup = followup or FollowUp()
+    followup.validate()
     if int(n_calls) < 100:
         raise ConfigError(f"n_calls must be at least 100, got {n_calls}")
     rng = np.random.default_rng(seed)
-    calls = _calls_from_counts(counts, int(n_calls), rng)
+    calls = _calls_from_counts(_in_period(counts, period), int(n_calls), rng)
     calls["age"] = _ages(calls, population, age_rate_ratio, rng)
     _add_person(calls, rng)
     calls["symptom_group"] = _symptom_groups(calls, rng)
@@ -135,11 +190,13 @@ def sample_calls(
     n_closed = int(round(practice.remote_share * len(calls)))
     closed = np.zeros(len(calls), dtype=bool)
     closed[np.argsort(-judgement, kind="stable")[:n_closed]] = True
-    intercept = _solve_intercept(base[closed], practice.adverse_rate)
+    intercept = _solve_intercept(base[closed], practice.adverse_rate, followup)
 
     p_true = expit(base + intercept)
     safe = rng.random(len(calls)) < p_true
-    _add_outcomes(calls, closed, safe, p_true, rng)
+    # What follow-up records: a bad outcome for most truly unsafe calls, and for a few safe ones.
+    recorded = rng.random(len(calls)) < np.where(safe, followup.false_positive, followup.sensitivity)
+    _add_outcomes(calls, closed, safe, recorded, p_true, rng)
     calls = calls.sort_values("call_time", kind="stable", ignore_index=True)
     calls.insert(0, "call_id", np.arange(1, len(calls) + 1))
     return CallSample(calls.drop(columns="hour"), float(intercept))
@@ -259,20 +316,53 @@ def _add_history_and_flags(calls: pd.DataFrame, rng: np.random.Generator) -> Non
     calls["able_to_walk"] = ((rng.random(n) < walk) & (age >= 2)).astype(np.int8)
 
 
-def _solve_intercept(base_closed: np.ndarray, adverse_rate: float) -> float:
-    """Log-odds level at which the calls practice closes have the target adverse-outcome rate."""
+def _in_period(counts: pd.DataFrame, period: tuple[str | None, str | None]) -> pd.DataFrame:
+    start, end = period
+    if start is None and end is None:
+        return counts
+    days = pd.to_datetime(counts["ds"])
+    keep = np.ones(len(counts), dtype=bool)
+    try:
+        if start is not None:
+            keep &= (days >= pd.Timestamp(start)).to_numpy()
+        if end is not None:
+            keep &= (days < pd.Timestamp(end)).to_numpy()
+    except ValueError as error:
+        raise ConfigError(f"period {period}: dates must be ISO, YYYY-MM-DD ({error})") from error
+    if not keep.any():
+        raise ConfigError(
+            f"period {period} holds no day of the daily counts "
+            f"({days.min():%Y-%m-%d} to {days.max():%Y-%m-%d})"
+        )
+    return counts[keep]
+
+
+def _solve_intercept(base_closed: np.ndarray, adverse_rate: float, followup: FollowUp) -> float:
+    """Log-odds level at which the calls practice closes have the target OBSERVED adverse-outcome rate."""
 
     def gap(intercept: float) -> float:
-        return float(np.mean(expit(-(base_closed + intercept))) - adverse_rate)
+        p_safe = expit(base_closed + intercept)
+        return float(np.mean(followup.observed_unsafe_probability(p_safe)) - adverse_rate)
+
+    if gap(40.0) > 0:
+        raise ConfigError(
+            f"practice.adverse_rate={adverse_rate} is below what follow-up records for safe calls alone "
+            f"(followup.false_positive={followup.false_positive}); raise it or lower false_positive"
+        )
 
     return brentq(gap, -20.0, 40.0, xtol=1e-6)
 
 
 def _add_outcomes(
-    calls: pd.DataFrame, closed: np.ndarray, safe: np.ndarray, p_true: np.ndarray, rng: np.random.Generator
+    calls: pd.DataFrame,
+    closed: np.ndarray,
+    safe: np.ndarray,
+    recorded: np.ndarray,
+    p_true: np.ndarray,
+    rng: np.random.Generator,
 ) -> None:
     n = len(calls)
-    adverse = closed & ~safe
+    adverse = closed & recorded  # what the service sees after a remote closure
     calls["closed_remotely"] = closed.astype(np.int8)
     # A crew that attends an unsafe-to-close call mostly conveys; a safe one is mostly treated on scene.
     convey = rng.random(n) < np.where(safe, 0.4, 0.9)
@@ -282,9 +372,13 @@ def _add_outcomes(
     # Adverse outcome is only defined after a remote closure; attended calls leave it missing.
     calls["adverse_outcome"] = pd.array(np.where(closed, adverse.astype(int), 0), dtype="Int8")
     calls.loc[~closed, "adverse_outcome"] = pd.NA
-    kind = np.asarray(ADVERSE_TYPES, dtype=object)[rng.choice(4, size=n, p=ADVERSE_TYPE_SHARES)]
+    kind = np.asarray(FOLLOWUP_TYPES, dtype=object)[
+        rng.choice(len(FOLLOWUP_TYPES), size=n, p=FOLLOWUP_TYPE_SHARES)
+    ]
     calls["adverse_type"] = pd.Series(np.where(adverse, kind, None), dtype="object")
-    calls["safe_remote"] = safe.astype(np.int8)
+    calls["followup_outcome"] = np.where(recorded, kind, NO_BAD_OUTCOME).astype(object)
+    calls["safe_remote"] = (~recorded).astype(np.int8)  # observed: no bad outcome recorded within 72 h
+    calls["safe_remote_true"] = safe.astype(np.int8)  # the counterfactual truth: for the oracle only
     calls["p_safe_remote_true"] = p_true
 
 
@@ -297,6 +391,8 @@ def describe_calls(calls: pd.DataFrame) -> dict[str, float]:
         "remote_share_today": float(closed.mean()),
         "adverse_rate_after_remote_closure": float(calls.loc[closed, "adverse_outcome"].astype(float).mean()),
         "safe_remote_share": float(calls["safe_remote"].mean()),
+        "true_safe_share": float(calls["safe_remote_true"].mean()),
+        "label_disagreement": float((calls["safe_remote"] != calls["safe_remote_true"]).mean()),
         "safe_remote_share_85_plus": float(calls.loc[age >= 85, "safe_remote"].mean()),
         "safe_remote_share_under_65": float(calls.loc[age < 65, "safe_remote"].mean()),
         "safe_remote_share_3plus_contacts": float(

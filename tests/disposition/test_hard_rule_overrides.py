@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
 from disposition.config_checks import HINTS, check_config
 from disposition.data import CallSpec, prepare_calls
+from disposition.safety import HardRule
+from disposition.text_rules import PatternRule, rule_from_state, unmatched_values
 from mlops.errors import ConfigError
 from tests.disposition.conftest import compose_disposition
 
@@ -97,3 +100,51 @@ def test_the_spellings_the_messages_recommend_work(calls_path, calls):
         prepare_calls(calls, spec)
     added = re.search(r"add (calls\.never_remote=\S+)", str(absent.value)).group(1)
     assert _rules([*wrong, added]) == {}
+
+
+# --- rules on free text: keywords and regular expressions -------------------------------------------
+
+
+def test_keywords_and_patterns_match_free_text_in_any_case():
+    frame = pd.DataFrame(
+        {
+            "complaint": [
+                "Left arm WEAKNESS since noon",
+                "slurred  speech",
+                "slurring words",
+                "weak and tired",
+                "sore throat",
+                None,
+                "dysarthria, confused",
+            ]
+        }
+    )
+    rule = PatternRule("complaint", ("re:weakness|dysarthria|slurr",))
+    assert rule.matches(frame).tolist() == [True, True, True, False, False, True, True]
+    words = PatternRule("complaint", ("word:slurred speech", "sore throat"))
+    assert words.matches(frame).tolist() == [False, True, False, False, True, True, False]
+    assert "matches /weakness|dysarthria|slurr/ (any case)" in rule.describe()
+    assert unmatched_values(PatternRule("complaint", ("re:stroke", "re:weakness")), frame) == ["re:stroke"]
+    # Saved with the model as {column, values} and loaded as the same rule.
+    assert rule_from_state("complaint", ["re:weakness"]) == PatternRule("complaint", ("re:weakness",))
+    assert isinstance(rule_from_state("category", ["C1"]), HardRule)
+    with pytest.raises(ConfigError, match=r"'re:weak\(' is not a regular expression"):
+        PatternRule("complaint", ("re:weak(",))
+
+
+def test_a_pattern_rule_from_the_command_line(calls_path, calls):
+    spelled = "'calls.never_remote={symptom_group:[\"re:stroke|chest\"],category:[C1,C9]}'"
+    overrides = [f"calls.path={calls_path}", spelled.strip("'")]
+    assert _rules(overrides) == {"symptom_group": ["re:stroke|chest"], "category": ["C1", "C9"]}
+    spec = CallSpec.from_config(OmegaConf.to_container(compose_disposition(overrides).calls, resolve=True))
+    prepared = prepare_calls(calls.head(3000), spec)
+    pattern = next(r for r in prepared.rules if r.column == "symptom_group")
+    hit = pattern.matches(prepared.frame)
+    groups = set(prepared.frame.loc[hit, "symptom_group"])
+    assert groups == {"stroke_symptoms", "chest_pain"}
+    # C9 matches no call: kept (C1 does), and reported.
+    assert any("calls.never_remote.category: 'C9' matches no call" in w for w in prepared.warnings)
+    with pytest.raises(ConfigError, match="not a regular expression"):
+        check_config(
+            compose_disposition([f"calls.path={calls_path}", 'calls.never_remote={symptom_group:["re:("]}'])
+        )

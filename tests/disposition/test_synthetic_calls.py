@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from disposition.synthetic_calls import OUTCOME_COLUMNS, Practice, describe_calls, sample_calls
+from disposition.synthetic_calls import OUTCOME_COLUMNS, FollowUp, Practice, describe_calls, sample_calls
 from disposition.synthetic_world import RED_FLAG_GROUPS, SYMPTOM_GROUPS
 from mlops.errors import ConfigError
 
@@ -34,12 +34,23 @@ def test_truth_and_outcomes_are_consistent(calls):
     closed = calls["closed_remotely"] == 1
     assert (calls.loc[closed, "adverse_outcome"] == 1 - calls.loc[closed, "safe_remote"]).all()
     assert calls.loc[~closed, "adverse_outcome"].isna().all()
-    # The realised outcome follows the true probability (the oracle is calibrated).
+    # The counterfactual truth follows the true probability (the oracle is calibrated) ...
     bins = pd.cut(calls["p_safe_remote_true"], [0, 0.2, 0.5, 0.8, 0.95, 1])
     table = calls.groupby(bins, observed=True).agg(
-        p=("p_safe_remote_true", "mean"), y=("safe_remote", "mean")
+        p=("p_safe_remote_true", "mean"), truth=("safe_remote_true", "mean"), seen=("safe_remote", "mean")
     )
-    assert np.allclose(table["p"], table["y"], atol=0.03)
+    assert np.allclose(table["p"], table["truth"], atol=0.03)
+    # ... and the observed label is the truth seen through follow-up: 90 % of bad outcomes found,
+    # 0.2 % of safe calls recorded as bad.
+    expected_seen = 1 - FollowUp().observed_unsafe_probability(table["p"].to_numpy())
+    assert np.allclose(table["seen"], expected_seen, atol=0.03)
+    unsafe = calls["safe_remote_true"] == 0
+    assert (1 - calls.loc[unsafe, "safe_remote"]).mean() == pytest.approx(0.9, abs=0.02)
+    assert (1 - calls.loc[~unsafe, "safe_remote"]).mean() == pytest.approx(0.002, abs=0.0015)
+    found = calls["safe_remote"] == 0
+    assert (calls.loc[found, "followup_outcome"] != "none").all()
+    assert (calls.loc[~found, "followup_outcome"] == "none").all()
+    assert set(calls["followup_outcome"]) == {"none", "recontact_72h", "ed_72h", "admission"}
     red = calls["symptom_group"].isin(RED_FLAG_GROUPS)
     assert calls.loc[red, "p_safe_remote_true"].mean() < 0.1
     assert set(calls["symptom_group"]) <= set(SYMPTOM_GROUPS)
@@ -62,3 +73,14 @@ def test_bad_practice_settings_are_config_errors(world):
         sample_calls(
             world["counts"], world["population"], world["ratio"], 1_000, practice=Practice(remote_share=1.5)
         )
+
+
+def test_fresh_calls_come_from_a_later_period(world):
+    args = (world["counts"], world["population"], world["ratio"], 2_000)
+    early = sample_calls(*args, seed=3, period=(None, "2021-01-01")).calls
+    later = sample_calls(*args, seed=4, period=("2022-01-01", None)).calls
+    assert early["call_time"].max() < pd.Timestamp("2021-01-01") <= later["call_time"].min()
+    with pytest.raises(ConfigError, match="holds no day of the daily counts"):
+        sample_calls(*args, period=("2040-01-01", None))
+    with pytest.raises(ConfigError, match="followup.sensitivity"):
+        sample_calls(*args, followup=FollowUp(sensitivity=0))
