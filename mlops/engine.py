@@ -164,7 +164,8 @@ def start_engine(settings: EngineSettings | Mapping[str, Any] | None = None) -> 
             threads_per_worker=int(settings.threads_per_worker),
             memory_limit=settings.memory_limit,
             processes=True,
-            dashboard_address=None,  # no web port to bind (or to expose) unless asked for
+            host="127.0.0.1",  # scheduler, workers and the scheduler's status endpoint: loopback only
+            dashboard_address=None,  # no dashboard
             silence_logs=logging.ERROR,
         )
         return DaskEngine(Client(cluster), settings.retries, cluster, settings)
