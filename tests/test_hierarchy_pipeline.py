@@ -88,3 +88,13 @@ def test_bad_hierarchy_settings_are_refused_before_any_work(tmp_path, area_categ
     ):
         train(cfg, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_preset_and_the_default():
+    assert list(compose_config("forecast", []).hierarchy.levels) == []  # off unless asked for
+    cfg = compose_config("forecast", ["hierarchy=area_category"])
+    assert (
+        list(cfg.hierarchy.levels) == ["area", "category"]
+        and cfg.hierarchy.horizon == cfg.serving.max_horizon
+    )
+    check_config(cfg)

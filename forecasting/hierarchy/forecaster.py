@@ -15,13 +15,18 @@ does) and its errors on the days that followed, one vector over all nodes per or
   mean scaled error (MAE / the node's seasonal-naive scale, averaged within each level, then over
   levels so that the total counts as much as the leaves) wins. Only data before the fit's last day
   is used, so inside a backtest the choice never sees the test window;
-- the intervals: joint error vectors at horizons within +-3 days of ``h`` (one per earlier origin and
-  day, all nodes together) are rescaled to today's level (as Pearson residuals, error / sqrt(mean))
-  and reconciled like forecasts; the node's bounds are the split-conformal quantiles of these
-  reconciled errors around its reconciled mean. Because each vector keeps the errors of all nodes
-  on one day together, a total's interval reflects how its leaves' errors move together, not an
-  assumption of independence. Reconciliation is linear, so reconciling each sample path
-  ``y_hat + e`` and taking quantiles is the same as this.
+- the dependence between the nodes' errors, for the intervals, in one of two ways:
+  ``intervals="copula"`` (the default: it covered closer to nominal on the development origins of
+  experiments/results/hierarchy.md) is a Gaussian copula: each node's base error is normal with the
+  spread of the model's own interval that day, correlated as the nodes' Pearson residuals
+  (error / sqrt(mean)) at the earlier origins, shrunk as for MinT; the reconciled error of node i
+  is then normal with variance ``(A Sigma A')_ii``, ``A = S P``. ``intervals="joint_errors"``
+  resamples nothing but uses the joint error vectors themselves: those at horizons within +-3 days
+  of ``h`` (one per earlier origin and day, all nodes together) are rescaled to today's level (as
+  Pearson residuals) and reconciled like forecasts; the bounds are the split-conformal quantiles of
+  these reconciled errors around the reconciled mean (reconciliation is linear, so this is the same
+  as reconciling each sample path ``y_hat + e``). Either way a total's interval reflects how its
+  leaves' errors move together, not an assumption of independence.
 
 Reconciled leaf means below zero (possible with sparse leaves) are set to zero and the totals
 re-summed, so the output stays coherent and non-negative.
@@ -77,7 +82,7 @@ class HierarchicalForecaster(Forecaster):
         n_windows: int = 8,
         step: int = 14,
         horizon: int = 84,
-        intervals: str = "joint_errors",
+        intervals: str = "copula",
     ):
         self.model = model
         self.hierarchy = hierarchy

@@ -29,7 +29,7 @@ class HierarchySettings:
     n_windows: int = 8
     step: int = 14
     horizon: int = 84
-    intervals: str = "joint_errors"
+    intervals: str = "copula"
 
     @property
     def enabled(self) -> bool:
