@@ -258,11 +258,12 @@ def stage(description: str, stream: IO[str] | None = None, refresh: float = 1.0)
     description : str
         What is running, e.g. "final fit (ensemble, 28 series)".
     stream : text stream, optional
-        Where to write; stderr by default.
+        Where to write: by default the bar goes to stderr on a terminal and the plain lines to
+        stdout, so that stderr keeps only what went wrong (a failed run's one ``error:`` line).
     refresh : float, default 1.0
         Seconds between redraws on a terminal.
     """
-    stream = stream if stream is not None else sys.stderr
+    stream = stream if stream is not None else (sys.stderr if interactive() else sys.stdout)
     started = time.monotonic()
     if not interactive(stream):
         print(f"{description} ...", file=stream, flush=True)
@@ -292,9 +293,9 @@ def stage(description: str, stream: IO[str] | None = None, refresh: float = 1.0)
 def progress(
     items: Iterable, description: str, total: int | None = None, stream: IO[str] | None = None
 ) -> Iterator:
-    """Iterate over ``items`` showing progress: a tqdm bar on a terminal, otherwise a plain line at
-    about every tenth of the way and at the end (``<description>: 3/10``)."""
-    stream = stream if stream is not None else sys.stderr
+    """Iterate over ``items`` showing progress: a tqdm bar on a terminal (stderr), otherwise a plain
+    line on stdout at about every tenth of the way and at the end (``<description>: 3/10``)."""
+    stream = stream if stream is not None else (sys.stderr if interactive() else sys.stdout)
     total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
     if interactive(stream):
         from tqdm import tqdm

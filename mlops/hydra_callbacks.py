@@ -98,7 +98,7 @@ class PrepareTrackingStore(Callback):
             table, best = summarise_sweep(client, parent, self._experiment_id)
             _close_parent(client, parent, table)
             if best is not None:
-                print(f"sweep: {len(table)} runs under parent run {parent}; best: {best}", file=sys.stderr)
+                print(f"sweep: {len(table)} runs under parent run {parent}; best: {best}")
         os.environ.pop(PARENT_RUN_ENV, None)
         self._parent = None
 

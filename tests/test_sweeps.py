@@ -59,7 +59,7 @@ def test_parallel_sweep_on_a_new_store_records_every_run_and_crowns_the_best(tmp
 
     client = _client(tmp_path)
     experiment = client.get_experiment_by_name("daily-demand-forecast")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = _jobs(client.search_runs([experiment.experiment_id]))
     assert sorted(run.data.params["model.season_length"] for run in runs) == ["14", "28", "7"]
     assert {run.info.status for run in runs} == {"FINISHED"}
     versions = client.search_model_versions(f"name='{MODEL_NAME}'")
@@ -73,7 +73,7 @@ def test_parallel_sweep_on_a_new_store_records_every_run_and_crowns_the_best(tmp
 
 
 class _FakeRegistry:
-    """The three registry calls promotion makes, with aliases held in a dict."""
+    """The registry calls promotion makes, with aliases held in a dict."""
 
     def __init__(self, aliases: dict[str, ModelVersion]):
         self.aliases = aliases
@@ -89,6 +89,9 @@ class _FakeRegistry:
 
     def set_model_version_tag(self, name, version, key, value):
         self.tags.setdefault(str(version), {})[key] = value
+
+    def update_model_version(self, name, version, description=None):
+        self.tags.setdefault(str(version), {})["description"] = description
 
 
 def _version(number: str, mase: str) -> ModelVersion:
@@ -224,7 +227,7 @@ def test_search_preset_launches_its_grid_in_parallel(tmp_path, small_counts_csv)
 
     client = _client(tmp_path)
     experiment = client.get_experiment_by_name("daily-demand-lightgbm-search")
-    runs = client.search_runs([experiment.experiment_id])
+    runs = _jobs(client.search_runs([experiment.experiment_id]))
     assert sorted(run.data.params["model.min_child_samples"] for run in runs) == ["20", "50"]
     assert {run.data.params["model.n_jobs"] for run in runs} == {"1"}
     search = "daily-demand-synthetic-search"
@@ -262,9 +265,19 @@ def _assert_each_run_kept_its_finished_log(client: MlflowClient, runs, artifact:
         assert Path(local).read_text().count(summary) == 1, run.info.run_id
 
 
+def _jobs(runs):
+    """The sweep's jobs, each nested under the one parent run the sweep opened (also in joblib
+    workers, which inherit its id from the launching process); the parent is left out."""
+    parents = [run for run in runs if run.data.tags.get("sweep") == "true"]
+    jobs = [run for run in runs if run.data.tags.get("sweep") != "true"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {run.data.tags.get("mlflow.parentRunId") for run in jobs} == {parents[0].info.run_id}
+    return jobs
+
+
 def _assert_one_version_per_finished_run(client: MlflowClient, experiment: str, model: str, n_runs: int):
     """Every job left a finished run and exactly one version with its promotion decision applied."""
-    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    runs = _jobs(client.search_runs([client.get_experiment_by_name(experiment).experiment_id]))
     assert len(runs) == n_runs and {run.info.status for run in runs} == {"FINISHED"}
     versions = client.search_model_versions(f"name='{model}'")
     assert sorted(v.run_id for v in versions) == sorted(run.info.run_id for run in runs)

@@ -119,7 +119,7 @@ def test_a_sweep_gets_a_parent_run_a_summary_and_its_best_run_tagged(store, caps
     summary = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{parent}/sweep_summary.csv")))
     assert list(summary["run_name"]) == ["forecast-ets-synthetic", "forecast-glm-synthetic"]
     assert "| forecast-ets-synthetic |" in mlflow.artifacts.load_text(f"runs:/{parent}/sweep_summary.md")
-    assert "best: forecast-ets-synthetic (mase 0.64" in capsys.readouterr().err
+    assert "best: forecast-ets-synthetic (mase 0.64" in capsys.readouterr().out
 
 
 def test_every_model_version_is_described(store):
