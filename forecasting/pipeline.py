@@ -456,8 +456,8 @@ def _promotion_decision(
         why = "data" if champion.tags.get("data_fingerprint") != fingerprint else "backtest protocol"
         registered = champion.tags.get("backtest_mase", "?")
         print(
-            f"promotion: re-scoring {label} on this run's data and protocol: its registered MASE "
-            f"{registered} was measured on other {why}, so it cannot be compared with this run's"
+            f"promotion: re-scoring {label} on this run's data: it was scored on other {why} "
+            f"(registered MASE {registered}), which cannot be compared with this run's"
         )
         scored = f"on the same data (re-scored here: its registered MASE {registered} was on other {why})"
         try:
