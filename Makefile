@@ -81,7 +81,8 @@ $(BENCH_INSTALLED): $(INSTALLED)
 	@touch $@
 
 BENCHMARKS := swast oracle scale sweeps projection_synthetic_backtest projection_swast_backtest \
-	projection_consistency projection_speed disposition_scale dispatch_simulation serving_load reliability
+	projection_consistency projection_speed disposition_scale dispatch_simulation serving_load reliability \
+	hierarchy
 bench: $(BENCH_INSTALLED)
 	@for name in $(BENCHMARKS); do echo "== benchmark $$name"; \
 		$(BIN)/python -m experiments.bench benchmark=$$name || exit 1; done
