@@ -82,7 +82,7 @@ $(BENCH_INSTALLED): $(INSTALLED)
 
 BENCHMARKS := swast oracle scale sweeps projection_synthetic_backtest projection_swast_backtest \
 	projection_consistency projection_speed disposition_scale dispatch_simulation serving_load reliability \
-	hierarchy
+	hierarchy dask_scale
 bench: $(BENCH_INSTALLED)
 	@for name in $(BENCHMARKS); do echo "== benchmark $$name"; \
 		$(BIN)/python -m experiments.bench benchmark=$$name || exit 1; done
