@@ -86,6 +86,7 @@ def run(
     default_model: Mapping,
     reference_model: Mapping,
     models: Mapping[str, Mapping],
+    note: str | None = None,
 ) -> BenchmarkReport:
     path = Path(data_path) if Path(data_path).is_absolute() else ROOT / data_path
     generate = OmegaConf.load(ROOT / generate_config)
@@ -172,6 +173,7 @@ def run(
         "",
         "## Verdict",
         "",
+        *([f"- Note on this run: {note}"] if note else []),
         f"- Default model ({default_name}) on the harder world, horizons 1-{horizon}: {ratio:.3f} "
         f"(target <= {TARGET}: {verdict}).",
         f"- Reference model ({reference_name}): {world_table.loc[ALL_ON, overall]:.3f} on the harder world, "

@@ -113,6 +113,7 @@ def run(
     skip_uncached: bool = False,
     n_boot: int = 2000,
     test_step_overrides: Mapping[str, int] | None = None,
+    note: str | None = None,
 ) -> BenchmarkReport:
     if default not in models:
         raise ValueError(f"default={default!r} is not one of the models ({', '.join(models)})")
@@ -177,7 +178,7 @@ def run(
         contenders,
         n_boot,
     )
-    return evaluation.report(missing, data["unique_id"].nunique())
+    return evaluation.report(missing, data["unique_id"].nunique(), note)
 
 
 def origin_step(cutoffs: pd.Index) -> int:
@@ -364,7 +365,7 @@ class Evaluation:
             )
         return lines
 
-    def report(self, missing: list[str], n_areas: int) -> BenchmarkReport:
+    def report(self, missing: list[str], n_areas: int, note: str | None = None) -> BenchmarkReport:
         test = self.test_year
         describe = "; ".join(
             f"{year}: {p['n_origins']} origins {p['step']} days apart from {p['first_cutoff']:%Y-%m-%d}"
@@ -447,6 +448,17 @@ class Evaluation:
             "average when each started is in the CSV): they are upper bounds, not what a quiet "
             "machine gives.",
         ]
+        lines += [
+            "- MSTL keeps the ETS trend of its documentation, which takes no regressors, so it has no "
+            "calendar: an AutoARIMA trend would take them, but the order search with 17 calendar columns "
+            "cost 50-100 s per series and origin here. For the same reason AutoARIMA searches its order "
+            "(with the calendar columns) at the first origin of each backtest and re-estimates that "
+            "order's coefficients at every origin (experiments/peers.py).",
+            "- The default's paired tests use the origins both forecasters ran; with few origins (6 in a "
+            "coarse run) they have little power, so a p-value above 0.05 is no evidence of equal accuracy.",
+        ]
+        if note:
+            lines.append(f"- Note on this run: {note}")
         test_step = self.years[test]["step"]
         if test_step != 7:
             lines.append(
