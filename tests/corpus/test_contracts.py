@@ -36,7 +36,8 @@ CASES = [
     Case(
         "forecast-other-series",
         "forecast",
-        ["data.path={file}"],
+        # data.name: the seeded champion's registry name (daily-demand-counts), not the file's
+        ["data.path={file}", "data.name=counts"],
         file=csv_file(edited(clean_counts, lambda f: f[f["unique_id"].isin(["city/C2", "moor/C1"])])),
     ),
     Case(
