@@ -34,7 +34,8 @@ def column_section(profile: pd.DataFrame | None) -> str:
     return "\n".join(
         [
             "Every column of the file as the run read it. Types: numeric, binary, integer-coded category "
-            "(whole numbers within 1..10, at least 3 levels, used as a category), text category, date, free text (very many "
+            "(whole numbers within 1..10, at least 3 levels, used as a category), text category, date, "
+            "free text (very many "
             "levels, most seen once), identifier (unique or nearly unique per call), numbers with junk. "
             "Identifiers, free text and dates are never features unless allowed by name "
             "(`calls.allow_columns`) or listed in `calls.features`; *AUC alone* is how well the feature "
