@@ -146,12 +146,19 @@ def _statsforecast_backtest(
         level=list(level),
         refit=True,
     )
+    return _in_our_columns(result, name, cutoffs, level, "statsforecast")
+
+
+def _in_our_columns(
+    result: pd.DataFrame, model: str, cutoffs: list[pd.Timestamp], level: Sequence[int], library: str
+) -> pd.DataFrame:
+    """A Nixtla cross-validation table in our backtest's columns, after checking it used our origins."""
     found = sorted(pd.to_datetime(result["cutoff"].unique()))
     if found != list(cutoffs):
-        raise AssertionError(f"statsforecast origins {found[:2]}... differ from ours {cutoffs[:2]}...")
-    renamed = {name: "mean"}
+        raise AssertionError(f"{library} origins {found[:2]}... differ from ours {cutoffs[:2]}...")
+    renamed = {model: "mean"}
     for lv in level:
-        renamed |= {f"{name}-lo-{lv}": f"lo_{lv}", f"{name}-hi-{lv}": f"hi_{lv}"}
+        renamed |= {f"{model}-lo-{lv}": f"lo_{lv}", f"{model}-hi-{lv}": f"hi_{lv}"}
     return result.rename(columns=renamed)[["unique_id", "cutoff", "ds", *renamed.values()]]
 
 
@@ -194,13 +201,7 @@ def _arima_regression_backtest(
             )
         )
     result = pd.concat(frames, ignore_index=True)
-    found = sorted(pd.to_datetime(result["cutoff"].unique()))
-    if found != list(cutoffs):
-        raise AssertionError(f"statsforecast origins {found[:2]}... differ from ours {cutoffs[:2]}...")
-    renamed = {"AutoARIMA": "mean"}
-    for lv in level:
-        renamed |= {f"AutoARIMA-lo-{lv}": f"lo_{lv}", f"AutoARIMA-hi-{lv}": f"hi_{lv}"}
-    return result.rename(columns=renamed)[["unique_id", "cutoff", "ds", *renamed.values()]]
+    return _in_our_columns(result, "AutoARIMA", cutoffs, level, "statsforecast")
 
 
 def _mlforecast_backtest(
@@ -240,13 +241,7 @@ def _mlforecast_backtest(
         prediction_intervals=PredictionIntervals(n_windows=2, h=horizon),
         level=list(level),
     )
-    found = sorted(pd.to_datetime(result["cutoff"].unique()))
-    if found != list(cutoffs):
-        raise AssertionError(f"mlforecast origins {found[:2]}... differ from ours {cutoffs[:2]}...")
-    renamed = {"MLForecast": "mean"}
-    for lv in level:
-        renamed |= {f"MLForecast-lo-{lv}": f"lo_{lv}", f"MLForecast-hi-{lv}": f"hi_{lv}"}
-    return result.rename(columns=renamed)[["unique_id", "cutoff", "ds", *renamed.values()]]
+    return _in_our_columns(result, "MLForecast", cutoffs, level, "mlforecast")
 
 
 def _prophet_backtest(
