@@ -10,6 +10,7 @@ report and records the outcome on the model version (tags ``monitoring.status`` 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from disposition.monitoring import monitor_under_triage, synthetic_closed_call_outcomes
 from mlops.errors import ConfigError, DataValidationError
 from mlops.tables import check_date_range, file_lines, near_misses, parse_dates, read_table, shown
-from mlops.tracking import flatten_params, prepare_experiment, resolve_store
+from mlops.tracking import flatten_params, prepare_experiment, resolve_store, run_name, tracked_run
 
 SYNTHETIC = "synthetic"
 
@@ -180,6 +181,7 @@ def _stored_limit(client: MlflowClient, version) -> float | None:
 
 def monitor(cfg: DictConfig, output_dir: Path) -> MonitorResult:
     """Run one monitoring check; see the module docstring."""
+    started = time.time()  # the run's start, so its duration in the UI is the whole check's
     output_dir.mkdir(parents=True, exist_ok=True)
     outcomes, source = read_outcomes(cfg, output_dir)
     store = resolve_store(cfg.tracking)
@@ -195,7 +197,10 @@ def monitor(cfg: DictConfig, output_dir: Path) -> MonitorResult:
     breach = bool(streams["alarm"].any())
     paths = _write_report(streams, outcomes, source, limit, limit_source, alpha, version, output_dir)
     overall = streams.iloc[0]
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    # e.g. disposition-monitor-v3-closed-call-outcomes: the version checked and the outcomes file
+    checked = f"v{version.version}" if version is not None else None
+    title = run_name("disposition-monitor", checked, Path(source).stem)
+    with tracked_run(experiment_id, title, started) as run:
         mlflow.log_params(flatten_params(OmegaConf.to_container(cfg, resolve=True)))
         mlflow.log_params({"limit_used": limit, "limit_source": limit_source[:500]})
         mlflow.log_param("n_streams", len(streams))

@@ -120,6 +120,7 @@ def test_app_reads_the_limit_from_the_champion_and_tags_it(tmp_path):
     assert list(streams["stream"]) == ["overall", "sex=female", "sex=male"]
     run = mlflow.get_run(result.run_id)
     assert run.data.metrics["breach"] == 1 and run.data.tags["monitoring.status"] == "breach"
+    assert run.info.run_name == "disposition-monitor-v1-outcomes"  # the version checked and the file
 
 
 def _bad_file(tmp_path: Path, change) -> Path:
