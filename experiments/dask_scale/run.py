@@ -98,19 +98,19 @@ def run(
     load_after = os.getloadavg()[0]
     client_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     markdown = _page(
-        data,
-        forecast,
-        calls,
-        call_notes,
-        peaks,
-        client_peak,
-        startup,
-        load_before,
-        load_after,
-        n_origins,
-        horizon,
-        n_workers,
-        memory_limit,
+        data=data,
+        forecast=forecast,
+        calls=calls,
+        notes=call_notes,
+        peaks=peaks,
+        client_peak=client_peak,
+        startup=startup,
+        load_before=load_before,
+        load_after=load_after,
+        n_origins=n_origins,
+        horizon=horizon,
+        n_workers=n_workers,
+        memory_limit=memory_limit,
     )
     metrics = {
         "startup_seconds": startup,
@@ -324,7 +324,8 @@ def _peak_rss_gib() -> float:
     return max(peak, psutil.Process().memory_info().rss / 1024**3)
 
 
-def _page(
+def _page(  # keyword-only: thirteen values of like kinds, easy to pass in the wrong order
+    *,
     data,
     forecast,
     calls,
