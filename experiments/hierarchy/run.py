@@ -243,20 +243,20 @@ def run(
         metrics[f"{name}_base_incoherence"] = incoherence = base_incoherence(test, tree)
         sections.append(
             section(
-                name,
-                spec,
-                tree,
-                frozen,
-                scores,
-                gaps,
-                dev_table,
-                dev_top,
-                test_table,
-                top,
-                worst,
-                choices,
-                levels,
-                incoherence,
+                name=name,
+                spec=spec,
+                tree=tree,
+                frozen=frozen,
+                scores=scores,
+                gaps=gaps,
+                dev_table=dev_table,
+                dev_top=dev_top,
+                test_table=test_table,
+                top=top,
+                worst=worst,
+                choices=choices,
+                levels=levels,
+                incoherence=incoherence,
             )
         )
     seconds = time.perf_counter() - start
@@ -297,7 +297,8 @@ NEARLY_COHERENT = """ The base forecasts are nearly coherent already, so reconci
 the means very little: a ratio of 1.000 to direct means "no worse", not "better"."""
 
 
-def section(
+def section(  # keyword-only: fourteen results of like kinds, easy to pass in the wrong order
+    *,
     name,
     spec,
     tree,
