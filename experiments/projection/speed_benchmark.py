@@ -35,7 +35,7 @@ from forecasting.projection.population import scale_to_areas
 from forecasting.projection.projector import ProjectionSettings, project_scenarios
 from forecasting.projection.rates import AgeRateModel
 from forecasting.projection.uncertainty import TrendUncertainty
-from forecasting.projection.workforce import WorkforceSettings, hour_profile_from_shares, workforce
+from forecasting.projection.workforce import WorkforceSettings, hour_profile_from_shares, projection_workforce
 
 NAME = "projection_speed"
 QUANTILES = [0.1, 0.5, 0.9]
@@ -76,15 +76,7 @@ def run(workdir: Path, repeats: int, repeats_five_scenarios: int, target_seconds
 
     def staffed(scenarios):
         projection = project_scenarios(rates, shape, trust, scenarios, settings)
-        labour = workforce(
-            projection.annual,
-            projection.daily,
-            projection.scenarios,
-            settings.base_year,
-            settings.labels,
-            staffing,
-        )
-        return projection, labour
+        return projection, projection_workforce(projection, staffing)
 
     one_s, result = timed(lambda: staffed([principal()]), repeats)
     n_days = result[0].daily["ds"].nunique()

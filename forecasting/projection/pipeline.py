@@ -36,7 +36,7 @@ from forecasting.projection.workforce import (
     WorkforceSettings,
     hour_profile_from_calls,
     hour_profile_from_shares,
-    workforce,
+    projection_workforce,
 )
 from forecasting.projection.workforce_report import workforce_section
 from mlops.concurrency import store_lock_path
@@ -191,14 +191,7 @@ def project(cfg: DictConfig, output_dir: Path, command: str = "") -> ProjectionR
     labour = None
     if staffing is not None:
         clock = time.monotonic()
-        labour = workforce(
-            projection.annual,
-            projection.daily,
-            projection.scenarios,
-            settings.base_year,
-            settings.labels,
-            staffing,
-        )
+        labour = projection_workforce(projection, staffing)
         timings["workforce_seconds"] = time.monotonic() - clock
 
     # The gate before anything is written or registered: what it would serve must be plausible.

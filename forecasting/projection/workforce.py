@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ from forecasting.projection.erlang import agents_needed
 from forecasting.projection.splits import shares_by_year
 from forecasting.synthetic import CATEGORIES
 from mlops.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:
+    from forecasting.projection.projector import Projection
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WINTER_MONTHS = (12, 1, 2)
@@ -272,6 +276,19 @@ def workforce(
         ["area", "scenario", "year", "measure"], key=lambda c: c.map(order) if c.name == "scenario" else c
     ).reset_index(drop=True)
     return Workforce(by_hour=by_hour, by_year=by_year, settings=settings)
+
+
+def projection_workforce(projection: Projection, settings: WorkforceSettings) -> Workforce:
+    """:func:`workforce` for a whole projection: its tables and scenarios, growth from its base year,
+    its fan's quantile labels (what the pipeline and the speed benchmark both staff)."""
+    return workforce(
+        projection.annual,
+        projection.daily,
+        projection.scenarios,
+        projection.settings.base_year,
+        projection.settings.labels,
+        settings,
+    )
 
 
 def _week_summary(by_hour: pd.DataFrame) -> pd.DataFrame:

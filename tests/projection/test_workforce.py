@@ -16,7 +16,7 @@ from forecasting.projection.workforce import (
     heatmap_table,
     hour_profile_from_calls,
     hour_profile_from_shares,
-    workforce,
+    projection_workforce,
 )
 from mlops.errors import ConfigError, DataValidationError
 from tests.conftest import ROOT
@@ -47,9 +47,7 @@ def staffed(fitted, ons_population):
     projection = project_scenarios(rates, shape, trust, [scenario(), lever], settings)
     conf = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "workforce" / "default.yaml"))
     ws = WorkforceSettings.from_dict(conf, hour_profile_from_shares(conf["profile"]["hour_shares"]))
-    return projection, workforce(
-        projection.annual, projection.daily, projection.scenarios, 2025, settings.labels, ws
-    )
+    return projection, projection_workforce(projection, ws)
 
 
 def test_vehicles_follow_job_cycles_and_utilisation(staffed):
