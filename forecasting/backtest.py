@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from forecasting.metrics import MASE_SCALES, mase_scale
 from forecasting.models.base import DEFAULT_LEVELS, Forecaster
-from forecasting.task_split import fits_series_alone, series_chunks
+from forecasting.task_split import task_chunks
 from mlops.errors import ConfigError
 
 MIN_TRAIN_DAYS = 28
@@ -160,7 +160,8 @@ def rolling_origin_backtest(
         default they run here, one after another. The results do not depend on it.
     series_per_task : int, optional
         With ``map_tasks``, cut each origin into chunks of this many series when the model fits
-        each series alone (:func:`forecasting.task_split.fits_series_alone`); ignored otherwise.
+        each series alone, or into chunks of whole keys for a model per partition key
+        (:func:`forecasting.task_split.task_chunks`); ignored for other models.
 
     Returns
     -------
@@ -188,8 +189,7 @@ def rolling_origin_backtest(
         "mase_scale": mase_scale,
     }
     if map_tasks is not None:
-        per_task = series_per_task if fits_series_alone(forecaster) else None
-        chunks = series_chunks(df["unique_id"].unique(), per_task)
+        chunks = task_chunks(forecaster, df["unique_id"].unique(), series_per_task)
         tasks = [(cutoff, chunk) for cutoff in cutoffs for chunk in chunks]
         return pd.concat(map_tasks(backtest_fold, tasks, {"df": df, **settings}), ignore_index=True)
     show = progress if progress is not None else n_origins > 4

@@ -8,6 +8,7 @@ from forecasting.models.ensemble import Ensemble
 from forecasting.models.ets import ETS
 from forecasting.models.glm import CalendarGLM
 from forecasting.models.lightgbm_global import GlobalLightGBM
+from forecasting.models.per_key import PerKey
 from forecasting.models.regressors import FutureRegressorError
 from forecasting.models.seasonal_naive import SeasonalNaive
 
@@ -22,6 +23,7 @@ __all__ = [
     "Forecaster",
     "FutureRegressorError",
     "GlobalLightGBM",
+    "PerKey",
     "SeasonalNaive",
     "interval_columns",
 ]

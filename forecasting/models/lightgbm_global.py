@@ -21,6 +21,7 @@ their empirical quantiles around the final model's mean give the bounds.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -33,6 +34,18 @@ from forecasting.models.conformal import conformal_quantile
 from forecasting.models.regressors import Standardizer
 
 _EPOCH = np.datetime64("2000-01-01", "D")
+
+
+def allowed_threads(n_jobs: int) -> int:
+    """``n_jobs``, capped by ``OMP_NUM_THREADS`` when the process was given one.
+
+    A Dask worker (its nanny sets ``OMP_NUM_THREADS=1``) or a batch job that sets it says how many
+    threads its process may use; LightGBM's explicit ``num_threads`` would override that, and two
+    such fits on two shared cores slowed each other several-fold (OpenMP threads spin while they
+    wait). With ``deterministic`` and row-wise histograms the fits compared at 1 and 2 threads were
+    identical (tests/engine/test_engine_backtest.py compares the cluster's tables with the loop's)."""
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(int(n_jobs), int(limit)) if limit.isdigit() and int(limit) > 0 and int(n_jobs) > 0 else n_jobs
 
 
 def _years_since_epoch(ds: pd.Series) -> np.ndarray:
@@ -147,7 +160,8 @@ class GlobalLightGBM(Forecaster):
     nation : str
         UK nation whose bank holidays are features.
     n_jobs : int
-        Threads for LightGBM.
+        Threads for LightGBM (at most ``OMP_NUM_THREADS`` when that is set: see
+        :func:`allowed_threads`).
     random_state : int
         Seed, for reproducible fits.
     """
@@ -232,7 +246,7 @@ class GlobalLightGBM(Forecaster):
             "min_data_in_leaf": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "lambda_l2": self.lambda_l2,
-            "num_threads": self.n_jobs,
+            "num_threads": allowed_threads(self.n_jobs),
             "seed": self.random_state,
             "deterministic": True,
             "force_row_wise": True,

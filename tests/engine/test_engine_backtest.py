@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from forecasting.backtest import rolling_origin_backtest
-from forecasting.models import CalendarGLM, Ensemble, GlobalLightGBM, SeasonalNaive
-from forecasting.task_split import fits_series_alone, series_chunks
+from forecasting.models import CalendarGLM, Ensemble, GlobalLightGBM, PerKey, SeasonalNaive
+from forecasting.models.lightgbm_global import allowed_threads
+from forecasting.task_split import fits_series_alone, series_chunks, task_chunks
 from tests.engine.conftest import worker_pids
 
 PROTOCOL = {"horizon": 14, "n_origins": 2, "step": 7}
@@ -27,6 +28,15 @@ def recent_counts(synthetic_counts) -> pd.DataFrame:
     return frame[["unique_id", "ds", "y"]].reset_index(drop=True)
 
 
+@pytest.fixture(scope="module")
+def two_keys(synthetic_counts) -> pd.DataFrame:
+    """Two series of each of two areas (keys city, coast), 2023."""
+    series = ["city/C1", "city/C2", "coast/C1", "coast/C2"]
+    recent = synthetic_counts["ds"] >= "2023-01-01"
+    frame = synthetic_counts[synthetic_counts["unique_id"].isin(series) & recent]
+    return frame[["unique_id", "ds", "y"]].reset_index(drop=True)
+
+
 def test_per_series_models_split_by_series_and_global_ones_do_not():
     assert fits_series_alone(CalendarGLM())
     assert fits_series_alone(Ensemble([SeasonalNaive(), CalendarGLM()]))
@@ -36,17 +46,57 @@ def test_per_series_models_split_by_series_and_global_ones_do_not():
     assert series_chunks(["a", "b"], None) == [None]
 
 
+def test_a_model_per_key_splits_by_whole_keys():
+    per_key = PerKey(GlobalLightGBM())
+    ids = ["b/2", "a/1", "c/1", "a/2", "b/1"]
+    assert not fits_series_alone(per_key)
+    assert task_chunks(per_key, ids, None) == [("a/1", "a/2"), ("b/1", "b/2"), ("c/1",)]
+    assert task_chunks(per_key, ids, 3) == [("a/1", "a/2"), ("b/1", "b/2", "c/1")]
+    assert task_chunks(per_key, ids, 1) == [("a/1", "a/2"), ("b/1", "b/2"), ("c/1",)]  # keys stay whole
+    assert task_chunks(per_key, ids, 10) == [None]
+    assert task_chunks(GlobalLightGBM(), ids, 2) == [None]
+    assert task_chunks(CalendarGLM(), ids, 2) == [("a/1", "a/2"), ("b/1", "b/2"), ("c/1",)]
+
+
+def test_lightgbm_threads_follow_the_process_limit(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Dask's nanny gives each worker
+    assert allowed_threads(2) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert allowed_threads(2) == 2
+
+
+def _small_lightgbm():
+    return GlobalLightGBM(n_estimators=20, calibration_days=56)
+
+
 @pytest.mark.parametrize(
-    "make_model",
-    [CalendarGLM, lambda: GlobalLightGBM(n_estimators=20, calibration_days=56)],
-    ids=["glm_per_series_chunks", "lightgbm_per_origin"],
+    ("make_model", "data"),
+    [
+        (CalendarGLM, "recent_counts"),
+        (_small_lightgbm, "recent_counts"),
+        (lambda: PerKey(_small_lightgbm()), "two_keys"),
+    ],
+    ids=["glm_per_series_chunks", "lightgbm_per_origin", "lightgbm_per_key"],
 )
-def test_dask_backtest_equals_the_local_loop(dask_engine, recent_counts, make_model):
-    local = rolling_origin_backtest(make_model(), recent_counts, **PROTOCOL, progress=False)
+def test_dask_backtest_equals_the_local_loop(dask_engine, request, make_model, data):
+    counts = request.getfixturevalue(data)
+    local = rolling_origin_backtest(make_model(), counts, **PROTOCOL, progress=False)
     mapped = rolling_origin_backtest(
-        make_model(), recent_counts, **PROTOCOL, map_tasks=dask_engine.map, series_per_task=2
+        make_model(), counts, **PROTOCOL, map_tasks=dask_engine.map, series_per_task=2
     )
     pd.testing.assert_frame_equal(local, mapped)
+
+
+def test_each_key_forecasts_as_if_fitted_alone(two_keys):
+    """A key's forecast does not depend on the other keys' series."""
+    together = PerKey(_small_lightgbm()).fit(two_keys).predict(14)
+    coast = two_keys[two_keys["unique_id"].str.startswith("coast/")]
+    alone = _small_lightgbm().fit(coast).predict(14)
+    pd.testing.assert_frame_equal(
+        together[together["unique_id"].isin(coast["unique_id"])].reset_index(drop=True), alone
+    )
+    with pytest.raises(ValueError, match="model.separator='_': no series id contains it"):
+        PerKey(_small_lightgbm(), separator="_").fit(two_keys)
 
 
 def test_a_worker_killed_mid_job_loses_nothing(dask_engine):
