@@ -43,6 +43,10 @@ class Settings:
         Mean journey to hospital plus handover for a conveyed patient (exponential).
     assessment_mean : float
         Mean length of a clinician's telephone assessment (exponential).
+    patience_mean : float or None
+        Mean minutes a caller sent to the hub waits for a clinician before hanging up (exponential);
+        one who does leaves without an assessment or a response (outcome ``abandoned``). None:
+        nobody hangs up.
     """
 
     ambulances: int = 145
@@ -53,6 +57,7 @@ class Settings:
     conveyance_share: float = 0.68
     hospital_mean: float = 60.0
     assessment_mean: float = 20.0
+    patience_mean: float | None = None
 
 
 def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int = 0) -> pd.DataFrame:
@@ -76,7 +81,7 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
         The calls with ``outcome`` (``closed_remotely`` or ``attended``), ``response_min``
         (minutes from the call to an ambulance at the scene; missing for calls closed remotely) and
         ``hub_wait_min`` (minutes from the call to a clinician starting the assessment; missing for
-        calls not sent to the hub).
+        calls not sent to the hub and for those who hung up, outcome ``abandoned``).
     """
     rng = np.random.default_rng(seed)
     start = calls["call_time"].min()
@@ -91,6 +96,9 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
     conveyed = rng.random(len(calls)) < settings.conveyance_share
     hospital = np.where(conveyed, rng.exponential(settings.hospital_mean, len(calls)), 0.0)
     assessment = rng.exponential(settings.assessment_mean, len(calls))
+    patient = settings.patience_mean is None  # drawn last, so the draws above do not depend on it
+    patience = np.full(len(calls), np.inf) if patient else rng.exponential(settings.patience_mean, len(calls))
+    hung_up = np.zeros(len(calls), dtype=bool)
 
     response = np.full(len(calls), np.nan)
     closed = np.zeros(len(calls), dtype=bool)
@@ -123,8 +131,16 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
                 assess(now, call)
             else:
                 heapq.heappush(waiting_hub, (arrival[call], call))
+                if not patient:
+                    order += 1
+                    heapq.heappush(events, (now + patience[call], order, "hangs_up", call))
+            continue
+        if kind == "hangs_up":  # still waiting: leaves the queue (taken out when it reaches the front)
+            hung_up[call] = np.isnan(hub_start[call])
             continue
         if kind == "assessed":
+            while waiting_hub and hung_up[waiting_hub[0][1]]:
+                heapq.heappop(waiting_hub)
             if waiting_hub:
                 assess(now, heapq.heappop(waiting_hub)[1])
             else:
@@ -145,7 +161,7 @@ def simulate(calls: pd.DataFrame, settings: Settings, with_hub: bool, seed: int 
                 free_ambulances += 1
 
     out = calls[["call_time", "category"]].copy()
-    out["outcome"] = np.where(closed, "closed_remotely", "attended")
+    out["outcome"] = np.select([closed, hung_up], ["closed_remotely", "abandoned"], "attended")
     out["response_min"] = response
     out["hub_wait_min"] = hub_start - arrival
     return out

@@ -104,6 +104,9 @@ OPTIONAL_RULES: dict[str, Rule] = {
     "workforce.hub.assessment_min": Number(0, 600, low_open=True, what="minutes"),
     "workforce.hub.answer_within_min": Number(0, 600, what="minutes"),
     "workforce.hub.target": probability(),
+    "workforce.hub.patience_min": Number(
+        0, 600, low_open=True, nullable=True, what="mean minutes before a caller hangs up, or null for none"
+    ),
     "workforce.profile.calls_path": ExistingPath("file", nullable=True),
     "workforce.profile.time_column": Text(),
     "workforce.profile.hour_shares": ListOf(

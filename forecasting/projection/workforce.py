@@ -14,7 +14,8 @@ For each area, scenario and year of a projection, and a typical winter week:
    vehicles / target utilisation, rounded up; crew members = vehicles x crew size.
 4. **Clinical hub clinicians by hour**: calls assessed by a clinician = calls closed remotely /
    the share of assessed calls closed; clinicians = the fewest that answer ``target`` of them within
-   ``answer_within_min`` (Erlang C, :mod:`forecasting.projection.erlang`).
+   ``answer_within_min`` (:mod:`forecasting.projection.erlang`: Erlang C, or Erlang A when
+   ``patience_min`` says how long callers wait before hanging up).
 
 Every figure is computed for the expected calls (``mean``) and for each projected quantile
 (``p10``, ``p50``, ``p90``), so each has the projection's range.
@@ -70,6 +71,7 @@ class HubSettings:
     assessment_min: float = 20.0
     answer_within_min: float = 10.0
     target: float = 0.8
+    patience_min: float | None = None  # mean wait before a caller hangs up: Erlang A; None: Erlang C
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class WorkforceSettings:
             "workforce.hub.answer_within_min": (self.hub.answer_within_min, 0.0, 600.0),
             "workforce.crew_size": (self.crew_size, 1, 10),
         }
+        if self.hub.patience_min is not None:
+            checks["workforce.hub.patience_min"] = (self.hub.patience_min, 0.1, 600.0)
         for key, (value, low, high) in checks.items():
             if not low <= value <= high:
                 raise ConfigError(f"{key}={value}: must be from {low:g} to {high:g}")
@@ -130,6 +134,7 @@ class WorkforceSettings:
                 assessment_min=float(hub["assessment_min"]),
                 answer_within_min=float(hub["answer_within_min"]),
                 target=float(hub["target"]),
+                patience_min=None if hub.get("patience_min") is None else float(hub["patience_min"]),
             ),
             hour_profile=hour_profile,
         )
@@ -233,7 +238,9 @@ def workforce(
             vehicles = np.ceil(busy / settings.utilisation - 1e-9)
             hub_calls = np.minimum(calls * remote / settings.hub.closure_rate, calls)
             hub = settings.hub
-            clinicians = agents_needed(hub_calls / 60, hub.assessment_min, hub.answer_within_min, hub.target)
+            clinicians = agents_needed(
+                hub_calls / 60, hub.assessment_min, hub.answer_within_min, hub.target, hub.patience_min
+            )
             n = len(part)
             frames.append(
                 pd.DataFrame(

@@ -76,9 +76,14 @@ def workforce_section(
         "the Christmas-New Year fortnight) with the hour-of-day profile.",
         f"Hub clinicians: calls assessed = calls closed by telephone / {s.hub.closure_rate:.0%} (the share "
         f"of assessed calls closed remotely), {s.hub.assessment_min:g} minutes each; enough clinicians "
-        f"to answer {s.hub.target:.0%} within {s.hub.answer_within_min:g} minutes (Erlang C, no "
-        "abandonment; checked against the dispatch simulation, "
-        "experiments/results/projection_workforce_erlang.md).",
+        f"to answer {s.hub.target:.0%} within {s.hub.answer_within_min:g} minutes ("
+        + (
+            "Erlang C: nobody hangs up"
+            if s.hub.patience_min is None
+            else f"Erlang A: callers hang up after {s.hub.patience_min:g} minutes on average, "
+            "and one who does is not answered in time"
+        )
+        + "; checked against the dispatch simulation, experiments/results/projection_workforce_erlang.md).",
         f"Each figure is for the expected calls, with the {low}-{high} range of the projection in "
         "brackets. Defaults are round figures and judgements (conf/workforce/default.yaml): set your "
         "own job-cycle times, utilisation and hub targets.",

@@ -1,5 +1,5 @@
-"""Workforce: Erlang C staffing, ambulance hours, vehicles and crews by hour, and the profile learnt
-from call timestamps."""
+"""Workforce: Erlang C and Erlang A staffing, ambulance hours, vehicles and crews by hour, and the
+profile learnt from call timestamps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from forecasting.projection.erlang import agents_needed, erlang_c, mean_wait, service_level
+from forecasting.projection.erlang import agents_needed, erlang_a, erlang_c, mean_wait, service_level
 from forecasting.projection.population import scale_to_areas
 from forecasting.projection.projector import ProjectionSettings, project_scenarios
 from forecasting.projection.workforce import (
@@ -36,6 +36,42 @@ def test_erlang_c_staffing_is_the_fewest_clinicians_meeting_the_target():
     assert float(erlang_c(2, 1.0)) == pytest.approx(1 / 3)
     assert float(mean_wait(1, 0.03, 20.0)) == pytest.approx(0.6 * 20 / 0.4)
     assert float(service_level(3, 0.2, 20.0, 5.0)) == 0.0  # load 4 on 3 servers: never in time
+
+
+def _birth_death(agents: int, lam: float, service: float, patience: float, states: int = 400):
+    """M/M/c+M by brute force: the stationary chance an arrival waits, and the mean queue."""
+    n = np.arange(states)
+    deaths = np.minimum(n[1:], agents) / service + np.maximum(n[1:] - agents, 0) / patience
+    pi = np.concatenate([[1.0], np.cumprod(lam / deaths)])
+    pi /= pi.sum()
+    return pi[agents:].sum(), (np.maximum(n - agents, 0) * pi).sum()
+
+
+@pytest.mark.parametrize(("agents", "rate", "patience"), [(1, 0.04, 10.0), (4, 0.2, 5.0), (12, 0.5, 30.0)])
+def test_erlang_a_agrees_with_the_birth_death_chain(agents, rate, patience):
+    waits, queue = _birth_death(agents, rate, 20.0, patience)
+    answered_now, hung_up = erlang_a(agents, rate, 20.0, 0.0, patience)
+    assert float(answered_now) == pytest.approx(1 - waits, abs=1e-9)  # within 0 min: found a free clinician
+    assert float(hung_up) == pytest.approx(queue / patience / rate, abs=1e-9)  # hang-ups = queue / patience
+    answered_ever, _ = erlang_a(agents, rate, 20.0, 1e4, patience)
+    assert float(answered_ever + hung_up) == pytest.approx(1.0, abs=1e-9)  # everyone is answered or hangs up
+    in_ten = float(erlang_a(agents, rate, 20.0, 10.0, patience)[0])
+    assert float(answered_now) < in_ten < float(answered_ever)
+
+
+def test_erlang_a_staffing_is_the_fewest_meeting_the_target_and_tends_to_erlang_c():
+    rates = np.array([0.0, 0.1, 0.5, 2.0, 6.0])
+    need = agents_needed(rates, 20.0, 10.0, 0.8, patience_min=5.0)
+    assert need[0] == 0
+    for lam, c in zip(rates[1:], need[1:], strict=True):
+        assert erlang_a(c, lam, 20.0, 10.0, 5.0)[0] >= 0.8 > erlang_a(c - 1, lam, 20.0, 10.0, 5.0)[0]
+    # Callers who all but never hang up: Erlang C again.
+    assert float(erlang_a(12, 0.5, 20.0, 10.0, 1e4)[0]) == pytest.approx(
+        float(service_level(12, 0.5, 20.0, 10.0)), abs=2e-3
+    )
+    assert (
+        agents_needed(rates, 20.0, 10.0, 0.8, patience_min=1e4) == agents_needed(rates, 20.0, 10.0, 0.8)
+    ).all()
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +120,24 @@ def test_more_remote_closure_needs_more_clinicians_and_fewer_ambulances(staffed)
     assert (lows <= by_year["mean"] + 1).all() and (by_year["mean"] <= highs + 1).all()
     parts = sum(final[("principal", f"incidents_C{i}")] for i in range(1, 5))
     assert parts == pytest.approx(final[("principal", "incidents_face_to_face")])
+
+
+def test_hub_patience_staffs_by_erlang_a(staffed):
+    projection, labour = staffed
+    conf = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "workforce" / "default.yaml"))
+    conf["hub"]["patience_min"] = 5.0
+    patient = WorkforceSettings.from_dict(conf, labour.settings.hour_profile)
+    hung_up = projection_workforce(projection, patient).by_hour
+    hub = patient.hub
+    some = hung_up[(hung_up["statistic"] == "p90") & (hung_up["year"] == 2035)]
+    expected = agents_needed(
+        some["hub_calls"].to_numpy() / 60, hub.assessment_min, hub.answer_within_min, hub.target, 5.0
+    )
+    assert (some["clinicians"].to_numpy() == expected).all()
+    assert (hung_up["vehicles"].to_numpy() == labour.by_hour["vehicles"].to_numpy()).all()
+    conf["hub"]["patience_min"] = 0.0
+    with pytest.raises(ConfigError, match="workforce.hub.patience_min"):
+        WorkforceSettings.from_dict(conf)
 
 
 def test_hour_profile_learnt_from_call_timestamps_and_bad_inputs_refused():

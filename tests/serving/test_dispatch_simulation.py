@@ -32,6 +32,18 @@ def test_the_hub_closes_recommended_calls_and_escalates_the_unsafe():
     assert (without["outcome"] == "attended").all()
 
 
+def test_hub_callers_who_run_out_of_patience_hang_up_unanswered():
+    # One clinician busy with the first call for a long time; the two behind it give up at once.
+    frame = calls(["C3", "C3", "C3"], [True] * 3)
+    impatient = Settings(clinicians=1, assessment_mean=1e4, patience_mean=1e-6)
+    result = simulate(frame, impatient, with_hub=True)
+    assert result["outcome"].tolist() == ["closed_remotely", "abandoned", "abandoned"]
+    assert result["hub_wait_min"].iloc[0] == 0 and result["hub_wait_min"].iloc[1:].isna().all()
+    assert result["response_min"].isna().all()  # nobody hanging up gets an ambulance
+    patient = simulate(frame, Settings(clinicians=1, assessment_mean=1e4), with_hub=True)
+    assert (patient["outcome"] == "closed_remotely").all() and (patient["hub_wait_min"].iloc[1:] > 0).all()
+
+
 def test_table_checks_mean_and_90th_centile_standards():
     result = pd.DataFrame(
         {
