@@ -10,6 +10,17 @@ calibrator is a few numbers in JSON rather than a pickle and Platt scaling acts 
   2017) so that distinct scores keep distinct probabilities: a threshold can then fall between any
   two calls instead of only at the edges of wide steps, and AUC is not lost to ties.
 - **Sigmoid** (Platt scaling) otherwise: two parameters, stable on few calls.
+
+**Why the calibrator may be fitted on the calls the threshold is tested on.** The calibrated
+probability is a *strictly* increasing function of the raw score: the flat ends of an isotonic fit,
+the clipping to ``[EPS, 1 - EPS]`` and a Platt fit that would reverse the order (slope <= 0, the
+score carrying no signal on these calls) are all resolved by the raw score itself
+(:data:`TIE_BREAK`). So the calls any probability threshold recommends are the calls above some raw
+score, the Learn-then-Test walk (:mod:`disposition.threshold`) over calibrated probabilities visits
+the same sets of calls as a walk over the raw score, and its p-values are the same: the calibration
+labels enter the test only through counts among calls ranked by a score fitted on the training
+window alone. Without strict monotonicity, ties (a flat top step of the isotonic fit, whose width the
+calibration labels decide) would make the candidate thresholds depend on those labels.
 """
 
 from __future__ import annotations
@@ -26,6 +37,15 @@ from mlops.errors import ConfigError
 METHODS = ("auto", "isotonic", "sigmoid")
 # Probabilities stay inside (EPS, 1 - EPS): a finite sample never shows certainty.
 EPS = 1e-4
+# Weight of the raw score's own order in the probability: ties (flat isotonic ends, clipping) are
+# broken by the raw score, so the probability is strictly increasing in it (module docstring).
+# Changes no probability by more than this.
+TIE_BREAK = 1e-6
+
+
+def _order_of(raw: np.ndarray) -> np.ndarray:
+    """A strictly increasing map of the raw score into (0, 1) that keeps resolution for large |raw|."""
+    return 0.5 + 0.5 * raw / (1 + np.abs(raw))
 
 
 @dataclass(frozen=True)
@@ -56,7 +76,7 @@ class ScoreCalibrator:
             p = np.interp(raw, self.knots_x, self.knots_y)
         else:
             p = expit(self.slope * raw + self.intercept)
-        return np.clip(p, EPS, 1 - EPS)
+        return np.clip(p, EPS, 1 - EPS - TIE_BREAK) + TIE_BREAK * _order_of(raw)
 
     def to_dict(self) -> dict:
         return {
@@ -91,9 +111,13 @@ def fit_calibrator(
     chosen = choose_method(method, len(raw), isotonic_min_rows)
     if chosen == "sigmoid":
         platt = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
-        return ScoreCalibrator(
-            "sigmoid", slope=float(platt.coef_[0, 0]), intercept=float(platt.intercept_[0]), n_fit=len(raw)
-        )
+        slope, intercept = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+        if not slope > 0:
+            # The score does not rank these calls the right way round: the honest probability is
+            # the base rate, and the order stays the raw score's (never one the labels chose).
+            base = float(np.clip(y.mean(), EPS, 1 - EPS))
+            slope, intercept = 0.0, float(np.log(base / (1 - base)))
+        return ScoreCalibrator("sigmoid", slope=slope, intercept=intercept, n_fit=len(raw))
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
     x_knots, y_knots = _centre_steps(iso.X_thresholds_, iso.y_thresholds_)
     return ScoreCalibrator("isotonic", knots_x=x_knots.tolist(), knots_y=y_knots.tolist(), n_fit=len(raw))

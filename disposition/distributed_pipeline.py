@@ -5,7 +5,8 @@ The model is today's scorer (encoder, LightGBM booster, calibrator, threshold, h
 the same pyfunc, so serving, batch scoring and monitoring use it unchanged. What the in-memory job
 adds and this one does not (yet): hyper-parameter tuning, the logistic baseline, fast reasons
 (every answer gets exact TreeSHAP reasons), the subgroup report and the oracle comparison.
-A version registers as champion only when there is none; otherwise as a challenger, for review.
+A version registers as champion only when there is none and its test-window bound is within the
+limit; otherwise as a challenger, for review.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from disposition.distributed import columns_from, read_calls, train_out_of_core
-from disposition.evaluation import safety_settings
+from disposition.evaluation import nothing_recommended_text, safety_settings
+from disposition.promotion import refusal_on_test_window, window_bound_text
 from disposition.pyfunc_model import log_remote_closure_model
 from disposition.run_logging import remote_closure_contract
 from disposition.safety import rules_from_mapping
@@ -150,7 +152,7 @@ def train_distributed(cfg: DictConfig, output_dir: Path) -> DistributedResult:
                     "threshold": f"{scorer.threshold:.6f}",
                     "trainer": "out-of-core",
                 },
-                _decide,
+                lambda champion: _decide(champion, result, safety),
                 store_lock_path(store.tracking_uri),
                 description=f"out-of-core LightGBM on {path} ({cluster}); run {run.info.run_id}",
             )
@@ -161,9 +163,17 @@ def train_distributed(cfg: DictConfig, output_dir: Path) -> DistributedResult:
     )
 
 
-def _decide(champion) -> PromotionDecision:
+def _decide(champion, result, safety) -> PromotionDecision:
+    """Champion only as the first model AND with the test window's one-sided bound within the limit
+    (as for the in-memory job, :mod:`disposition.promotion`); otherwise a challenger, for review."""
+    if result.selection.n_recommended == 0:
+        return PromotionDecision(False, nothing_recommended_text(result.selection, safety))
+    if (refusal := refusal_on_test_window(result.selection, result.test, safety)) is not None:
+        return PromotionDecision(False, refusal)
     if champion is None:
-        return PromotionDecision(True, "first model: champion")
+        return PromotionDecision(
+            True, f"first model whose {window_bound_text(result.test, 'test', safety)} is within the limit"
+        )
     return PromotionDecision(
         False, f"out-of-core runs register as challengers; champion v{champion.version} stays until reviewed"
     )

@@ -254,6 +254,10 @@ def render_report(summary: RunSummary) -> str:
         "## Safety threshold",
         "",
         *_safety_lines(summary),
+        f"- Calibration ({summary.calibration_method}) is fitted on the calibration window too; the "
+        "calibrated probability is strictly increasing in the raw score (fitted on the training window "
+        "only), so the walk recommends exactly the calls a walk on the raw score would and the guarantee "
+        "is unchanged (model card, Model).",
         "",
         "## Against the oracle",
         "",
@@ -338,7 +342,18 @@ def render_model_card(summary: RunSummary) -> str:
         "## Model",
         "",
         f"- {summary.model_kind}, parameters {summary.params}.",
-        f"- Calibration: {summary.calibration_method}, fitted on the calibration window.",
+        f"- Calibration: {summary.calibration_method}, fitted on the calibration window, the same window "
+        "the threshold is chosen and tested on. This leaves the guarantee intact because the calibrated "
+        "probability is strictly increasing in the model's raw score (ties, e.g. the flat top of an "
+        "isotonic fit, are broken by the raw score; a fit that would reverse the order falls back to "
+        "the base rate): every candidate threshold recommends the calls above some raw score, so the "
+        "Learn-then-Test walk and its p-values are those of a walk on the raw score, which was fitted on "
+        "the training window only. The calibration labels enter the test only through counts; they "
+        "shape the probabilities shown, not which calls can be recommended together.",
+        f"- Promotion: champion only if the held-out test window's one-sided bound (at "
+        f"{1 - summary.safety.delta:.0%}) is within the {percent(summary.safety.limit)} limit; a model "
+        "whose test-window bound is above it is registered as a challenger with the reason, never "
+        "champion.",
         "",
         "## Metrics (test window)",
         "",

@@ -124,6 +124,7 @@ def log_and_register(
                 "data_fingerprint": summary.fingerprint,
                 SHARE_TAG: f"{summary.test.deployed.share:.6f}",
                 "test_under_triage": f"{summary.test.deployed.under_triage:.6f}",
+                "test_upper_bound": f"{summary.test.deployed.upper_bound:.6f}",
                 "threshold": f"{scorer.threshold:.6f}",
                 "model_kind": scorer.model.kind,
             },
@@ -133,7 +134,9 @@ def log_and_register(
                 f"{scorer.model.kind} remote-closure model ({scorer.calibrator.method} calibration) on "
                 f"'{summary.data_name}' (fingerprint {summary.fingerprint}; {summary.target}). Test window: "
                 f"{summary.test.deployed.share:.1%} of calls recommended for remote closure at threshold "
-                f"{scorer.threshold:.4f}, under-triage {summary.test.deployed.under_triage:.2%} (limit "
+                f"{scorer.threshold:.4f}, under-triage {summary.test.deployed.under_triage:.2%}, "
+                f"test-window bound {summary.test.deployed.upper_bound:.2%} (one-sided at "
+                f"{1 - summary.safety.delta:.0%}; limit "
                 f"{float(cfg.safety.limit):.1%}); flagged subgroups: {', '.join(flagged) or 'none'}.\n"
                 f"Run {run.info.run_id} ({title})."
             ),

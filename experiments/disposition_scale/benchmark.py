@@ -36,6 +36,10 @@ NAME = "disposition_scale"
 EXACT_CALLS = 20_000  # calls scored with exact TreeSHAP reasons (about 10x slower)
 TARGET_TRAIN_S, TARGET_CALLS_PER_S, TARGET_GIB = 120, 200_000, 6
 TARGET_AUC_GAP, TARGET_SHARE_RATIO = 0.01, 0.95
+# Issue 12's targets for this benchmark: the held-out test window's one-sided bound within the 1 %
+# limit (overall and in every subgroup level that receives recommendations), closure at least 15 %
+# of calls, and at the deployed thresholds at least 90 % of the oracle's closure.
+TARGET_LIMIT, TARGET_CLOSURE, TARGET_DEPLOYED_RATIO = 0.01, 0.15, 0.90
 
 
 def _peak_gib() -> float:
@@ -74,6 +78,9 @@ def phase_train(workdir: Path, **_) -> dict:
     start, cpu = time.perf_counter(), time.process_time()
     result = train(cfg, workdir / "run")
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    # The score phase scores the version this run registered, champion or not: a model the
+    # promotion gate refused (test-window bound above the limit) is still measured.
+    (workdir / "registered_version").write_text(result.version)
     keep = (
         "time_",
         "test_",
@@ -85,10 +92,15 @@ def phase_train(workdir: Path, **_) -> dict:
         "target_",
     )
     metrics = {k: v for k, v in result.metrics.items() if k.startswith(keep)}
+    import mlflow
+
+    tags = mlflow.get_run(result.run_id).data.tags
     return {
         "seconds": seconds,
         "cpu_seconds": cpu,
         "peak_gib": _peak_gib(),
+        "model_kind": tags.get("model_kind", "?"),
+        "calibration": tags.get("calibration", "?"),
         "promoted": result.promoted,
         "reason": result.reason,
         "flagged": result.flagged,
@@ -108,7 +120,8 @@ def phase_score(workdir: Path, **_) -> dict:
     from mlops.integrity import load_verified_model
 
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'store' / 'mlflow.db'}")
-    model = load_verified_model("models:/disposition-remote-closure@champion")
+    version = (workdir / "registered_version").read_text().strip()
+    model = load_verified_model(f"models:/disposition-remote-closure/{version}")
     calls = pd.read_parquet(workdir / "score.parquet")
     columns = model.metadata.get_input_schema().input_names()
     request = calls[columns]
@@ -193,12 +206,29 @@ def _cpu_line() -> str:
     return f"{os.cpu_count()} x {model}"
 
 
+def _load_lines(load: dict) -> list[str]:
+    """The machine's load around each phase and the benchmark's own priority (runs without them:
+    nothing to say)."""
+    if not load.get("phases"):
+        return []
+    around = ", ".join(f"{name} {a:.1f} -> {b:.1f}" for name, (a, b) in load["phases"].items())
+    return [
+        f"Machine load (1-minute load average on {os.cpu_count()} cores, before -> after each phase):",
+        f"{around}; the benchmark ran at nice {load.get('nice', 0)}.",
+    ]
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _ratio(model: float, oracle: float) -> float:
+    """NaN when the oracle recommends nothing (a small run at 1 %): no ratio, the target missed."""
+    return model / oracle if oracle > 0 else float("nan")
+
+
 def _share_pair(model: float, oracle: float) -> str:
-    return f"{model / oracle:.3f} ({100 * model:.2f} % vs {100 * oracle:.2f} %)"
+    return f"{_ratio(model, oracle):.3f} ({100 * model:.2f} % vs {100 * oracle:.2f} %)"
 
 
 def report(
@@ -212,7 +242,7 @@ def report(
     auto, none, exact = score["auto"], score["none"], score["exact"]
     peak = max(fit["peak_gib"], score["peak_gib"])
     fresh_gap = o["oracle_auc"] - o["auc"]
-    fresh_ratio = o["at_limit_share"] / o["oracle_at_limit_share"]
+    fresh_ratio = _ratio(o["at_limit_share"], o["oracle_at_limit_share"])
     fresh = f"{_count(score_calls)} fresh calls"
     checks = {
         "training": fit["seconds"] < TARGET_TRAIN_S,
@@ -223,6 +253,10 @@ def report(
         "auc_fresh": fresh_gap <= TARGET_AUC_GAP,
         "share_test": m["at_limit_share_ratio_to_oracle"] >= TARGET_SHARE_RATIO,
         "share_fresh": fresh_ratio >= TARGET_SHARE_RATIO,
+        "test_bound": m["test_deployed_upper_bound"] <= TARGET_LIMIT,
+        "subgroups": not fit["flagged"],
+        "closure": m["test_deployed_share"] >= TARGET_CLOSURE,
+        "deployed_ratio": m.get("deployed_share_ratio_to_oracle", float("nan")) >= TARGET_DEPLOYED_RATIO,
     }
     rows = [
         (
@@ -282,13 +316,37 @@ def report(
             _share_pair(o["at_limit_share"], o["oracle_at_limit_share"]),
             _verdict(checks["share_fresh"]),
         ),
+        (
+            "Test-window one-sided 95 % bound of under-triage at the deployed threshold (the promotion gate)",
+            f"<= {100 * TARGET_LIMIT:g} %",
+            f"{100 * m['test_deployed_upper_bound']:.3f} % ({int(m['test_deployed_n_unsafe']):,} unsafe of "
+            f"{int(m['test_deployed_n_recommended']):,} recommended)",
+            _verdict(checks["test_bound"]),
+        ),
+        (
+            "Subgroup levels receiving recommendations whose test-window bound is above the limit",
+            "none",
+            ", ".join(fit["flagged"]) or "none",
+            _verdict(checks["subgroups"]),
+        ),
+        (
+            "Closure share at the deployed threshold, test window",
+            f">= {100 * TARGET_CLOSURE:g} %",
+            f"{100 * m['test_deployed_share']:.2f} %",
+            _verdict(checks["closure"]),
+        ),
+        (
+            "Closure at the deployed thresholds / oracle's (each chosen on the calibration window), test",
+            f">= {TARGET_DEPLOYED_RATIO}",
+            _share_pair(m["test_deployed_share"], m.get("oracle_deployed_share", float("nan"))),
+            _verdict(checks["deployed_ratio"]),
+        ),
     ]
     table = "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
     times = {k.removeprefix("time_").removesuffix("_s"): v for k, v in m.items() if k.startswith("time_")}
     breakdown = ", ".join(f"{k} {v:.1f}" for k, v in times.items())
-    tuned = {
-        k: fit["params"][k] for k in ("n_estimators", "learning_rate", "num_leaves", "min_child_samples")
-    }
+    shown = ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "C", "penalty")
+    tuned = {k: fit["params"][k] for k in shown if k in fit["params"]}
     flagged = ", ".join(fit["flagged"]) if fit["flagged"] else "none"
     lines = [
         "# Disposition scale benchmark: results",
@@ -299,6 +357,7 @@ def report(
         f"Machine: {_cpu_line()}, Python {platform.python_version()}. Load average {load['before']:.2f}",
         f"before and {load['after']:.2f} after: the machine is shared with other work, so wall-clock",
         "times are pessimistic; CPU time does not depend on the load.",
+        *_load_lines(load),
         "",
         "| Measure | Target | Result | |",
         "|---|---|---|---|",
@@ -311,9 +370,12 @@ def report(
         "  split by call time into training 60 % / calibration and threshold 20 % / test 20 %; and",
         f"  {score_calls:,} fresh calls (another seed) to score.",
         f"- Training breakdown (s): {breakdown} (the rest of the total is MLflow logging and",
-        "  registration). Tuning: time-ordered 3-fold grid search on a 100k-call subsample; the final",
-        "  LightGBM fit uses every training call; the logistic baseline 200k calls.",
-        f"  Chosen: {tuned}.",
+        "  registration). `classifier=auto`: LightGBM and the logistic regression are each tuned by a",
+        "  time-ordered 3-fold grid search and then compared with their calibrations by time-ordered",
+        "  cross-validation, both on the same random 100k-call subsample of the training window",
+        "  (`tuning.max_rows`, kept in time order): that is what keeps the choice affordable at 2 M calls.",
+        f"  Registered: {fit['model_kind']} ({fit['calibration']} calibration), fitted on every training",
+        f"  call; the other family is the baseline (200k calls). Parameters: {tuned}.",
         f"- Threshold (calibration window): P(safe) >= {m['selection_threshold']:.4f}, recommending",
         f"  {100 * m['selection_share']:.2f} % of calls, under-triage",
         f"  {100 * m['selection_under_triage']:.3f} %",
@@ -323,7 +385,7 @@ def report(
         f"  (bound {100 * m['test_deployed_upper_bound']:.3f} %).",
         f"- {_count(score_calls)} fresh calls: {100 * o['deployed_share']:.2f} % recommended, under-triage",
         f"  {100 * o['deployed_under_triage']:.3f} % (bound {100 * o['deployed_upper_bound']:.3f} %).",
-        f"- Promotion: {fit['reason']}.",
+        f"- Promotion (gate: the test window's one-sided bound within the limit): {fit['reason']}.",
         f"- Flagged subgroups (test window): {flagged}.",
         f"- Peak memory (GiB): generation {gen['peak_gib']:.2f}, training {fit['peak_gib']:.2f},",
         f"  scoring {score['peak_gib']:.2f}.",
@@ -346,6 +408,9 @@ def report(
         "deployed_upper_bound_fresh": o["deployed_upper_bound"],
         "promoted": float(fit["promoted"]),
         "targets_missed": float(sum(not ok for ok in checks.values())),
+        "test_upper_bound": m["test_deployed_upper_bound"],
+        "test_deployed_share": m["test_deployed_share"],
+        "flagged_subgroups": float(len(fit["flagged"])),
         "load_average_before": load["before"],
         "load_average_after": load["after"],
         # Everything the training job reported (test window, selection, oracle, timings).
@@ -398,8 +463,12 @@ PHASES = {"generate": phase_generate, "train": phase_train, "score": phase_score
 def run(workdir: Path, train_calls: int, score_calls: int) -> BenchmarkReport:
     """Generate, train and score, each phase in a process of its own, in ``workdir``."""
     workdir = workdir.resolve()  # the phases run from the repository root
-    load = {"before": os.getloadavg()[0]}
-    results = {name: _run_phase(name, workdir, train_calls, score_calls) for name in PHASES}
+    load = {"before": os.getloadavg()[0], "nice": os.nice(0), "phases": {}}
+    results = {}
+    for name in PHASES:  # the 1-minute load average around each phase: wall times depend on it
+        before = os.getloadavg()[0]
+        results[name] = _run_phase(name, workdir, train_calls, score_calls)
+        load["phases"][name] = (before, os.getloadavg()[0])
     load["after"] = os.getloadavg()[0]
     for data in ("train.parquet", "score.parquet"):  # hundreds of MB; the store and report stay
         (workdir / data).unlink(missing_ok=True)

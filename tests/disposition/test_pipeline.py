@@ -35,13 +35,15 @@ def test_first_run_is_champion_and_identical_rerun_is_challenger(tmp_path, calls
     files = {p.name for p in first.output_dir.iterdir()}
     assert {"report.md", "model_card.md", "subgroups.csv", "reliability.png", "metrics.json"} <= files
     m = first.metrics
-    assert m["selection_upper_bound"] <= 0.02 and m["selection_share"] > 0.05
+    assert m["selection_upper_bound"] <= 0.05 and m["selection_share"] > 0.05
+    # Champion because the held-out TEST window's one-sided bound shows the limit, not its point rate.
+    assert m["test_deployed_upper_bound"] <= 0.05 and "test-window bound" in first.reason
     assert m["test_auc"] > 0.9 and abs(m["auc_gap_to_oracle"]) < 0.02
 
     client = MlflowClient(mlflow.get_tracking_uri())
     run = client.get_run(first.run_id)
     assert run.data.tags["safety.n_flagged_subgroups"] == str(len(first.flagged))
-    assert "promotion" in run.data.tags and run.data.params["safety.limit"] == "0.02"
+    assert "promotion" in run.data.tags and run.data.params["safety.limit"] == "0.05"
     inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
     assert set(inputs) == {"synthetic-calls-training", "synthetic-calls-calibration", "synthetic-calls-test"}
     assert all(json.loads(d.dataset.profile)["num_rows"] == 0 for d in inputs.values())  # schema, no rows
@@ -175,15 +177,15 @@ def test_other_safety_limit_is_a_challenger_and_a_tampered_champion_is_replaced(
     first = _run(tmp_path, calls_path, *quick)
     assert first.promoted
     metadata = mlflow.models.get_model_info(f"models:/{NAME}@champion").metadata
-    assert metadata["kind"] == "remote_closure" and metadata["safety_limit"] == 0.02
+    assert metadata["kind"] == "remote_closure" and metadata["safety_limit"] == 0.05
     assert (
         metadata["features"]["age"]["type"] == "double" and "C1" in metadata["features"]["category"]["levels"]
     )
     assert 0 < metadata["threshold"] < 1
 
-    looser = _run(tmp_path, calls_path, *quick, "safety.limit=0.05")
+    looser = _run(tmp_path, calls_path, *quick, "safety.limit=0.08")
     assert not looser.promoted and looser.version == "2"
-    assert "contract differs from champion v1: safety_limit 0.05 instead of 0.02" in looser.reason
+    assert "contract differs from champion v1: safety_limit 0.08 instead of 0.05" in looser.reason
 
     client = MlflowClient(mlflow.get_tracking_uri())
     source = client.get_model_version(NAME, "1").source.rsplit("/", 1)[-1]

@@ -54,10 +54,14 @@ def test_out_of_core_training_registers_todays_pyfunc(dask_engine, call_folder, 
         f"tracking.store_dir={tmp_path / 'mlruns'}",
         f"engine.address={address}",
         "classifier.n_estimators=40",
-        "safety.limit=0.02",
+        # Champion needs the test window's bound within the limit: one these 60,000 calls support.
+        "safety.limit=0.05",
+        "safety.confirm_power=0.9",
     ]
     result = train_distributed(compose_config("disposition_distributed", overrides), tmp_path / "run")
-    assert result.promoted and result.metrics["n_training"] + result.metrics["n_test"] < len(calls)
+    assert result.promoted, result.reason
+    assert result.metrics["test_deployed_upper_bound"] <= 0.05 and "test-window bound" in result.reason
+    assert result.metrics["n_training"] + result.metrics["n_test"] < len(calls)
     assert result.metrics["test_auc"] > 0.9
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     model = load_verified_model(result.model_uri, uri)
