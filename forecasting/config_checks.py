@@ -130,6 +130,7 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
         "annual_order": ANNUAL_ORDER,
         "nation": NATION,
         "window_days": WINDOW,
+        "method": Choice(("innovations_mle", "statespace")),
     },
     "forecasting.models.ETS": {
         "season_length": WholeNumber(2, 366, unit="days"),
