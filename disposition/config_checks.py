@@ -236,6 +236,8 @@ def _check_auto(cfg: DictConfig) -> None:
 def check_classifier(cfg: DictConfig, key: str) -> None:
     """The classifier group at ``key``: an importable estimator, its hyperparameters, its grid."""
     Text().check(cfg, f"{key}.name")
+    # Only some classifiers cap their final fit (classifier/logistic.yaml); absent means every call.
+    check_all(cfg, {f"{key}.max_rows": WholeNumber(100, nullable=True, unit="calls")}, optional=True)
     estimator = lookup(cfg, f"{key}.estimator")
     if not isinstance(estimator, DictConfig | Mapping) or not estimator.get("_target_"):
         raise refuse(

@@ -82,7 +82,14 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         timings["time_model_choice_s"] = chosen.seconds
     with stage(f"training: {chosen.chosen.name} on {int(train_mask.sum()):,} calls"):
         candidate = fit_candidate(
-            chosen.chosen, cfg, calls, frame, windows, safety, tuned=chosen.tuned.get(chosen.chosen_family)
+            chosen.chosen,
+            cfg,
+            calls,
+            frame,
+            windows,
+            safety,
+            tuned=chosen.tuned.get(chosen.chosen_family),
+            max_rows=chosen.chosen.get("max_rows"),  # classifier/logistic.yaml caps its final fit
         )
     timings["time_fit_s"] = candidate.seconds
     scorer = candidate.scorer
