@@ -136,6 +136,7 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
         "season_length": WholeNumber(2, 366, unit="days"),
         "damped_trend": Flag(),
         "window_days": WINDOW,
+        "initialization": Choice(("heuristic", "estimated")),
     },
     "forecasting.models.SeasonalNaive": {"season_length": WholeNumber(1, 366, unit="days")},
     "forecasting.models.Ensemble": {

@@ -170,3 +170,17 @@ def test_arima_estimators_forecast_alike(small_counts):
     np.testing.assert_allclose(fast["mean"], joint["mean"], rtol=0.015)
     width = (fast["hi_80"] - fast["lo_80"]) / (joint["hi_80"] - joint["lo_80"])
     assert width.median() > 0.9 and width.between(0.75, 1.0).all()
+
+
+def test_ets_heuristic_start_forecasts_as_the_estimated_one_and_short_windows_still_fit(small_counts):
+    # The initial states from the first seasons (the default, 5-10 times cheaper) barely matter
+    # after a year of smoothing; a window too short for them estimates them instead of failing.
+    one = small_counts[small_counts["unique_id"] == "city/C2"]
+    fast = ETS(window_days=365).fit(one).predict(28, LEVELS)
+    full = ETS(window_days=365, initialization="estimated").fit(one).predict(28, LEVELS)
+    np.testing.assert_allclose(fast["mean"], full["mean"], rtol=0.05)
+    short = one.head(15)
+    np.testing.assert_allclose(
+        ETS().fit(short).predict(7, LEVELS)["mean"],
+        ETS(initialization="estimated").fit(short).predict(7, LEVELS)["mean"],
+    )

@@ -27,12 +27,26 @@ class ETS(LocalForecaster):
         Damp the trend so long forecasts flatten (usually more accurate).
     window_days : int, optional
         Fit on this many most recent days (None: all history).
+    initialization : {"heuristic", "estimated"}
+        Initial level, trend and season: from the first seasons of the window (``heuristic``) or
+        estimated with the smoothing parameters (``estimated``: 12 parameters instead of 4, so
+        a numerical-gradient fit costs 5-10 times as much). In backtests on development years
+        (4 origins each, 84 days) they were as accurate: MASE 0.853 / 0.963 against
+        0.854 / 0.961 (SWAST 2017 / 2018), 0.719 / 0.725 against 0.715 / 0.722 (synthetic
+        2021 / 2022); after three years of smoothing the start hardly matters.
     """
 
-    def __init__(self, season_length: int = 7, damped_trend: bool = True, window_days: int | None = 1095):
+    def __init__(
+        self,
+        season_length: int = 7,
+        damped_trend: bool = True,
+        window_days: int | None = 1095,
+        initialization: str = "heuristic",
+    ):
         self.season_length = season_length
         self.damped_trend = damped_trend
         self.window_days = window_days
+        self.initialization = initialization
 
     def _fit_series(self, ds: pd.Series, y: np.ndarray, exog: np.ndarray):
         model = ETSModel(
@@ -42,10 +56,18 @@ class ETS(LocalForecaster):
             damped_trend=self.damped_trend,
             seasonal="add",
             seasonal_periods=self.season_length,
+            initialization_method=self._initialization(len(y)),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return model.fit(disp=False, maxiter=200)
+
+    def _initialization(self, n_days: int) -> str:
+        # statsmodels' heuristic needs 10 + 2 x (season // 2) days; a shorter window estimates.
+        if self.initialization not in ("heuristic", "estimated"):
+            raise ValueError(f"initialization must be heuristic or estimated, got {self.initialization!r}")
+        enough = n_days >= 10 + 2 * (int(self.season_length) // 2)
+        return self.initialization if enough else "estimated"
 
     def _forecast_series(
         self, state, ds: pd.Series, exog: np.ndarray, level: list[int]
