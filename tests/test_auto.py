@@ -119,3 +119,30 @@ def test_model_group_builds_auto_with_every_candidate():
     assert set(auto.candidates) == {"seasonal_naive", "ets", "arima", "glm", "lightgbm"}
     fewer = build_forecaster(compose_config("forecast", ["model=auto", "~model.candidates.ets"]).model)
     assert "ets" not in fewer.candidates
+
+
+class CountingNaive(SeasonalNaive):
+    """A seasonal naive that counts its fits (class-wide, as clones are fitted)."""
+
+    fits = 0
+
+    def fit(self, df):
+        type(self).fits += 1
+        return super().fit(df)
+
+
+def test_a_backtest_fits_each_candidate_once_per_grid_origin_and_memoises_only_forecasts(two_series):
+    # The cost model of auto in a backtest: every outer origin refits its winner, but a candidate's
+    # inner forecast at a grid origin is computed once and shared by every outer origin that uses it.
+    from forecasting.models import auto as auto_module
+
+    clear_memo()
+    CountingNaive.fits = 0
+    model = AutoForecaster({"naive": CountingNaive()}, n_origins=2, step=28, horizon=14)
+    backtest = rolling_origin_backtest(model, two_series, horizon=14, n_origins=6, step=7, level=LEVELS)
+    outer = sorted(backtest["cutoff"].unique())
+    grid = {c for cutoff in outer for c in inner_cutoffs(pd.Timestamp(cutoff), 14, 2, 28)}
+    assert len(grid) < 2 * len(outer)  # the outer origins share inner ones
+    assert CountingNaive.fits == len(grid) + len(outer)
+    # The memo keeps forecast frames (a few columns per series and day), never fitted models.
+    assert all(set(f.columns) == set(FORECAST_COLUMNS) for f in auto_module._MEMO.values())
