@@ -4,6 +4,10 @@ engine and on the cluster, nothing written when the input or config is wrong."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 
 import pandas as pd
 import pyarrow as pa
@@ -11,10 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from forecasting.pipeline import train
-from mlops.batch_scoring import score_directory
+from mlops.batch_scoring import _bundle, _partitions, score_directory, score_partition
 from mlops.errors import ConfigError, DataValidationError
-from mlops.integrity import load_verified_model
+from mlops.integrity import load_verified_model, verify_model
 from tests.conftest import compose_config, fast_forecast_overrides
+from tests.engine.conftest import worker_pids
 
 MODEL = "models:/daily-demand-synthetic@champion"
 
@@ -98,3 +103,32 @@ def test_bad_input_is_refused_before_anything_is_written(registered, tmp_path):
         _score(registered, tmp_path / "out", f"input={broken}")
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no hidden half-output
+
+
+def test_a_worker_killed_while_scoring_loses_no_part(registered, dask_engine, tmp_path):
+    """The tasks of a worker that dies are scored again on the other: every part is written whole,
+    with the same scores as here (each task slowed so that the kill lands mid-job)."""
+    _, local_model = verify_model(MODEL, f"sqlite:///{registered['store'] / 'mlflow.db'}")
+    tasks = [
+        (i, str(path), groups)
+        for i, (path, groups) in enumerate(_partitions(sorted(registered["inputs"].glob("*.parquet")), 9))
+    ]
+    shared = {"bundle": _bundle(local_model), "keep": ["request_id"], "params": {}, "columns": None}
+    (tmp_path / "here").mkdir()
+    (tmp_path / "cluster").mkdir()
+    expected = [score_partition(task, out_dir=str(tmp_path / "here"), **shared) for task in tasks]
+    before = worker_pids(dask_engine)
+    killer = threading.Timer(0.8, os.kill, args=(before[0], signal.SIGKILL))
+    killer.start()
+    started = time.monotonic()
+    rows = dask_engine.map(_slow_score, tasks, {**shared, "out_dir": str(tmp_path / "cluster")})
+    killer.join()
+    assert time.monotonic() - started > 0.8  # the kill happened while tasks were running
+    assert rows == expected and len(tasks) == 10
+    pd.testing.assert_frame_equal(_read(tmp_path / "cluster"), _read(tmp_path / "here"))
+    dask_engine.client.wait_for_workers(2, timeout=30)
+
+
+def _slow_score(task, **shared):
+    time.sleep(0.3)
+    return score_partition(task, **shared)
