@@ -232,7 +232,13 @@ def _share_pair(model: float, oracle: float) -> str:
 
 
 def report(
-    gen: dict, fit: dict, score: dict, load: dict, train_calls: int, score_calls: int
+    gen: dict,
+    fit: dict,
+    score: dict,
+    load: dict,
+    train_calls: int,
+    score_calls: int,
+    note: str | None = None,
 ) -> BenchmarkReport:
     import pandas as pd
 
@@ -358,6 +364,7 @@ def report(
         f"before and {load['after']:.2f} after: the machine is shared with other work, so wall-clock",
         "times are pessimistic; CPU time does not depend on the load.",
         *_load_lines(load),
+        *([f"Note on this run: {note}"] if note else []),
         "",
         "| Measure | Target | Result | |",
         "|---|---|---|---|",
@@ -374,15 +381,18 @@ def report(
         "  time-ordered 3-fold grid search and then compared with their calibrations by time-ordered",
         "  cross-validation, both on the same random 100k-call subsample of the training window",
         "  (`tuning.max_rows`, kept in time order): that is what keeps the choice affordable at 2 M calls.",
-        f"  Registered: {fit['model_kind']} ({fit['calibration']} calibration), fitted on every training",
-        f"  call; the other family is the baseline (200k calls). Parameters: {tuned}.",
+        f"  Registered: {fit['model_kind']} ({fit['calibration']} calibration), fitted on "
+        + ("at most `classifier.max_rows` (200,000)" if fit["model_kind"].startswith("logistic") else "every")
+        + " training call(s);",
+        f"  the other family is the baseline (200k calls). Parameters: {tuned}.",
         f"- Threshold (calibration window): P(safe) >= {m['selection_threshold']:.4f}, recommending",
         f"  {100 * m['selection_share']:.2f} % of calls, under-triage",
         f"  {100 * m['selection_under_triage']:.3f} %",
-        f"  (upper end of the 95 % Clopper-Pearson interval {100 * m['selection_upper_bound']:.3f} %).",
+        "  (calibration-window bound, one-sided 95 % Clopper-Pearson,",
+        f"  {100 * m['selection_upper_bound']:.3f} %).",
         f"- Test window: {100 * m['test_deployed_share']:.2f} % recommended, under-triage",
         f"  {100 * m['test_deployed_under_triage']:.3f} %",
-        f"  (bound {100 * m['test_deployed_upper_bound']:.3f} %).",
+        f"  (test-window bound, one-sided 95 %, {100 * m['test_deployed_upper_bound']:.3f} %).",
         f"- {_count(score_calls)} fresh calls: {100 * o['deployed_share']:.2f} % recommended, under-triage",
         f"  {100 * o['deployed_under_triage']:.3f} % (bound {100 * o['deployed_upper_bound']:.3f} %).",
         f"- Promotion (gate: the test window's one-sided bound within the limit): {fit['reason']}.",
@@ -460,7 +470,7 @@ def report(
 PHASES = {"generate": phase_generate, "train": phase_train, "score": phase_score}
 
 
-def run(workdir: Path, train_calls: int, score_calls: int) -> BenchmarkReport:
+def run(workdir: Path, train_calls: int, score_calls: int, note: str | None = None) -> BenchmarkReport:
     """Generate, train and score, each phase in a process of its own, in ``workdir``."""
     workdir = workdir.resolve()  # the phases run from the repository root
     load = {"before": os.getloadavg()[0], "nice": os.nice(0), "phases": {}}
@@ -472,7 +482,9 @@ def run(workdir: Path, train_calls: int, score_calls: int) -> BenchmarkReport:
     load["after"] = os.getloadavg()[0]
     for data in ("train.parquet", "score.parquet"):  # hundreds of MB; the store and report stay
         (workdir / data).unlink(missing_ok=True)
-    return report(results["generate"], results["train"], results["score"], load, train_calls, score_calls)
+    return report(
+        results["generate"], results["train"], results["score"], load, train_calls, score_calls, note
+    )
 
 
 def main() -> None:
