@@ -31,6 +31,7 @@ from disposition.model_choice import Candidate, Choice, as_folds, compare
 from disposition.reasons import ContributionTable
 from disposition.safety import ClosureResult, excluded_by_rules
 from disposition.scorer import RemoteClosureScorer, training_ranges
+from disposition.threshold import Plan
 from mlops.errors import ConfigError, DataValidationError
 
 
@@ -43,6 +44,7 @@ class Fitted:
     params: dict
     tuning: pd.DataFrame
     seconds: float
+    plan: Plan | None = None  # the planning data the threshold's walk started from
 
 
 def build_estimator(classifier_cfg: DictConfig):
@@ -116,10 +118,13 @@ def fit_candidate(
     max_rows: int | None = None,
     tune_it: bool = True,
     tuned: tuple[dict, pd.DataFrame] | None = None,
+    planning: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Fitted:
     """Tune, fit, calibrate and threshold one classifier on the training and calibration windows.
 
     ``tuned`` (parameters and tuning table) skips the grid search, when the model choice already ran it.
+    ``planning`` (training-window frame positions, out-of-fold probabilities) plans where the
+    threshold's test sequence starts (:func:`planning_data`); None: it starts by counts alone.
     """
     start = time.perf_counter()
     features = calls.features
@@ -145,7 +150,8 @@ def fit_candidate(
         raw, y[cal_rows], cfg.calibration.method, int(cfg.calibration.isotonic_min_rows)
     )
     excluded, _ = excluded_by_rules(frame.iloc[cal_rows], calls.rules)
-    selection = safety.choose(calibrator.predict(raw), y[cal_rows] == 0, ~excluded)
+    plan = planning_data(planning, frame, calls)
+    selection = safety.choose(calibrator.predict(raw), y[cal_rows] == 0, ~excluded, plan)
     table = None
     if isinstance(model, TreeModel):
         sample = np.random.default_rng(cfg.seed + 2).permutation(len(cal_rows))[
@@ -163,7 +169,19 @@ def fit_candidate(
         exact_max_rows=int(cfg.reasons.exact_max_rows),
         ranges=training_ranges(train, features),
     )
-    return Fitted(scorer, selection, params, tuning, time.perf_counter() - start)
+    return Fitted(scorer, selection, params, tuning, time.perf_counter() - start, plan)
+
+
+def planning_data(
+    planning: tuple[np.ndarray, np.ndarray] | None, frame: pd.DataFrame, calls: PreparedCalls
+) -> Plan | None:
+    """The out-of-fold probabilities, outcomes and hard-rule eligibility of training calls, which
+    plan the threshold's test sequence (training-window outcomes only, never the calibration window's)."""
+    if planning is None:
+        return None
+    positions, p = planning
+    excluded, _ = excluded_by_rules(frame.iloc[positions], calls.rules)
+    return Plan(np.asarray(p, dtype=float), calls.y[positions] == 0, ~excluded, positions)
 
 
 def family(classifier_cfg: DictConfig) -> str:
@@ -181,10 +199,20 @@ class ClassifierChoice:
     choice: Choice | None = None
     fold_text: str = ""
     seconds: float = 0.0
+    sample_rows: np.ndarray | None = None  # frame positions of the cross-validation sample
 
     @property
     def chosen_family(self) -> str:
         return family(self.chosen)
+
+    @property
+    def planning(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The chosen family's cross-fitted out-of-fold probabilities on training calls (frame
+        positions, probabilities): what plans the threshold's test sequence; None without a choice."""
+        if self.choice is None or self.sample_rows is None or self.chosen_family not in self.choice.oof:
+            return None
+        positions, p = self.choice.oof[self.chosen_family]
+        return self.sample_rows[positions], p
 
 
 def choose_classifier(
@@ -247,4 +275,4 @@ def choose_classifier(
     fold_text = f"{len(folds)}-fold {kind} cross-validation over {len(rows):,} training calls"
     chosen = configs[choice.chosen]
     other = configs["logistic" if choice.chosen == "lightgbm" else "lightgbm"]
-    return ClassifierChoice(chosen, other, tuned, choice, fold_text, time.perf_counter() - start)
+    return ClassifierChoice(chosen, other, tuned, choice, fold_text, time.perf_counter() - start, rows)

@@ -27,6 +27,7 @@ from mlops.config_checks import (
     ListOf,
     MappingOf,
     Number,
+    Refused,
     Rule,
     Text,
     WholeNumber,
@@ -40,6 +41,24 @@ from mlops.config_checks import (
 )
 from mlops.errors import ConfigError
 from mlops.tables import ReadOptions
+
+
+class PlanStart(Rule):
+    """``safety.plan_start``: max_power, a predicted power in (0, 1), or null (counts only)."""
+
+    nullable = True
+
+    @property
+    def allowed(self) -> str:
+        return "max_power, or a predicted power strictly between 0 and 1"
+
+    def convert(self, value: object) -> object:
+        if value == "max_power":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            raise Refused
+        return float(value)
+
 
 NAMES = ListOf(Text(), min_length=0, what="a list of column names, e.g. [age,sex]")
 SUBGROUPS = ("age", "sex", "category")
@@ -88,6 +107,9 @@ RULES: dict[str, Rule] = {
     "safety.delta": probability(),
     "safety.confirm_power": probability(nullable=True),
     "safety.grid": WholeNumber(2, nullable=True, unit="candidate thresholds"),
+    "safety.plan_start": PlanStart(),
+    "safety.subgroup_thresholds": Flag(),
+    "safety.subgroup_confirm_power": probability(nullable=True),
     "baseline_enabled": Flag(),
     "baseline_max_rows": WholeNumber(100, nullable=True, unit="calls"),
     "reasons.top_k": WholeNumber(1, unit="features"),

@@ -11,13 +11,14 @@ Two closure figures answer two questions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from disposition.metrics import classification_metrics
 from disposition.safety import ClosureResult, closure_at, safety_threshold
+from disposition.threshold import Plan, planned_start
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,10 @@ class SafetySettings:
     bound at ``1 - delta``. ``confirm_power``: design the threshold so that a test window
     ``test_scale`` times the calibration window confirms the limit with at least this probability
     (None: test against the limit itself). ``confidence``/``two_sided``: the descriptive interval
-    the report shows beside the decision bound. See :mod:`disposition.threshold`.
+    the report shows beside the decision bound. ``plan_start``: where the walk starts, planned on
+    data other than the calibration window (:func:`disposition.threshold.planned_start`; None: by
+    counts). ``subgroup_thresholds``: a walk per subgroup level too, with ``subgroup_confirm_power``
+    (:mod:`disposition.level_thresholds`). See :mod:`disposition.threshold`.
     """
 
     limit: float = 0.01
@@ -39,10 +43,29 @@ class SafetySettings:
     confirm_power: float | None = 0.5
     test_scale: float = 1.0
     grid: int | None = 100
+    plan_start: float | str | None = "max_power"
+    subgroup_thresholds: bool = True
+    subgroup_confirm_power: float | None = 0.2
 
-    def choose(self, p: np.ndarray, unsafe: np.ndarray, eligible: np.ndarray) -> ClosureResult:
+    def for_levels(self) -> SafetySettings:
+        """The settings of the per-level walks: the same, with ``subgroup_confirm_power``."""
+        return replace(self, confirm_power=self.subgroup_confirm_power)
+
+    def start(self, plan: Plan | None, n_eligible: int) -> int | None:
+        """Where the walk starts, planned on ``plan`` (never the calibration outcomes); None:
+        by counts alone (no planning data, or ``plan_start`` null)."""
+        if plan is None or self.plan_start is None:
+            return None
+        return planned_start(
+            plan, n_eligible, self.limit, self.delta, self.confirm_power, self.test_scale, self.plan_start
+        )
+
+    def choose(
+        self, p: np.ndarray, unsafe: np.ndarray, eligible: np.ndarray, plan: Plan | None = None
+    ) -> ClosureResult:
+        start = self.start(plan, int(np.sum(eligible)))
         return safety_threshold(
-            p, unsafe, eligible, self.limit, self.delta, self.confirm_power, self.test_scale, self.grid
+            p, unsafe, eligible, self.limit, self.delta, self.confirm_power, self.test_scale, self.grid, start
         )
 
     def apply(
@@ -84,6 +107,8 @@ def safety_settings(safety_cfg, test_scale: float = 1.0) -> SafetySettings:
     size over the calibration window's."""
     power = safety_cfg.get("confirm_power")
     grid = safety_cfg.get("grid")
+    plan_start = safety_cfg.get("plan_start")
+    level_power = safety_cfg.get("subgroup_confirm_power")
     return SafetySettings(
         limit=float(safety_cfg["limit"]),
         confidence=float(safety_cfg["confidence"]),
@@ -92,6 +117,9 @@ def safety_settings(safety_cfg, test_scale: float = 1.0) -> SafetySettings:
         confirm_power=None if power is None else float(power),
         test_scale=float(test_scale),
         grid=None if grid is None else int(grid),
+        plan_start=plan_start if plan_start is None or isinstance(plan_start, str) else float(plan_start),
+        subgroup_thresholds=bool(safety_cfg.get("subgroup_thresholds", True)),
+        subgroup_confirm_power=None if level_power is None else float(level_power),
     )
 
 

@@ -121,12 +121,23 @@ def _subgroup_section(summary: RunSummary) -> str:
     flagged = groups[groups["flagged"]]
     higher = groups[groups["higher_than_rest"]]
     served = groups[groups["recommended"] > 0]
+    per_level = summary.withheld is not None and bool(summary.withheld.thresholds)
+    guarantee = (
+        "Each level of the configured groupings (`calls.subgroups`) has its own threshold, by the same "
+        "Learn-then-Test walk within its calibration calls, or is withheld when that walk rejects no "
+        "candidate; a call is recommended only above the overall threshold and its levels' own. **The "
+        f"guarantee is per level** (for each level, P(its under-triage above its own threshold > "
+        f"{percent(s.limit)}) <= {s.delta:g}), not family-wise over levels; the calls served in a level "
+        "are a subset of those (other groupings' thresholds and withheld levels remove some), which the "
+        "proof does not cover, so every level's test-window bound is shown."
+        if per_level
+        else "The threshold is chosen for all calls together: **no per-subgroup guarantee is made**."
+    )
     lines = [
         f"Bounds are one-sided Clopper-Pearson at {1 - s.delta:.0%} on the test window, against the "
-        f"{percent(s.limit)} limit. The threshold is chosen for all calls together: **no per-subgroup "
-        "guarantee is made**; a level shows the limit on held-out calls only if its own bound is within "
-        f"it, which needs at least {required_calls(s.limit, s.delta):,} recommended calls with none unsafe "
-        "(more when some are unsafe).",
+        f"{percent(s.limit)} limit. {guarantee} A level shows the limit on held-out calls only if its own "
+        f"bound is within it, which needs at least {required_calls(s.limit, s.delta):,} recommended calls "
+        "with none unsafe (more when some are unsafe).",
         "",
         markdown_table(table),
         "",
@@ -137,8 +148,14 @@ def _subgroup_section(summary: RunSummary) -> str:
     held = summary.withheld.describe() if summary.withheld is not None else []
     if held:
         lines.append(
-            "\n**Withheld levels** (no recommendations, in this report and when served): fewer recommended "
-            "calibration calls than the limit needs at all, so their own rate could not be shown:\n"
+            "\n**Withheld levels** (no recommendations, in this report and when served): "
+            + (
+                "their own walk rejected no candidate (too few calls, or too many unsafe among them); "
+                "the calls each would need:\n"
+                if per_level
+                else "fewer recommended calibration calls than the limit needs at all, so their own rate "
+                "could not be shown:\n"
+            )
         )
         lines += [f"- {text}" for text in held]
     if len(flagged):
@@ -178,6 +195,12 @@ def _safety_lines(summary: RunSummary) -> list[str]:
         if s.confirm_power is not None
         else f"the limit {limit}"
     )
+    start_text = (
+        f"plan_start={s.plan_start}: planned on the training window's out-of-fold probabilities when "
+        "classifier=auto chose the model by cross-validation, by counts otherwise"
+        if s.plan_start is not None
+        else "by counts only"
+    )
     lines = [
         f"- **Guarantee**: the threshold is chosen by Learn-then-Test fixed-sequence testing, so the "
         f"probability that its true under-triage on new calls exceeds {limit} is at most "
@@ -191,8 +214,9 @@ def _safety_lines(summary: RunSummary) -> list[str]:
         f"recommended calibration calls with no unsafe outcome; the calibration window has "
         f"{sel.n_calls:,} calls, "
         f"{sel.eligible_calls:,} open to recommendation (they could at best support a limit of "
-        f"{percent(sel.supported_limit)}); the walk started at {sel.start_calls:,} recommended calls and "
-        f"rejected {sel.rejected} of {sel.tested} candidates tested.",
+        f"{percent(sel.supported_limit)}); the walk started at {sel.start_calls:,} recommended calls "
+        f"({start_text}) "
+        f"and rejected {sel.rejected} of {sel.tested} candidates tested.",
     ]
     if sel.n_recommended:
         lines.append(

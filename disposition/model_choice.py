@@ -47,6 +47,10 @@ class Choice:
     summary: pd.DataFrame  # one row per candidate: mean and standard deviation of each metric
     reason: str
     notes: list[str] = field(default_factory=list)
+    # candidate -> (positions of the rows scored out of fold, their cross-fitted calibrated
+    # probabilities): estimates from the training window only, which plan the safety threshold's
+    # test sequence (disposition.threshold) without touching the calibration window's outcomes.
+    oof: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def compare(
@@ -74,9 +78,10 @@ def compare(
         raise ConfigError("model choice needs at least 2 cross-validation folds (tuning.n_splits >= 2)")
     candidates = list(candidates)
     y = np.asarray(y)
-    rows = []
+    rows, oof = [], {}
     for candidate in candidates:
         raw = [candidate.fit_and_score(train, valid) for train, valid in folds]
+        calibrated = []
         for k, (_, valid) in enumerate(folds):
             others = [j for j in range(len(folds)) if j != k]
             calibrator = fit_calibrator(
@@ -85,7 +90,9 @@ def compare(
                 calibration_method,
             )
             p = calibrator.predict(raw[k])
+            calibrated.append(p)
             rows.append({"model": candidate.name, "fold": k, "calls": len(valid), **_scores(y[valid], p)})
+        oof[candidate.name] = (np.concatenate([v for _, v in folds]), np.concatenate(calibrated))
     table = pd.DataFrame(rows)
     summary = (
         table.groupby("model", sort=False)[list(METRICS)]
@@ -94,7 +101,7 @@ def compare(
         .reset_index()
     )
     chosen, reason = _decide(candidates, table, metric, prefer_simpler)
-    return Choice(chosen, metric, table, summary, reason)
+    return Choice(chosen, metric, table, summary, reason, oof=oof)
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

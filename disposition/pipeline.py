@@ -39,7 +39,8 @@ from disposition.report_sections import ReportSections, add_sections, column_sec
 from disposition.run_logging import TrainResult, log_and_register
 from disposition.safety import excluded_by_rules
 from disposition.scorer import RemoteClosureScorer
-from disposition.withheld import levels_to_withhold
+from disposition.threshold import Plan
+from disposition.withheld import level_controls
 from forecasting.io import read_table
 from mlops.console import stage
 from mlops.gate import probability_problems, refuse
@@ -89,15 +90,27 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             windows,
             safety,
             tuned=chosen.tuned.get(chosen.chosen_family),
+            planning=chosen.planning,  # out-of-fold probabilities plan the threshold's walk
             max_rows=chosen.chosen.get("max_rows"),  # classifier/logistic.yaml caps its final fit
         )
     timings["time_fit_s"] = candidate.seconds
     scorer = candidate.scorer
-    # Subgroup levels too small to show the limit on calibration get no recommendations (served too).
+    # Each configured subgroup level gets its own threshold by the same walk within its calls, or
+    # is withheld when that walk rejects nothing (disposition/level_thresholds.py); served too.
     cal_calls = calls.frame.loc[cal_mask].reset_index(drop=True)
-    subgroup_args = (spec.subgroups, list(cfg.report.age_bands), safety.limit, safety.delta)
-    scorer.withheld = levels_to_withhold(
-        cal_calls, scorer.probabilities(cal_calls), calls.rules, scorer.threshold, *subgroup_args
+    cal_unsafe = calls.y[cal_mask] == 0
+    subgroup_args = (spec.subgroups, list(cfg.report.age_bands), safety)
+    plan_rows = candidate.plan.positions if candidate.plan is not None else np.flatnonzero(train_mask)
+    plan_calls = calls.frame.iloc[plan_rows].reset_index(drop=True)
+    scorer.withheld = level_controls(
+        cal_calls,
+        scorer.probabilities(cal_calls),
+        cal_unsafe,
+        calls.rules,
+        scorer.threshold,
+        *subgroup_args,
+        candidate.plan,
+        plan_calls,
     )
 
     # Test window: scored through the same object that will serve, from the raw request columns.
@@ -108,8 +121,9 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     refuse("the model's probabilities on the test window", probability_problems(p_test))
     excluded_test, _ = excluded_by_rules(test_calls, calls.rules)
     eligible_test = ~excluded_test & ~scorer.withheld_mask(test_calls)
+    thresholds_test = scorer.call_thresholds(test_calls)  # the overall one, or a level's stricter one
     test = evaluate_window(
-        y_test, p_test, eligible_test, scorer.threshold, safety, int(cfg.report.calibration_bins)
+        y_test, p_test, eligible_test, thresholds_test, safety, int(cfg.report.calibration_bins)
     )
     metrics = {**test.flat("test_"), **candidate.selection.as_dict("selection_")}
     metrics["test_eligible_auc"] = eligible_auc(y_test, p_test, eligible_test)
@@ -118,11 +132,26 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     if calls.oracle is not None:
         oracle = calls.oracle
         excluded_cal, _ = excluded_by_rules(calls.frame.loc[cal_mask], calls.rules)
-        oracle_threshold = safety.choose(oracle[cal_mask], calls.y[cal_mask] == 0, ~excluded_cal).threshold
-        # The oracle's own small levels, by the same rule at its own threshold.
-        held = levels_to_withhold(cal_calls, oracle[cal_mask], calls.rules, oracle_threshold, *subgroup_args)
+        # The oracle's walk is planned on its own probabilities of the same training calls.
+        excluded_plan, _ = excluded_by_rules(plan_calls, calls.rules)
+        oracle_plan = Plan(oracle[plan_rows], calls.y[plan_rows] == 0, ~excluded_plan, plan_rows)
+        oracle_threshold = safety.choose(oracle[cal_mask], cal_unsafe, ~excluded_cal, oracle_plan).threshold
+        # The oracle's own level thresholds, by the same walks.
+        held = level_controls(
+            cal_calls,
+            oracle[cal_mask],
+            cal_unsafe,
+            calls.rules,
+            oracle_threshold,
+            *subgroup_args,
+            oracle_plan,
+            plan_calls,
+        )
         oracle_eligible = ~excluded_test & ~(held.mask(test_calls) if held is not None else False)
-        oracle_eval = evaluate_window(y_test, oracle[test_mask], oracle_eligible, oracle_threshold, safety)
+        oracle_thresholds = (
+            held.call_thresholds(test_calls, oracle_threshold) if held is not None else oracle_threshold
+        )
+        oracle_eval = evaluate_window(y_test, oracle[test_mask], oracle_eligible, oracle_thresholds, safety)
         comparison = oracle_comparison(
             test, oracle_eval, float(cfg.oracle_targets.auc_tolerance), float(cfg.oracle_targets.share_ratio)
         )
@@ -148,7 +177,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         metrics.update(baseline_eval.flat("baseline_test_"))
         timings["time_baseline_s"] = base.seconds
 
-    recommend = eligible_test & (p_test >= scorer.threshold)
+    recommend = eligible_test & (p_test >= thresholds_test)
     labels = subgroup_labels(test_calls, spec.subgroups, list(cfg.report.age_bands), spec.date_column)
     subgroups = subgroup_table(labels, y_test, p_test, recommend, safety, int(cfg.report.calibration_bins))
     flagged = [f"{r.group}={r.level}" for r in subgroups[subgroups["flagged"]].itertuples()]

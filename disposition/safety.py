@@ -112,6 +112,7 @@ def safety_threshold(
     confirm_power: float | None = None,
     test_scale: float = 1.0,
     grid: int | None = 100,
+    start: int | None = None,
 ) -> ClosureResult:
     """What the Learn-then-Test threshold (:func:`disposition.threshold.fixed_sequence_threshold`)
     does on these calls, with how it was chosen; the threshold is infinite (nothing recommended)
@@ -129,7 +130,7 @@ def safety_threshold(
     p = np.asarray(p, dtype=float)
     unsafe = np.asarray(unsafe, dtype=bool)
     eligible = np.asarray(eligible, dtype=bool)
-    test = fixed_sequence_threshold(p, unsafe, eligible, limit, delta, confirm_power, test_scale, grid)
+    test = fixed_sequence_threshold(p, unsafe, eligible, limit, delta, confirm_power, test_scale, grid, start)
     result = closure_at(p, unsafe, eligible, test.threshold, delta)
     return replace(
         result,

@@ -154,6 +154,13 @@ class RemoteClosureScorer:
             columns += self.withheld.required_columns
         return list(dict.fromkeys(columns))
 
+    def call_thresholds(self, calls: pd.DataFrame) -> np.ndarray:
+        """Each call's threshold: the overall one, or the stricter of it and the call's subgroup
+        levels' own thresholds (``inf`` in a withheld level); see :mod:`disposition.level_thresholds`."""
+        if self.withheld is None:
+            return np.full(len(calls), self.threshold)
+        return self.withheld.call_thresholds(calls, self.threshold)
+
     def withheld_mask(self, calls: pd.DataFrame) -> np.ndarray:
         """True for calls in a subgroup level too small to show the limit (never recommended)."""
         if self.withheld is None:
@@ -252,8 +259,9 @@ class RemoteClosureScorer:
         Returns
         -------
         DataFrame
-            ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float, the same
-            for every row) and ``reasons`` (str; empty when ``reasons="none"``), indexed like ``calls``.
+            ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float, the call's
+            own: the overall one or its subgroup level's stricter one, ``inf`` when withheld) and
+            ``reasons`` (str; empty when ``reasons="none"``), indexed like ``calls``.
         """
         if reasons not in REASON_MODES:
             raise RequestError(f"param reasons must be one of {REASON_MODES}")
@@ -262,7 +270,8 @@ class RemoteClosureScorer:
         encoded = self.model.encode(frame)
         p = self.calibrator.predict(self.model.raw_score(encoded))
         excluded, which_rule = excluded_by_rules(frame, self.rules)
-        recommend = ~excluded & (p >= self.threshold) & ~self.withheld_mask(frame)
+        thresholds = self.call_thresholds(frame)
+        recommend = ~excluded & (p >= thresholds)
         text = np.full(len(frame), "", dtype=object)
         if reasons != "none":
             for i, rule in enumerate(self.rules):
@@ -274,7 +283,7 @@ class RemoteClosureScorer:
             {
                 "p_safe_remote": p,
                 "recommend_remote": recommend,
-                "threshold": np.full(len(frame), self.threshold),
+                "threshold": thresholds,
                 "reasons": text,
             },
             index=calls.index,

@@ -3,35 +3,65 @@
 For a threshold ``t`` let ``R(t)`` be the true under-triage among the calls it recommends (unsafe
 calls over recommended calls, on calls like the calibration calls). The threshold is chosen by
 fixed-sequence testing (Angelopoulos et al., "Learn then Test", 2021; the fixed-sequence procedure
-of Maurer et al. 1995):
+of Maurer et al. 1995).
 
-1. candidate thresholds are the cut points between distinct scores, ordered from the strictest
-   (fewest calls recommended) to the loosest; the order uses the scores only, never the outcomes;
-2. each candidate tests ``H0: R(t) > rate`` with the exact binomial p-value
-   ``P(X <= k | n, rate)`` (``n`` recommended calibration calls, ``k`` of them unsafe);
-3. the walk goes on while the p-value is at most ``delta`` and stops at the first that is not;
-   the deployed threshold is the last one rejected (none: nothing is recommended).
+**The argument.**
 
-Every null hypothesis is tested at ``delta`` and the sequence stops at the first acceptance, so the
-chance that any rejected threshold, the deployed one included, has ``R(t) > rate`` is at most
-``delta``. **Assumption**: new calls are exchangeable with the calibration calls (same case mix
-and practice); drift breaks it, which is why the test window and monitoring check it.
+- *Hypotheses*: one per candidate ``t``, ``H_t: R(t) > r_t``, where ``r_t`` is the limit or, with
+  ``confirm_power``, a rate below it (:func:`confirmable_rate`). Each is tested with the exact
+  binomial p-value ``P(X <= k | n, r_t)`` (``n`` recommended calibration calls, ``k`` unsafe).
+- *Order and start, chosen before any calibration outcome is looked at*: candidates are the cut
+  points of the calibration scores in order from the strictest to the loosest, one per
+  ``1 / grid`` of the eligible calls (positions, i.e. counts). The walk starts at the planned
+  start (:func:`planned_start`), computed from **planning data** only: the training window's
+  cross-fitted out-of-fold probabilities and outcomes (:mod:`disposition.model_choice`), together
+  with calibration counts; and never before the first candidate the counts alone say could reject
+  (:func:`start_calls`).
+- *Procedure*: test the candidates in that order at ``delta`` each; stop at the first that is not
+  rejected; deploy the last rejected (none rejected: nothing is recommended).
+- *Error rate*: the family-wise error of the walk is at most ``delta`` (a fixed sequence needs no
+  correction: a false rejection can only happen at the first true null reached), so
+  ``P(R(t_deployed) > limit) <= P(R(t_deployed) > r_t) <= delta``.
+- *What chose what*: the model was fitted on the training window; the planning data are training
+  outcomes; the calibrator, the p-values and the stopping point use the calibration window; the
+  test window chose nothing and only reports.
+- *Assumptions and limits of the proof*: new calls are exchangeable with the calibration calls
+  (same case mix and practice; the synthetic world's ageing drift breaks it a little, which is
+  why the test window and monitoring check it). The ranking is the model's raw-score order, which
+  the calibrator (fitted on the calibration outcomes) keeps, except that it ties the calls beyond
+  its outermost knots; tied calls are recommended together, so a candidate's set of calls can
+  depend on those outcomes where a candidate falls in such a tie (only at the extreme ends).
 
-Two choices make the walk useful rather than merely valid:
+**Why planning.** A candidate recommending too few calls cannot be rejected whatever its outcomes,
+and one whose rate is near the rate tested is rejected only by luck; a fixed sequence ends at its
+first acceptance, so a walk from the strict end could stop at once (seed 1 of the benchmark, before
+the planned start). The planning data estimate each candidate's rate (the same fraction of their
+own calls ranked by their own probabilities, taken about one standard error up) and so the chance
+its test rejects; with ``max_power`` (the default) the walk starts at the candidate most likely to
+be rejected, with a number at the first predicted to be rejected that often. Planning only moves
+the start, so it cannot break the guarantee; but it cannot make the walk powerful where the
+calibration window is riskier than the training window (drift). On the development seeds
+(experiments/results/disposition_safety_dev.md) it made no difference at 150,000 calls beyond
+noise, and at a million calls it was the only start that recommended anything (the start by
+counts stopped at its first test).
 
-- **Where it starts.** A candidate recommending too few calls cannot be rejected whatever its
-  outcomes (no unsafe call among ``n`` gives ``(1 - rate) ** n``, above ``delta`` for small ``n``),
-  and an early acceptance ends the walk. Candidates are therefore tested from the first whose test
-  would reject with probability 1/2 if the true rate were half the rate tested
-  (:func:`start_calls`): a count, not an outcome, so the guarantee is unchanged. Candidates are
-  also thinned to one per ``1 / grid`` of the eligible calls: every extra test is another chance
-  for a chance fluctuation to end the walk early.
-- **What it tests against** (``confirm_power``). A threshold whose calibration rate sits just below
-  the limit will, half the time, show a bound above the limit on the next window of calls. With
-  ``confirm_power`` set, each candidate is tested against the rate at which a later window of
-  ``test_scale`` times its calls would confirm the limit (its upper bound at ``delta`` within it)
-  with that probability (:func:`confirmable_rate`). That rate is below the limit, so the guarantee
-  ``P(R(t) > limit) <= delta`` still holds; the threshold is stricter.
+**What it tests against** (``confirm_power``). A threshold whose calibration rate sits just below
+the limit will, half the time, show a bound above the limit on the next window of calls. With
+``confirm_power`` set, each candidate is tested against the rate at which a later window of
+``test_scale`` times its calls would confirm the limit (its upper bound at ``delta`` within it)
+with that probability. That rate is below the limit, so the guarantee holds; the threshold is
+stricter.
+
+**Subgroup levels** (:mod:`disposition.level_thresholds`). The same walk runs within the calls of
+each level of the configured groupings (planned on that level's planning calls), giving for each
+level ``l`` its own threshold ``t_l`` with ``P(R_l(t_l) > limit) <= delta``: a **per-level**
+guarantee at ``delta`` each, not a family-wise one (over ``L`` levels the chance that at least one
+is wrong can reach ``L * delta``). A level whose walk rejects nothing is withheld. A call is
+recommended only above the overall threshold and its levels' thresholds. The proof covers each
+level's calls above its own threshold, and all calls above the overall one; the calls actually
+served in a level are a subset of those (other groupings' stricter thresholds and withheld levels
+remove some), and a subset of a safe set is not proved safe: the held-out test window reports
+every level's bound for that reason.
 """
 
 from __future__ import annotations
@@ -90,6 +120,75 @@ START_POWER = 0.5
 START_RATE_FRACTION = 0.5
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Planning data: probabilities, outcomes (``unsafe``) and hard-rule eligibility of calls that
+    are NOT the calibration calls, e.g. cross-fitted out-of-fold probabilities on the training window
+    (``positions``: where they sit in the training frame). Only they choose where the walk starts."""
+
+    p: np.ndarray
+    unsafe: np.ndarray
+    eligible: np.ndarray
+    positions: np.ndarray | None = None
+
+    def within(self, mask: np.ndarray) -> Plan:
+        """The planning calls in ``mask`` (one subgroup level)."""
+        mask = np.asarray(mask, dtype=bool)
+        return Plan(self.p[mask], self.unsafe[mask], self.eligible[mask])
+
+
+def tested_rate(n: np.ndarray, limit: float, delta: float, confirm_power: float | None, test_scale: float):
+    """The rate each candidate (``n`` recommended calls) is tested against: the limit, or with
+    ``confirm_power`` the rate a later window of ``test_scale`` times its calls would confirm."""
+    if confirm_power is None:
+        return np.full(len(n), float(limit))
+    return confirmable_rate(np.maximum(np.round(n * test_scale), 1), limit, delta, confirm_power)
+
+
+PLAN_QUANTILE = 0.84  # the planning estimate of a candidate's rate: its upper Clopper-Pearson bound at 84 %
+
+
+def planned_start(
+    plan: Plan,
+    n_eligible: int,
+    limit: float,
+    delta: float,
+    confirm_power: float | None,
+    test_scale: float,
+    power: float | str,
+) -> int | None:
+    """Where the walk starts, from planning data only (:class:`Plan`): the fewest recommended
+    calibration calls at which the test is predicted to reject with probability ``power``.
+
+    A candidate recommending ``n`` of the ``n_eligible`` calibration calls is matched with the same
+    fraction of the planning calls ranked by their own probabilities; their unsafe share, taken about
+    one standard error up (:data:`PLAN_QUANTILE`), estimates its rate, and the rejection probability
+    is ``P(Binomial(n, estimate) <= largest rejected count)``.
+    When no candidate reaches ``power``, the one with the highest predicted probability; None when no
+    planning call is eligible or no test could reject.
+    """
+    eligible = np.asarray(plan.eligible, dtype=bool)
+    p, unsafe = np.asarray(plan.p, dtype=float)[eligible], np.asarray(plan.unsafe, dtype=bool)[eligible]
+    if len(p) == 0 or n_eligible <= 0:
+        return None
+    unsafe_ranked = np.cumsum(unsafe[np.argsort(-p, kind="stable")])
+    # Candidate sizes on a fine grid (every call up to 2,000 of them): the start needs no finer step.
+    n = np.unique(np.linspace(1, n_eligible, min(n_eligible, 2_000)).round())
+    m = np.clip(np.round(n / n_eligible * len(p)).astype(int), 1, len(p))
+    # A pessimistic estimate (about one standard error up: the one-sided 84 % Clopper-Pearson bound),
+    # so that a handful of planning calls with no unsafe outcome does not predict a sure rejection.
+    k_plan = unsafe_ranked[m - 1]
+    estimate = betaincinv(k_plan + 1, np.maximum(m - k_plan, 1e-12), PLAN_QUANTILE)
+    k = largest_rejected_count(n, tested_rate(n, limit, delta, confirm_power, test_scale), delta)
+    reject = np.where(k >= 0, binom.cdf(np.maximum(k, 0), n, estimate), 0.0)
+    if reject.max(initial=0.0) <= 0:
+        return None
+    if power == "max_power":
+        return int(n[np.argmax(reject)])
+    reached = np.flatnonzero(reject >= power)
+    return int(n[reached[0]] if len(reached) else n[np.argmax(reject)])
+
+
 def start_calls(rate: np.ndarray, delta: float) -> np.ndarray:
     """Which candidates the walk tests, given the rate each is tested against (candidate ``i`` has
     ``i + 1`` calls): from the first whose test has power :data:`START_POWER` at
@@ -146,9 +245,13 @@ def fixed_sequence_threshold(
     confirm_power: float | None = None,
     test_scale: float = 1.0,
     grid: int | None = None,
+    start: int | None = None,
 ) -> ThresholdTest:
     """The Learn-then-Test threshold (module docstring) for scores ``p``, outcomes ``unsafe`` and
-    the calls no hard rule excludes (``eligible``). Tied calls are recommended together."""
+    the calls no hard rule excludes (``eligible``). Tied calls are recommended together.
+
+    ``start``: test only candidates with at least this many recommended calls (from
+    :func:`planned_start`, which must not have seen these outcomes)."""
     check_settings(limit, delta, confirm_power)
     p = np.asarray(p, dtype=float)
     unsafe = np.asarray(unsafe, dtype=bool)
@@ -158,12 +261,12 @@ def fixed_sequence_threshold(
     ranked = p[order]
     n = np.arange(1, len(order) + 1)
     k = np.cumsum(unsafe[order])
-    if confirm_power is None:
-        rate = np.full(len(n), float(limit))
-    else:
-        rate = confirmable_rate(np.maximum(np.round(n * test_scale), 1), limit, delta, confirm_power)
+    rate = tested_rate(n, limit, delta, confirm_power, test_scale)
     end_of_tie = np.r_[ranked[1:] != ranked[:-1], True] if len(order) else np.array([], dtype=bool)
-    tested = np.flatnonzero(end_of_tie & start_calls(rate, delta)) if len(order) else np.array([], int)
+    # From the first candidate the counts alone say could reject (start_calls), and not before the
+    # planned start when there is one (where planning data predicted the tests are most powerful).
+    open_ = start_calls(rate, delta) & (n >= (start or 0)) if len(order) else np.array([], dtype=bool)
+    tested = np.flatnonzero(end_of_tie & open_) if len(order) else np.array([], int)
     if grid and len(tested):
         # One candidate per step of calls, counted from the start (positions only, never outcomes).
         step = max(1, len(order) // grid)

@@ -92,6 +92,9 @@ def run(
                 "ratio to oracle": metrics.get("deployed_share_ratio_to_oracle", np.nan),
                 "oracle test bound": metrics.get("oracle_test_deployed_upper_bound", np.nan),
                 "levels served": len(served),
+                "levels not served": int(
+                    ((subgroups["recommended"] == 0) & subgroups["group"].isin(CONFIGURED)).sum()
+                ),
                 "levels above limit": len(above),
                 "worst level": (
                     f"{served.loc[served['upper_bound'].idxmax(), 'group']}="
@@ -162,7 +165,10 @@ def _report(table, by_level, seeds, n_calls, limit, overrides) -> BenchmarkRepor
         f"{n} seeds ({', '.join(map(str, seeds))}) of the synthetic call generator at {n_calls:,} calls each "
         f"(conf/disposition_generate.yaml as committed), each through the default training job "
         f"(conf/disposition.yaml: temporal split 60/20/20, Learn-then-Test threshold at limit {_fmt(limit)}, "
-        f"delta 0.05, confirm_power 0.5; extra overrides: {', '.join(overrides) or 'none'}). Every figure "
+        "delta 0.05, confirm_power 0.5, the walk's start planned on the training window's out-of-fold "
+        "probabilities (plan_start max_power), a threshold per age band, sex and category level "
+        "(subgroup_thresholds, subgroup_confirm_power 0.2) or the level withheld; extra overrides: "
+        f"{', '.join(overrides) or 'none'}). Every figure "
         "is on the latest 20 % of calls, which chose nothing. Bounds are one-sided Clopper-Pearson at 95 %. "
         "Produced by `python -m experiments.bench benchmark=disposition_safety`.",
         "",
@@ -183,9 +189,11 @@ def _report(table, by_level, seeds, n_calls, limit, overrides) -> BenchmarkRepor
         "",
         "## Subgroup levels that received recommendations (all seeds)",
         "",
-        "The threshold is chosen for all calls together; no per-level guarantee is made, so a level with "
-        f"fewer than {required_calls(limit, 0.05):,} recommended test calls cannot show a {_fmt(limit)} "
-        "bound even with no unsafe call.",
+        "Each configured level (age band, sex, category) has its own threshold from the same walk within "
+        "its calibration calls, or is withheld (no recommendations) when that walk rejects nothing: a "
+        "per-level guarantee at delta 0.05 each, not family-wise. A level with fewer than "
+        f"{required_calls(limit, 0.05):,} recommended test calls cannot show a {_fmt(limit)} bound even "
+        "with no unsafe call. Time of day is not a configured grouping and gets no threshold of its own.",
         "",
         markdown_table(level_summary),
         "",

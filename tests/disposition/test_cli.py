@@ -28,7 +28,8 @@ def test_train_registers_a_champion_that_recommends_and_explains(tmp_path, calls
     request = calls.tail(200).drop(columns=["safe_remote", "p_safe_remote_true"])
     answer = model.predict(request)
     assert answer["recommend_remote"].any() and not answer["recommend_remote"].all()
-    assert answer.loc[answer["recommend_remote"], "p_safe_remote"].min() >= answer["threshold"].iloc[0]
+    served = answer[answer["recommend_remote"]]  # each call against its own (subgroup) threshold
+    assert (served["p_safe_remote"] >= served["threshold"]).all()
     assert answer["reasons"].str.contains(r"\((?:raises|lowers)\)").any()
 
 

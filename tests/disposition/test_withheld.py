@@ -1,4 +1,5 @@
-"""Subgroup levels too small to show the limit get no recommendations, in training and when served."""
+"""Subgroup levels too small to show the limit get no recommendations, in training and when served;
+the others are served against their own thresholds (tests/disposition/test_level_thresholds.py)."""
 
 from __future__ import annotations
 
@@ -66,5 +67,9 @@ def test_the_served_model_withholds_what_the_report_withholds(tmp_path, calls_pa
     held = scorer.withheld.mask(request)
     assert held.any() and not answer.loc[held, "recommend_remote"].any()
     assert answer.loc[~held, "recommend_remote"].any()
+    # Every call is served against its own threshold: the overall one or its levels' stricter one.
+    own = scorer.call_thresholds(request)
+    assert (answer["threshold"].to_numpy() == own).all() and (own >= scorer.threshold).all()
+    assert (answer["recommend_remote"] == (answer["p_safe_remote"] >= own)).all()
     card = (result.output_dir / "model_card.md").read_text()
     assert "Withheld levels" in card

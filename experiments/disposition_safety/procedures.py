@@ -1,0 +1,129 @@
+"""Threshold procedures compared on the development seeds' cached arrays (see dev_study.py).
+
+Every procedure chooses on the calibration window (planning, when used, on the training window's
+out-of-fold probabilities for the model and on the training window's true probabilities for the
+oracle) and is scored once on the test window, as the committed benchmark scores the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from disposition.evaluation import SafetySettings
+from disposition.level_thresholds import level_walks
+from disposition.safety import clopper_pearson_upper
+from disposition.threshold import Plan
+
+GROUPS = ("age_band", "sex", "category")
+LIMIT, DELTA = 0.01, 0.05
+
+# name -> (overall settings, per-level settings or None for no per-level thresholds)
+VARIANTS = {
+    "counts (before)": ({"plan_start": None}, None),
+    "plan 0.7": ({"plan_start": 0.7}, None),
+    "plan 0.9": ({"plan_start": 0.9}, None),
+    "plan max power": ({"plan_start": "max_power"}, None),
+    "counts + levels vs limit": ({"plan_start": None}, {"confirm_power": None, "plan_start": None}),
+    "max power + levels confirm 0.5": ({"plan_start": "max_power"}, {}),
+    "max power + levels confirm 0.2": ({"plan_start": "max_power"}, {"confirm_power": 0.2}),
+    "max power + levels vs limit": ({"plan_start": "max_power"}, {"confirm_power": None}),
+    "plan 0.7 + levels vs limit": ({"plan_start": 0.7}, {"confirm_power": None}),
+}
+
+
+def _thresholds(d: dict, window: str, score: str, plan_score: str, safety: SafetySettings, levels):
+    """Per-call thresholds on ``window`` chosen on the calibration window with ``score``."""
+    plan = Plan(d[f"plan_{plan_score}"], d["plan_unsafe"], d["plan_eligible"])
+    p, unsafe, eligible = d[f"calibration_{score}"], d["calibration_unsafe"], d["calibration_eligible"]
+    overall = safety.choose(p, unsafe, eligible, plan).threshold
+    out = np.full(len(d[f"{window}_{score}"]), overall)
+    if levels is None:
+        return out
+    labels = {g: d[f"calibration_{g}"] for g in GROUPS}
+    plan_labels = {g: d[f"plan_{g}"] for g in GROUPS}
+    level_safety = replace(safety, **levels)
+    for walk in level_walks(labels, p, unsafe, eligible, overall, level_safety, plan, plan_labels):
+        in_level = d[f"{window}_{walk.group}"] == walk.level
+        out[in_level] = np.maximum(out[in_level], walk.threshold)
+    known = {g: set(np.unique(d[f"calibration_{g}"])) for g in GROUPS}
+    for g in GROUPS:  # a level the calibration window never saw has no control of its own
+        out[~np.isin(d[f"{window}_{g}"], list(known[g]))] = np.inf
+    return out
+
+
+def _score(d: dict, score: str, threshold: np.ndarray) -> dict:
+    unsafe = d["test_unsafe"]
+    rec = d["test_eligible"] & (d[f"test_{score}"] >= threshold)
+    n, k = int(rec.sum()), int(unsafe[rec].sum())
+    worst, above, served = 0.0, 0, 0
+    for g in GROUPS:
+        for level in np.unique(d[f"test_{g}"]):
+            m = rec & (d[f"test_{g}"] == level)
+            if m.sum():
+                served += 1
+                bound = float(clopper_pearson_upper(unsafe[m].sum(), m.sum(), 1 - DELTA, two_sided=False))
+                above += bound > LIMIT
+                worst = max(worst, bound)
+    return {
+        "share": n / len(rec),
+        "bound": float(clopper_pearson_upper(k, n, 1 - DELTA, two_sided=False)),
+        "served": served,
+        "above": above,
+        "worst": worst,
+    }
+
+
+def study(seeds, variants=VARIANTS) -> pd.DataFrame:
+    from experiments.disposition_safety.dev_study import load
+
+    rows = []
+    for seed in seeds:
+        d, meta = load(seed)
+        base = SafetySettings(
+            limit=LIMIT, delta=DELTA, confirm_power=0.5, test_scale=meta["test_scale"], grid=100
+        )
+        for name, (overall, levels) in variants.items():
+            safety = replace(base, **overall)
+            model = _score(d, "p", _thresholds(d, "test", "p", "p", safety, levels))
+            oracle = _score(d, "oracle", _thresholds(d, "test", "oracle", "oracle", safety, levels))
+            rows.append(
+                {
+                    "seed": seed,
+                    "variant": name,
+                    **model,
+                    "oracle_share": oracle["share"],
+                    "ratio": model["share"] / oracle["share"] if oracle["share"] else np.nan,
+                    "oracle_bound": oracle["bound"],
+                    "oracle_above": oracle["above"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per variant over seeds: the benchmark's four targets counted, and mean closure."""
+    return (
+        table.assign(
+            bound_ok=table["bound"] <= LIMIT,
+            levels_ok=(table["above"] == 0) & (table["served"] > 0),
+            share_ok=table["share"] >= 0.15,
+            ratio_ok=table["ratio"] >= 0.9,
+        )
+        .groupby("variant", sort=False)
+        .agg(
+            bound_ok=("bound_ok", "sum"),
+            levels_ok=("levels_ok", "sum"),
+            share_ok=("share_ok", "sum"),
+            ratio_ok=("ratio_ok", "sum"),
+            mean_share=("share", "mean"),
+            min_share=("share", "min"),
+            mean_ratio=("ratio", "mean"),
+            max_bound=("bound", "max"),
+            levels_above=("above", "sum"),
+            oracle_mean_share=("oracle_share", "mean"),
+        )
+        .reset_index()
+    )
