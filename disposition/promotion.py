@@ -176,7 +176,7 @@ def decide(
             True, f"first model whose {shown}: recommends {percent(test.share)} of test calls"
         ), None
     if contract is not None and (different := contract_decision(contract, champion)) is not None:
-        return different, None
+        return replace(different, reason=f"{different.reason}; this model's {shown}"), None
     print(
         f"promotion: re-scoring champion v{champion.version} on this run's {len(test_calls):,} test calls "
         "(closure shares are comparable only on the same calls)"

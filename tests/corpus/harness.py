@@ -277,9 +277,9 @@ def seed_store(app: str, store: Path, out: Path) -> dict:
             "model=lightgbm",
             "model.n_estimators=60",
         ]
-    if app == "disposition":  # must end as champion: on these 25,000 calls (observed follow-up labels)
-        # the Learn-then-Test threshold and the test-window bound show 3 % reliably, not 2 %
-        overrides = [o for o in overrides if not o.startswith("safety.limit=")] + ["safety.limit=0.03"]
+    # disposition must end as champion, which needs the test window's bound within the limit: the
+    # base overrides' 5 % limit (threshold designed to confirm with probability 0.9) shows it on these
+    # 25,000 calls with room (bound 3.50 %), where 3 % no longer gives a champion.
     run_job(app, compose_config(CONFIG_NAMES[app], overrides), out)
     _end_active_runs()
     snapshot = registry_snapshot(store / "mlflow.db")

@@ -173,7 +173,8 @@ def test_logistic_candidate_is_registered_and_explains_itself(tmp_path, calls_pa
 
 def test_other_safety_limit_is_a_challenger_and_a_tampered_champion_is_replaced(tmp_path, calls_path):
     """The contract includes the safety limit; a champion whose files changed is not kept."""
-    quick = ["baseline_enabled=false"]
+    # Three runs: no baseline and no tuning (neither is part of the contract or the integrity check).
+    quick = ["baseline_enabled=false", "tuning.enabled=false"]
     first = _run(tmp_path, calls_path, *quick)
     assert first.promoted
     metadata = mlflow.models.get_model_info(f"models:/{NAME}@champion").metadata
@@ -186,6 +187,7 @@ def test_other_safety_limit_is_a_challenger_and_a_tampered_champion_is_replaced(
     looser = _run(tmp_path, calls_path, *quick, "safety.limit=0.08")
     assert not looser.promoted and looser.version == "2"
     assert "contract differs from champion v1: safety_limit 0.08 instead of 0.05" in looser.reason
+    assert "this model's test-window bound" in looser.reason  # the window and its numbers, as everywhere
 
     client = MlflowClient(mlflow.get_tracking_uri())
     source = client.get_model_version(NAME, "1").source.rsplit("/", 1)[-1]
