@@ -20,8 +20,18 @@ def _run(tmp_path, data_path, *extra, model="lightgbm"):
     return train(cfg, tmp_path / f"out-{len(list(tmp_path.iterdir()))}")
 
 
-def test_first_model_is_champion_worse_one_is_challenger(tmp_path, small_counts_csv):
-    first = _run(tmp_path, small_counts_csv)
+@pytest.fixture(scope="module")
+def lightgbm_first(tmp_path_factory, small_counts):
+    """One LightGBM run on a new store, for the tests that look at a first champion (a fit costs seconds)."""
+    folder = tmp_path_factory.mktemp("lightgbm-first")
+    counts = folder / "counts.csv"
+    small_counts.to_csv(counts, index=False)
+    return _run(folder, counts), folder, counts
+
+
+def test_first_model_is_champion_worse_one_is_challenger(lightgbm_first):
+    first, tmp_path, small_counts_csv = lightgbm_first
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
     assert first.promoted and first.version == "1"
     assert {"backtest.csv", "metrics_by_horizon.csv", "forecast.png"} <= {
         p.name for p in first.output_dir.iterdir()
@@ -79,8 +89,9 @@ def test_champion_is_rescored_when_data_changed(tmp_path, small_counts_csv, smal
     assert "champion_mase_same_data" in client.get_run(better.run_id).data.metrics
 
 
-def test_served_model_answers_for_days_after_the_data(tmp_path, small_counts_csv, small_counts):
-    result = _run(tmp_path, small_counts_csv)
+def test_served_model_answers_for_days_after_the_data(lightgbm_first, small_counts):
+    result, folder, _ = lightgbm_first
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'store' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(result.model_uri)
     last = small_counts["ds"].max()
     request = pd.DataFrame(
@@ -104,17 +115,22 @@ def test_served_model_answers_for_days_after_the_data(tmp_path, small_counts_csv
             model.predict(pd.DataFrame({"unique_id": [uid], "ds": [ds]}))
 
 
+def _registered(tmp_path) -> list:
+    """The store's registered models; a store that was never created holds none (asking a client
+    would create it, migrations and all)."""
+    db = tmp_path / "store" / "mlflow.db"
+    return MlflowClient(f"sqlite:///{db}").search_registered_models() if db.exists() else []
+
+
 def test_bad_data_registers_nothing(tmp_path, small_counts):
     broken = tmp_path / "broken.csv"
     small_counts.drop(index=[10, 11]).to_csv(broken, index=False)
     with pytest.raises(DataValidationError, match="missing"):
         _run(tmp_path, broken)
-    client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
-    assert client.search_registered_models() == []
+    assert _registered(tmp_path) == []
 
 
 def test_impossible_backtest_registers_nothing(tmp_path, small_counts_csv):
     with pytest.raises(ConfigError, match="n_origins"):
         _run(tmp_path, small_counts_csv, "backtest.n_origins=0")
-    client = MlflowClient(f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
-    assert client.search_registered_models() == []
+    assert _registered(tmp_path) == []

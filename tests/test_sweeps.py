@@ -215,9 +215,13 @@ def test_search_preset_is_a_parallel_lightgbm_grid_on_its_own_model_name():
     for key in grid:  # a misspelt grid key would only fail once the jobs start
         assert key.startswith("model.") and key.removeprefix("model.") in cfg.model, key
     assert cfg.registry.model_name == "daily-demand-synthetic-search" != MODEL_NAME
+    assert cfg.model.n_jobs == 1  # two jobs at once on two cores: one LightGBM thread each
     assert "prepare_tracking_store" in cfg.hydra.callbacks
 
 
+# End to end, the preset's grid in two worker processes: the test above checks what the preset
+# composes, and the first sweep test runs parallel jobs on a new store in the default suite.
+@pytest.mark.slow
 def test_search_preset_launches_its_grid_in_parallel(tmp_path, small_counts_csv):
     overrides = fast_forecast_overrides(small_counts_csv, tmp_path / "store", "lightgbm")
     overrides.remove("model=lightgbm")  # the preset chooses the model
@@ -331,6 +335,10 @@ def test_parallel_disposition_sweep_on_a_new_store(tmp_path, small_calls_path):
     _assert_each_run_kept_its_finished_log(client, runs, "report/train.log", "test window: AUC")
 
 
+# The projection's parallel jobs take the same path as the disposition's above (the store callback,
+# the console log tee in joblib workers, the log attached to each finished run); both apps' configs
+# carry the callback (test_every_app_prepares_the_store_before_parallel_jobs).
+@pytest.mark.slow
 def test_parallel_projection_sweep_on_a_new_store(tmp_path):
     data = ROOT / "data"
     overrides = [
