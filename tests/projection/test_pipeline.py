@@ -85,6 +85,11 @@ def test_run_is_logged_and_first_version_is_champion(first_run):
     assert run.data.params["compare.high_ageing.ageing.85plus"] == "1.46"
     champion = client.get_model_version_by_alias(MODEL, "champion")
     assert str(champion.version) == result.version == "1" and result.promoted
+    # The contract it serves travels with the model (what a what-if run for other areas is compared on).
+    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'store' / 'mlflow.db'}")
+    metadata = mlflow.models.get_model_info(f"models:/{MODEL}/1").metadata
+    assert metadata["kind"] == "projection" and metadata["areas"] == ["trust"]
+    assert metadata["final_year"] == 2035 and "principal" in metadata["scenarios"]
 
 
 def test_champion_moves_only_when_the_backtest_is_no_worse(first_run):
@@ -101,6 +106,11 @@ def test_champion_moves_only_when_the_backtest_is_no_worse(first_run):
     assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "3"
 
 
+# Two more full projections. In the default suite the corpus case projection-other-areas
+# (tests/corpus/test_contracts.py) keeps a run for other areas from moving the champion, the
+# registration gate checks the contract reason and its registry.model_name hint, and the test above
+# the contract in the model's metadata.
+@pytest.mark.slow
 def test_what_if_for_other_areas_never_moves_the_champion(first_run):
     """A planner's run for other areas registers as challenger; its own name keeps both served."""
     _, tmp = first_run
