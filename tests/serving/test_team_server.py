@@ -358,7 +358,16 @@ def test_another_user_can_neither_read_nor_write_the_champion(server, trained):
         assert error.value.error_code == "PERMISSION_DENIED"
 
 
-@pytest.mark.parametrize("own_experiment", [False, True], ids=["her-experiment", "her-model-name"])
+@pytest.mark.parametrize(
+    "own_experiment",
+    [
+        pytest.param(False, id="her-experiment"),
+        # Refused only at registration, after a whole run whose uploads each cost the server a
+        # password hash: the same refusal by the registry is checked in seconds by
+        # test_registering_under_her_model_name_gets_one_line.
+        pytest.param(True, id="her-model-name", marks=pytest.mark.slow),
+    ],
+)
 def test_a_second_user_training_under_her_names_gets_one_line(server, trained, own_experiment):
     """Bob runs the documented command with the default names alice's runs already own."""
     from forecasting.pipeline import train as train_forecast
@@ -381,6 +390,36 @@ def test_a_second_user_training_under_her_names_gets_one_line(server, trained, o
     assert f"{key}=<name>" in message and "grant" in message
     assert [v.version for v in client.search_model_versions(f"name = '{FORECAST}'")] == versions
     assert not (trained / "bob-forecast").exists()
+
+
+def test_registering_under_her_model_name_gets_one_line(server, trained, tmp_path):
+    """Bob's model, logged in an experiment of his own, cannot become a version of alice's model:
+    the registry step the apps share (register_and_promote) refuses in one line, registering nothing."""
+    from mlops.errors import PermissionDeniedError
+    from mlops.registry import PromotionDecision, register_and_promote
+
+    client = MlflowClient(server["url"])
+    versions = [v.version for v in client.search_model_versions(f"name = '{FORECAST}'")]
+    champion = client.get_model_version_by_alias(FORECAST, "champion").version
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", BOB)
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", BOB_PASSWORD)
+        mlflow.set_tracking_uri(server["url"])
+        bob = MlflowClient(server["url"])
+        with mlflow.start_run(experiment_id=bob.create_experiment("bob-registers")):
+            logged = mlflow.pyfunc.log_model(
+                name="model", python_model=_Constant(), pip_requirements=["mlflow"]
+            )
+            with pytest.raises(PermissionDeniedError) as refused:
+                register_and_promote(
+                    bob, logged.model_uri, FORECAST, {}, lambda champion: PromotionDecision(True, "first"),
+                    tmp_path / "registry.lock",
+                )  # fmt: skip
+    message = str(refused.value)
+    assert "\n" not in message and "'bob'" in message and BOB_PASSWORD not in message
+    assert "registry.model_name=<name>" in message and "grant" in message
+    assert [v.version for v in client.search_model_versions(f"name = '{FORECAST}'")] == versions
+    assert client.get_model_version_by_alias(FORECAST, "champion").version == champion
 
 
 def test_the_owner_grants_read_then_edit_with_the_script(server):
