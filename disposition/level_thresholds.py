@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from disposition.threshold import Plan, fixed_sequence_threshold, largest_rejected_count
+from disposition.threshold import Plan, fixed_sequence_threshold, largest_rejected_count, tested_rate
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class LevelControl:
 
     ``recommended``/``unsafe``: its eligible calibration calls at the overall threshold and how many
     were unsafe; ``needed``: about how many recommended calls a level with that rate would need for
-    its test to reject with probability 1/2 (None when the rate is at or above the limit).
+    the walk's test to reject with probability 1/2 (None when no number would do).
     """
 
     group: str
@@ -48,13 +48,21 @@ class LevelControl:
         return not np.isfinite(self.threshold)
 
 
-def calls_needed(rate: float, limit: float, delta: float, power: float = 0.5) -> int | None:
-    """About the fewest recommended calls with true under-triage ``rate`` whose exact test of
-    "rate > limit" rejects at ``delta`` with probability ``power``; None when ``rate >= limit``."""
+def calls_needed(
+    rate: float,
+    limit: float,
+    delta: float,
+    power: float = 0.5,
+    confirm_power: float | None = None,
+    test_scale: float = 1.0,
+) -> int | None:
+    """About the fewest recommended calls with true under-triage ``rate`` whose exact test rejects
+    at ``delta`` with probability ``power``, testing against the rate the walk tests against (the
+    limit, or with ``confirm_power`` the confirmable rate); None when no number of calls would do."""
     if rate >= limit:
         return None
     n = np.unique(np.geomspace(1, 5e7, 4000).astype(int)).astype(float)
-    k = largest_rejected_count(n, limit, delta)
+    k = largest_rejected_count(n, tested_rate(n, limit, delta, confirm_power, test_scale), delta)
     reach = np.flatnonzero((k >= 0) & (binom.cdf(np.maximum(k, 0), n, rate) >= power))
     return int(n[reach[0]]) if len(reach) else None
 
@@ -110,7 +118,13 @@ def level_walks(
                     int(eligible[mask].sum()),
                     n,
                     k,
-                    calls_needed(k / n if n else 0.0, safety.limit, safety.delta),
+                    calls_needed(
+                        k / n if n else 0.0,
+                        safety.limit,
+                        safety.delta,
+                        confirm_power=safety.confirm_power,
+                        test_scale=safety.test_scale,
+                    ),
                 )
             )
     return out

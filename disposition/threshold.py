@@ -27,10 +27,10 @@ of Maurer et al. 1995).
   test window chose nothing and only reports.
 - *Assumptions and limits of the proof*: new calls are exchangeable with the calibration calls
   (same case mix and practice; the synthetic world's ageing drift breaks it a little, which is
-  why the test window and monitoring check it). The ranking is the model's raw-score order, which
-  the calibrator (fitted on the calibration outcomes) keeps, except that it ties the calls beyond
-  its outermost knots; tied calls are recommended together, so a candidate's set of calls can
-  depend on those outcomes where a candidate falls in such a tie (only at the extreme ends).
+  why the test window and monitoring check it). The calibrator is fitted on the calibration
+  outcomes, but it is strictly increasing in the model's raw score (ties broken by it,
+  :mod:`disposition.calibration`), so every candidate's set of calls is a top slice of the model's
+  own order, fixed by the training window and the counts.
 
 **Why planning.** A candidate recommending too few calls cannot be rejected whatever its outcomes,
 and one whose rate is near the rate tested is rejected only by luck; a fixed sequence ends at its

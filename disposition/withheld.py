@@ -42,7 +42,7 @@ class WithheldLevels:
     needed: int = 0
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
-    needed_by_level: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    needed_by_level: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def required_columns(self) -> list[str]:
@@ -88,13 +88,18 @@ class WithheldLevels:
                 count = self.counts.get(group, {}).get(level, 0)
                 text = f"{group} = {level} ({count:,} recommended calibration calls; {self.needed:,} needed"
                 if group in self.needed_by_level:
-                    need = self.needed_by_level[group].get(level)
+                    need, tested = _need_and_tested(self.needed_by_level[group].get(level))
+                    why = (
+                        "; its walk's first test was not rejected"
+                        if tested
+                        else "; too few calls for its walk to test any candidate"
+                    )
                     text += (
-                        f" with none unsafe; at its calibration rate about {need:,} for its test to "
+                        f" with none unsafe{why}; at its calibration rate about {need:,} for a test to "
                         "pass half the time"
                         if need is not None
-                        else " with none unsafe; its calibration rate is at or above the limit, so no "
-                        "number of calls would do"
+                        else f" with none unsafe{why}; its calibration rate is at or above the limit, "
+                        "so no number of calls would do"
                     )
                 lines.append(text + ")")
         return lines
@@ -120,7 +125,9 @@ class WithheldLevels:
                 g: {k: (float(v) if np.isfinite(v) else "inf") for k, v in levels.items()}
                 for g, levels in self.thresholds.items()
             },
-            "needed_by_level": self.needed_by_level,
+            "needed_by_level": {
+                g: {k: _plain(v) for k, v in d.items()} for g, d in self.needed_by_level.items()
+            },
         }
 
     @classmethod
@@ -135,8 +142,22 @@ class WithheldLevels:
                 g: {k: float(v) for k, v in levels.items()}
                 for g, levels in state.get("thresholds", {}).items()
             },
-            {g: dict(v) for g, v in state.get("needed_by_level", {}).items()},
+            {
+                g: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+                for g, d in state.get("needed_by_level", {}).items()
+            },
         )
+
+
+def _need_and_tested(value) -> tuple[int | None, int]:
+    """``needed_by_level`` holds (calls needed, candidates tested) for withheld levels, else a count."""
+    if isinstance(value, tuple | list):
+        return value[0], int(value[1])
+    return value, 1
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def small_levels(
@@ -228,8 +249,10 @@ def level_controls(
         counts.setdefault(walk.group, {})[walk.level] = walk.recommended
         thresholds.setdefault(walk.group, {})[walk.level] = walk.threshold
         needed.setdefault(walk.group, {})[walk.level] = walk.needed
-        if walk.withheld:
+        # A level the hard rules exclude entirely (category C1) is not withheld: it was never open.
+        if walk.withheld and walk.eligible > 0:
             levels.setdefault(walk.group, []).append(walk.level)
+            needed[walk.group][walk.level] = (walk.needed, walk.tested)
     return WithheldLevels(
         held.columns,
         held.age_edges,

@@ -139,3 +139,28 @@ def test_settings_without_planning_data_start_by_counts():
     plan = Plan(np.ones(10), np.zeros(10, bool), np.ones(10, bool))
     assert SafetySettings(plan_start=None).start(plan, 10_000) is None
     assert len(plan.within(np.arange(10) < 4).p) == 4
+
+
+def test_withheld_levels_say_why_and_a_level_the_rules_exclude_is_not_withheld():
+    from disposition.safety import HardRule
+
+    rng = np.random.default_rng(6)
+    calls, p, unsafe = _level_calls(rng, 20_000)
+    calls["category"] = np.where(
+        np.arange(20_000) < 2_000, "C1", np.where(np.arange(20_000) < 2_150, "C4", "C3")
+    )
+    columns = {"age": "age", "sex": "sex", "category": "category"}
+    safety = SafetySettings(
+        limit=0.01, delta=0.05, confirm_power=None, plan_start=None, subgroup_confirm_power=None
+    )
+    overall = safety.choose(p, unsafe, (calls["category"] != "C1").to_numpy()).threshold
+    held = level_controls(
+        calls, p, unsafe, [HardRule("category", ("C1",))], overall, columns, [0, 18, 65, 85], safety
+    )
+    assert "C1" not in held.levels.get("category", [])  # never open to recommendation: not withheld
+    assert held.thresholds["category"]["C1"] == np.inf  # and never served
+    assert "C4" in held.levels["category"]  # 150 calls: too few to test
+    lines = held.describe()
+    assert any(line.startswith("category = C4") and "too few calls for its walk" in line for line in lines)
+    again = WithheldLevels.from_dict(json.loads(json.dumps(held.to_dict())))
+    assert again == held and again.describe() == lines
