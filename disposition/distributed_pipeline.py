@@ -154,7 +154,11 @@ def train_distributed(cfg: DictConfig, output_dir: Path) -> DistributedResult:
                 },
                 lambda champion: _decide(champion, result, safety),
                 store_lock_path(store.tracking_uri),
-                description=f"out-of-core LightGBM on {path} ({cluster}); run {run.info.run_id}",
+                description=(
+                    f"out-of-core LightGBM on {path} ({cluster}): test AUC {result.test_auc:.3f}, "
+                    f"{result.test.share:.1%} of test calls recommended, "
+                    f"{window_bound_text(result.test, 'test', safety)}; run {run.info.run_id}"
+                ),
             )
             mlflow.set_tag("promotion", decision.reason)
     uri = f"models:/{name}@{CHAMPION}" if decision.promoted else f"models:/{name}/{version.version}"
