@@ -161,12 +161,12 @@ def test_arima_keeps_only_the_last_state_and_forecasts_as_the_full_fit(small_cou
 
 
 def test_arima_estimators_forecast_alike(small_counts):
-    # The faster innovations-algorithm fit (the default) estimates the same model as the joint
-    # state-space fit: on a busy series the forecasts agree closely, and its intervals (without the
+    # The faster innovations-algorithm fit estimates the same model as the joint state-space fit
+    # (the default): on a busy series the forecasts agree closely, and its intervals (without the
     # regression coefficients' uncertainty) are a little narrower, most on rare days (New Year).
     one = small_counts[small_counts["unique_id"] == "city/C2"]
-    fast = ArimaRegression(window_days=730).fit(one).predict(28, LEVELS)
-    joint = ArimaRegression(window_days=730, method="statespace").fit(one).predict(28, LEVELS)
+    fast = ArimaRegression(window_days=730, method="innovations_mle").fit(one).predict(28, LEVELS)
+    joint = ArimaRegression(window_days=730).fit(one).predict(28, LEVELS)
     np.testing.assert_allclose(fast["mean"], joint["mean"], rtol=0.015)
     width = (fast["hi_80"] - fast["lo_80"]) / (joint["hi_80"] - joint["lo_80"])
     assert width.median() > 0.9 and width.between(0.75, 1.0).all()

@@ -59,16 +59,18 @@ class ArimaRegression(LocalForecaster):
         UK nation whose bank holidays are regressors.
     window_days : int, optional
         Fit on this many most recent days (state-space fits grow with length).
-    method : {"innovations_mle", "statespace"}
+    method : {"statespace", "innovations_mle"}
         How the model is estimated; the forecasts come from the same state-space form either way.
-        ``innovations_mle``: Gaussian maximum likelihood of the ARMA part of the differenced
-        errors by the innovations algorithm, the regression by feasible GLS (statsmodels
-        ``ARIMA``). ``statespace``: joint maximum likelihood with the regression coefficients in
-        the state vector (``SARIMAX``), so intervals also carry their uncertainty. In backtests
-        on development years (3-4 origins each, 84 days) the first was as accurate and 1.5 times
-        faster: MASE 0.758 / 0.750 against 0.772 / 0.765 (SWAST 2017 / 2018), 0.713 / 0.719
-        against 0.713 / 0.718 (synthetic 2021 / 2022); 80 % coverage 0.805 / 0.807 against
-        0.840 / 0.826 on SWAST.
+        ``statespace``: joint maximum likelihood with the regression coefficients in the state
+        vector (``SARIMAX``), so intervals also carry their uncertainty. ``innovations_mle``:
+        Gaussian maximum likelihood of the ARMA part of the differenced errors by the innovations
+        algorithm, the regression by feasible GLS (statsmodels ``ARIMA``): 1.5 (SWAST) to 3
+        (synthetic) times faster. Alone it was as accurate on development years (3-4 origins
+        each, 84 days: MASE 0.758 / 0.750 against 0.772 / 0.765 on SWAST 2017 / 2018, 0.713 /
+        0.719 against 0.713 / 0.718 on synthetic 2021 / 2022), but inside ``auto`` (SWAST, 6
+        origins a year) its narrower intervals cost coverage: 80 % coverage 0.777 / 0.757
+        against 0.779 / 0.797 (MASE 0.723 / 0.744 against 0.724 / 0.740), so the default stays
+        ``statespace``.
     """
 
     uses_regressors = True
@@ -79,7 +81,7 @@ class ArimaRegression(LocalForecaster):
         annual_order: int = 3,
         nation: str = "england",
         window_days: int | None = 1095,
-        method: str = "innovations_mle",
+        method: str = "statespace",
     ):
         self.order = order
         self.annual_order = annual_order
@@ -95,7 +97,7 @@ class ArimaRegression(LocalForecaster):
         # A regressor that never varies in the window (e.g. no 1 January in it) cannot be estimated.
         varying = design.std(axis=0) > 0
         if self.method not in ("innovations_mle", "statespace"):
-            raise ValueError(f"method must be innovations_mle or statespace, got {self.method!r}")
+            raise ValueError(f"method must be statespace or innovations_mle, got {self.method!r}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", UserWarning)
