@@ -16,7 +16,7 @@ models. A backtest thus costs (distinct grid origins) x (all candidates) + (oute
 winner): SWAST 2019's 41 weekly origins use 7 grid origins, so the winner's 41 refits dominate,
 and the demo's 6 origins 3 (4 with the final fit). Choosing less often would save little; what
 pays is cheap candidates (one BLAS / OpenMP thread per small fit, ETS started from its first
-seasons, ARIMA by the innovations algorithm: see their docstrings).
+seasons, no parameter covariance in the ARIMA fit: see their docstrings).
 
 Intervals. The winner's inner forecasts also give its out-of-sample interval coverage. When that
 misses a nominal level by more than ``coverage_tolerance``, the winner's intervals are
