@@ -15,6 +15,53 @@ SYNTHETIC_COUNTS = ROOT / "data" / "synthetic" / "daily_counts.csv"
 SMALL_SERIES = ["city/C2", "coast/C3", "moor/C1", "moor/C4"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def premigrated_sqlite_stores(tmp_path_factory):
+    """New SQLite stores made in this process start as a copy of one store MLflow built itself.
+
+    MLflow builds a new SQLite store by running its whole migration history, seconds on a busy
+    2-core machine, and most tests start from a new store. The copy is exactly what those
+    migrations make (tables, indexes, alembic revision; made once per session, and only when a test
+    first needs a store), without the Default experiment, which MLflow then creates as for any new
+    store. Commands the tests run in subprocesses (CLI, sweeps) still build their stores the real
+    way, among them the parallel first migration that tests/test_sweeps.py guards.
+    """
+    import sqlite3
+
+    import mlflow.store.db.utils as db_utils
+    import mlflow.store.model_registry.sqlalchemy_store as registry_store
+    import sqlalchemy
+
+    build = db_utils._initialize_tables
+    template: list[Path] = []
+
+    def initialize_tables(engine) -> None:
+        url = engine.url
+        path = url.database or ""
+        if url.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
+            return build(engine)
+        if not db_utils._is_empty_database(engine):  # a store an earlier MLflow made: migrate it
+            return build(engine)
+        if not template:
+            made = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+            maker = sqlalchemy.create_engine(f"sqlite:///{made}")
+            build(maker)
+            maker.dispose()
+            template.append(made)
+        source, target = sqlite3.connect(template[0]), sqlite3.connect(path)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        return None
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db_utils, "_initialize_tables", initialize_tables)
+        patch.setattr(registry_store, "_initialize_tables", initialize_tables)
+        yield
+
+
 @pytest.fixture(scope="session")
 def synthetic_counts() -> pd.DataFrame:
     """The committed synthetic world (28 series, 2018-2023), dates parsed."""
