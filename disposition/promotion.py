@@ -101,7 +101,9 @@ def champion_on_same_calls(
     if problems := probability_problems(answer["p_safe_remote"].to_numpy(dtype=float)):
         raise ChampionUnusable(f"its probabilities on these calls fail the gate: {'; '.join(problems)}")
     recommend = answer["recommend_remote"].to_numpy(dtype=bool)
-    threshold = float(answer["threshold"].iloc[0]) if len(answer) else float("inf")
+    # A call without a threshold is served null (versions before that served inf): both read as inf.
+    served = answer["threshold"].to_numpy(dtype=float, na_value=np.inf)
+    threshold = float(served[0]) if len(served) else float("inf")
     # Its recommendations are taken as given: every recommended call counts, whatever its score.
     result = safety.apply(np.ones(len(recommend)), np.asarray(y) == 0, recommend, threshold=0.0)
     return replace(result, threshold=threshold)

@@ -8,8 +8,9 @@ training are scored; a missing column, a value of the wrong type or an impossibl
 :meth:`~disposition.scorer.RemoteClosureScorer.check_plausible`) is rejected with
 ``MlflowException(error_code=INVALID_PARAMETER_VALUE)`` (a 400 when served), whose message names
 columns and row positions but never a request value.
-Output: ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float) and
-``reasons`` (str). Optional param ``reasons``: ``auto`` (default), ``exact``, ``fast`` or ``none``.
+Output: ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float, the call's
+own; missing, JSON ``null``, when the call has none: withheld, or no threshold met the safety bound)
+and ``reasons`` (str). Optional param ``reasons``: ``auto`` (default), ``exact``, ``fast`` or ``none``.
 
 Nothing about real patients is logged: the input example is made up from per-column summaries
 (:func:`made_up_example`), and the model's artifacts hold only fitted parameters.
@@ -146,7 +147,7 @@ def request_signature(
     outputs = [
         ColSpec("double", "p_safe_remote"),
         ColSpec("boolean", "recommend_remote"),
-        ColSpec("double", "threshold"),
+        ColSpec("double", "threshold", required=False),  # null when the call has no threshold
         ColSpec("string", "reasons"),
     ]
     params = ParamSchema([ParamSpec("reasons", "string", "auto")])

@@ -95,6 +95,19 @@ class FeatureSpec:
         return [*self.categorical, *self.model_numeric]
 
 
+def served_thresholds(thresholds: np.ndarray) -> pd.arrays.FloatingArray:
+    """Per-call thresholds as served: missing (``pd.NA``) where a call has none (``inf``: withheld, or
+    no threshold met the safety bound).
+
+    ``inf`` is no JSON number: MLflow's scoring server would write it as ``Infinity``, which strict
+    parsers (JavaScript's ``JSON.parse``, Jackson) refuse, so a dispatch system could not read the
+    answer. A missing value of pandas' nullable float type becomes JSON ``null`` (MLflow turns the
+    frame into records with :meth:`pandas.DataFrame.to_dict`), a Parquet null in batch scoring,
+    and stays a float column for Python callers.
+    """
+    return pd.array(np.where(np.isfinite(thresholds), thresholds, np.nan), dtype="Float64")
+
+
 class RemoteClosureScorer:
     """A fitted model, its calibrator, the safety threshold, hard rules and the reason machinery.
 
@@ -259,9 +272,11 @@ class RemoteClosureScorer:
         Returns
         -------
         DataFrame
-            ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (float, the call's
-            own: the overall one or its subgroup level's stricter one, ``inf`` when withheld) and
-            ``reasons`` (str; empty when ``reasons="none"``), indexed like ``calls``.
+            ``p_safe_remote`` (float), ``recommend_remote`` (bool), ``threshold`` (nullable
+            ``Float64``, the call's own: the overall one or its subgroup level's stricter one; missing,
+            ``pd.NA``, when the call has none: in a withheld level, or no threshold met the safety
+            bound, and then ``recommend_remote`` is false) and ``reasons`` (str; empty when
+            ``reasons="none"``), indexed like ``calls``.
         """
         if reasons not in REASON_MODES:
             raise RequestError(f"param reasons must be one of {REASON_MODES}")
@@ -283,7 +298,7 @@ class RemoteClosureScorer:
             {
                 "p_safe_remote": p,
                 "recommend_remote": recommend,
-                "threshold": thresholds,
+                "threshold": served_thresholds(thresholds),
                 "reasons": text,
             },
             index=calls.index,

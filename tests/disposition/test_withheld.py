@@ -69,7 +69,10 @@ def test_the_served_model_withholds_what_the_report_withholds(tmp_path, calls_pa
     assert answer.loc[~held, "recommend_remote"].any()
     # Every call is served against its own threshold: the overall one or its levels' stricter one.
     own = scorer.call_thresholds(request)
-    assert (answer["threshold"].to_numpy() == own).all() and (own >= scorer.threshold).all()
+    # A withheld call has no threshold: served missing (JSON null), never inf.
+    assert answer.loc[held, "threshold"].isna().all() and np.isinf(own[held]).all()
+    assert (answer["threshold"].to_numpy(dtype=float, na_value=np.inf) == own).all()
+    assert (own >= scorer.threshold).all()
     assert (answer["recommend_remote"] == (answer["p_safe_remote"] >= own)).all()
     card = (result.output_dir / "model_card.md").read_text()
     assert "Withheld levels" in card

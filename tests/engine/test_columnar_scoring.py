@@ -3,10 +3,16 @@ and refuses what the pyfunc refuses."""
 
 from __future__ import annotations
 
+import copy
+import io
+import json
+
 import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from mlflow.exceptions import MlflowException
 
@@ -97,3 +103,38 @@ def test_columnar_refuses_what_the_pyfunc_refuses(served):
         predict_columnar(model, calls.drop(columns="age"), {"reasons": "none"})
     with pytest.raises(MlflowException):  # the params schema, as MLflow enforces it
         predict_columnar(model, calls.head(5), {"reasons": 3})
+
+
+def _strict_json(answer: pd.DataFrame) -> list[dict]:
+    """The answer as MLflow's scoring server writes it, read by a strict parser (as JavaScript's
+    ``JSON.parse`` or Jackson would: ``NaN`` and ``Infinity`` are refused)."""
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    text = io.StringIO()
+    predictions_to_json(answer, text)
+    return json.loads(text.getvalue(), parse_constant=refuse)["predictions"]
+
+
+def test_answers_are_strict_json_with_null_where_a_call_has_no_threshold(served, tmp_path):
+    model, calls = served
+    withheld = calls["sex"].eq("F").to_numpy()
+    answer = model.predict(calls, params={"reasons": "none"})
+    records = _strict_json(answer)
+    thresholds = [row["threshold"] for row in records]
+    assert all((t is None) == held for t, held in zip(thresholds, withheld, strict=True))
+    assert not any(row["recommend_remote"] for row, held in zip(records, withheld, strict=True) if held)
+    assert all(isinstance(row["p_safe_remote"], float) for row in records)
+    # Batch scoring writes the same column as a Parquet double with nulls.
+    predict_columnar(model, calls, {"reasons": "none"}).to_parquet(tmp_path / "part.parquet")
+    column = pq.read_table(tmp_path / "part.parquet").column("threshold")
+    assert column.type == pa.float64() and column.null_count == withheld.sum()
+
+    # No threshold met the safety bound: every call is served null and none is recommended.
+    nothing_met = RemoteClosureModel()
+    nothing_met.scorer = copy.copy(model.unwrap_python_model().scorer)
+    nothing_met.scorer.threshold = float("inf")
+    records = _strict_json(nothing_met.predict(None, calls.head(300), {"reasons": "none"}))
+    assert all(row["threshold"] is None and not row["recommend_remote"] for row in records)
