@@ -41,9 +41,15 @@ def invoke(url: str, body) -> requests.Response:
     return requests.post(f"{url}/invocations", data=data, headers=headers, timeout=TIMEOUT)
 
 
+def _not_json(constant: str):
+    raise AssertionError(f"the answer holds {constant}, which strict JSON parsers refuse")
+
+
 def answered(response: requests.Response) -> pd.DataFrame:
+    """The predictions, read as a strict parser reads them (JavaScript's ``JSON.parse``, Jackson):
+    ``NaN`` and ``Infinity`` in an answer fail the test."""
     assert response.status_code == 200, response.text[:500]
-    return pd.DataFrame(response.json()["predictions"])
+    return pd.DataFrame(json.loads(response.text, parse_constant=_not_json)["predictions"])
 
 
 # Bad values the requests below send: an error body must name the problem, never repeat them.
