@@ -62,7 +62,7 @@ class WithheldLevels:
                 values = values.astype(str)
                 level_threshold = pd.Series(values).map(own).fillna(np.inf).to_numpy(dtype=float)
                 threshold = np.maximum(threshold, level_threshold)
-        threshold[self.mask(frame)] = np.inf
+        threshold[self._held(labels, len(frame))] = np.inf  # the same labels: served calls are labelled once
         return threshold
 
     def labels(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -72,10 +72,12 @@ class WithheldLevels:
 
     def mask(self, frame: pd.DataFrame) -> np.ndarray:
         """True for calls in a withheld level."""
-        held = np.zeros(len(frame), dtype=bool)
-        if not any(self.levels.values()):
-            return held
-        for group, values in self.labels(frame).items():
+        labels = self.labels(frame) if any(self.levels.values()) else {}
+        return self._held(labels, len(frame))
+
+    def _held(self, labels: Mapping[str, np.ndarray], n_calls: int) -> np.ndarray:
+        held = np.zeros(n_calls, dtype=bool)
+        for group, values in labels.items():
             if self.levels.get(group):
                 held |= np.isin(values.astype(str), self.levels[group])
         return held
