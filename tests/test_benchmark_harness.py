@@ -17,6 +17,7 @@ QUICK_SWAST = [
     "benchmark.params.horizon=14",
     "benchmark.params.step=91",
     "benchmark.params.dev_years=[]",
+    "benchmark.params.test_step_others=null",
     "benchmark.params.report_horizons=[7,14]",
     "benchmark.params.peers=[]",
     "benchmark.params.default=glm",
