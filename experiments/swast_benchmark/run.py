@@ -21,8 +21,8 @@ Honest evaluation:
 
 Backtests are cached by contender, year and protocol under ``cache_dir`` so an interrupted run
 resumes (the key does not include the code: delete the folder after changing a model). Each
-records its wall time, CPU time (with the peers' finished worker processes) and the load average. With ``skip_uncached`` the page is written
-from the cache alone and lists what was not run.
+records its wall time, CPU time (with the peers' finished worker processes) and the load average.
+With ``skip_uncached`` the page is written from the cache alone and lists what was not run.
 
 Run: ``python -m experiments.bench benchmark=swast`` (config: conf/benchmark/swast.yaml).
 """
