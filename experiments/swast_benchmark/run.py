@@ -192,7 +192,7 @@ def run(
     for year in dev_years:
         run_year(year, {})
     frozen = frozen_choice(frames, contenders, dev_years, levels, report_horizons[-1])
-    steps = test_year_steps(contenders, default, frozen, test_step_others, test_step_overrides or {})
+    steps = steps_in_test_year(contenders, default, frozen, test_step_others, test_step_overrides or {})
     run_year(test_year, steps)
     evaluation = Evaluation(
         frames,
@@ -228,7 +228,7 @@ def frozen_choice(
     return min(scores, key=scores.get) if scores else None
 
 
-def test_year_steps(
+def steps_in_test_year(
     contenders: Mapping[str, tuple],
     default: str,
     frozen: str | None,
