@@ -137,7 +137,7 @@ def fitted(
     return model.fit(nodes), nodes
 
 
-@pytest.mark.parametrize("intervals", ["joint_errors", "copula"])
+@pytest.mark.parametrize("intervals", ["joint_errors", "copula", "calibrated_copula"])
 def test_forecasts_are_coherent_with_ordered_intervals_for_every_node(intervals):
     model, nodes = fitted(toy_world(True), method="auto", intervals=intervals)
     assert model.method_ in METHODS and set(model.method_scores_) == set(METHODS)
@@ -161,6 +161,60 @@ def test_a_totals_interval_follows_how_its_leaves_move_together(intervals):
         return float((total["hi_80"] - total["lo_80"]).mean())
 
     assert total_width(True) > 1.5 * total_width(False)
+
+
+class NarrowNaive(SeasonalNaive):
+    """Seasonal naive whose own intervals are ``shrink`` times as wide: a model whose intervals
+    are wrong by a known factor."""
+
+    def __init__(self, season_length: int = 7, shrink: float = 1.0):
+        super().__init__(season_length)
+        self.shrink = shrink
+
+    def _predict(self, frame, h, level):
+        out = super()._predict(frame, h, level)
+        for lv in level:
+            for side in ("lo", "hi"):
+                out[f"{side}_{lv}"] = out["mean"] + self.shrink * (out[f"{side}_{lv}"] - out["mean"])
+        return out
+
+
+def test_calibrated_copula_corrects_a_model_whose_own_intervals_are_too_narrow():
+    """The copula takes each node's spread from the model's own intervals, so intervals three times
+    too narrow make it three times too narrow. The calibrated copula rescales each level of the
+    hierarchy by the earlier origins' errors: its intervals do not depend on the model's own width
+    (its factors absorb it exactly), and it no longer inherits the error."""
+    frame = toy_world(True, days=420)
+    cutoff = frame["ds"].max() - pd.Timedelta(days=14)
+    nodes, hierarchy = aggregate(frame, ["area", "category"])
+    train, test = nodes[nodes["ds"] <= cutoff], nodes[nodes["ds"] > cutoff]
+
+    def coverage(shrink: float, intervals: str) -> tuple[float, pd.DataFrame]:
+        model = HierarchicalForecaster(
+            NarrowNaive(shrink=shrink),
+            hierarchy,
+            "mint_shrink",
+            n_windows=6,
+            step=14,
+            horizon=14,
+            intervals=intervals,
+        ).fit(train)
+        forecast = test.merge(model.predict(14, [80]), on=["unique_id", "ds"])
+        inside = forecast["y"].between(forecast["lo_80"], forecast["hi_80"])
+        return float(inside.mean()), model.calibration_factors([80, 95])
+
+    honest, honest_factors = coverage(1.0, "calibrated_copula")
+    narrow, narrow_factors = coverage(1 / 3, "calibrated_copula")
+    assert narrow == pytest.approx(honest)  # the model's own width no longer matters
+    np.testing.assert_allclose(narrow_factors.to_numpy(), 3 * honest_factors.to_numpy(), rtol=1e-6)
+    assert list(narrow_factors.index) == ["total", "area", "category", "area/category"]
+    assert coverage(1 / 3, "copula")[0] < narrow - 0.2  # the plain copula inherits the error
+
+
+def test_calibrated_copula_needs_the_models_own_intervals_at_the_earlier_origins():
+    model, _ = fitted(toy_world(True), intervals="joint_errors")
+    with pytest.raises(ValueError, match="calibrated_copula"):
+        model.reconciled_with("ols", "calibrated_copula").predict(7, [80])
 
 
 def test_forecasts_use_no_day_after_the_data():

@@ -25,8 +25,13 @@ does) and its errors on the days that followed, one vector over all nodes per or
   of ``h`` (one per earlier origin and day, all nodes together) are rescaled to today's level (as
   Pearson residuals) and reconciled like forecasts; the bounds are the split-conformal quantiles of
   these reconciled errors around the reconciled mean (reconciliation is linear, so this is the same
-  as reconciling each sample path ``y_hat + e``). Either way a total's interval reflects how its
-  leaves' errors move together, not an assumption of independence.
+  as reconciling each sample path ``y_hat + e``). ``intervals="calibrated_copula"`` is the copula
+  with each hierarchy level's spread rescaled, per nominal level, so that the reconciled errors of
+  the earlier origins fall inside the copula's interval at the nominal rate there: the copula keeps
+  the dependence and the shape over the horizon, the model's own errors correct its width where the
+  model's own intervals are too wide or too narrow (or the errors heavier-tailed than normal) at a
+  level of the hierarchy. Either way a total's interval reflects how its leaves' errors move
+  together, not an assumption of independence.
 
 Reconciled leaf means below zero (possible with sparse leaves) are set to zero and the totals
 re-summed, so the output stays coherent and non-negative.
@@ -48,7 +53,8 @@ from mlops.errors import ConfigError
 
 HORIZON_BAND = 3  # days either side of h whose error vectors also calibrate h
 CHOICES = (*METHODS, "auto")
-INTERVALS = ("joint_errors", "copula")
+INTERVALS = ("joint_errors", "copula", "calibrated_copula")
+COPULAS = ("copula", "calibrated_copula")  # the kinds that need the model's own intervals
 COPULA_LEVELS = [80, 95]  # the model's own intervals that give each node's spread for the copula
 
 
@@ -71,7 +77,9 @@ class HierarchicalForecaster(Forecaster):
         (above). ``copula``: a Gaussian copula; each node's base error is normal with the spread of
         the model's own interval that day, the errors correlate as the Pearson residuals at the
         earlier origins (shrunk as for MinT), and the reconciled error of each node is normal with
-        the variance this implies (``A Sigma A'``, ``A = S P``).
+        the variance this implies (``A Sigma A'``, ``A = S P``). ``calibrated_copula``: the
+        copula, its standard deviations at each level of the hierarchy multiplied, per nominal
+        level, by the factor that makes the earlier origins' reconciled errors cover at nominal.
     """
 
     def __init__(
@@ -123,6 +131,9 @@ class HierarchicalForecaster(Forecaster):
         scores = self.method_scores_
         self.method_ = min(scores, key=scores.get) if scores else self.method
         self.errors_ = flat  # kept so that another method can be applied without refitting
+        # Each node's spread by the model's own intervals at the earlier origins (copulas only): the
+        # calibrated copula compares the reconciled errors there with the copula's spread.
+        self.earlier_sd_ = _own_sd(folds, nodes).to_numpy() if self.intervals in COPULAS else None
         self.projection_ = projection(self.method_, self.hierarchy.S, flat)
         # Pearson residuals keep each node's error on a scale that follows its level.
         base = _joint(folds, "mean", nodes).to_numpy()
@@ -164,7 +175,7 @@ class HierarchicalForecaster(Forecaster):
                 int(self.horizon),
                 int(self.n_windows),
                 int(self.step),
-                level=[],
+                level=COPULA_LEVELS if self.intervals in COPULAS else [],
                 progress=False,
                 setting_names={
                     "horizon": "hierarchy.horizon",
@@ -198,7 +209,7 @@ class HierarchicalForecaster(Forecaster):
 
     def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         nodes = list(self.hierarchy.nodes)
-        copula = bool(level) and self.intervals == "copula"
+        copula = bool(level) and self.intervals in COPULAS
         # Every node: reconciliation needs them all (with the model's own bounds for the copula).
         base_levels = COPULA_LEVELS if copula else []
         key = (int(h), tuple(base_levels))
@@ -242,25 +253,69 @@ class HierarchicalForecaster(Forecaster):
     ) -> dict[str, np.ndarray]:
         """Normal bounds from the copula: base spreads from the model's own intervals."""
         nodes = list(self.hierarchy.nodes)
-        spreads = []
-        for lv in COPULA_LEVELS:  # each interval's half-width in standard deviations, averaged
-            width = (
-                base.pivot(index="ds", columns="unique_id", values=f"hi_{lv}")[nodes]
-                - base.pivot(index="ds", columns="unique_id", values=f"lo_{lv}")[nodes]
-            )
-            spreads.append(width.to_numpy() / (2 * norm.ppf(0.5 + lv / 200)))
-        sd = np.maximum(np.mean(spreads, axis=0), 1e-9)  # (day, node)
+        sd = _own_sd(base, nodes, index="ds").to_numpy()
         A = self.hierarchy.S @ self.projection_
+        reconciled_sd = _reconciled_sd(A, self.correlation_, sd)
+        factors = self._calibration(A, level) if self.intervals == "calibrated_copula" else {}
         out = {}
-        reconciled_sd = np.empty_like(coherent)
-        for day in range(len(wide)):
-            covariance = self.correlation_ * np.outer(sd[day], sd[day])
-            reconciled_sd[day] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", A, covariance, A), 0.0))
         for lv in level:
-            z = norm.ppf(0.5 + lv / 200)
+            z = norm.ppf(0.5 + lv / 200) * factors.get(lv, 1.0)
             out[f"lo_{lv}"] = np.clip(coherent - z * reconciled_sd, 0.0, coherent)
             out[f"hi_{lv}"] = coherent + z * reconciled_sd
         return out
+
+    def calibration_factors(self, level: list[int]) -> pd.DataFrame:
+        """The calibrated copula's factor on its spread, one row per level of the hierarchy and one
+        column per nominal level (1 = the copula as it is, above 1 = wider)."""
+        A = self.hierarchy.S @ self.projection_
+        factors = self._calibration(A, level)
+        levels = np.array(self.hierarchy.node_levels)
+        first = {name: int(np.flatnonzero(levels == name)[0]) for name in dict.fromkeys(levels)}
+        return pd.DataFrame({lv: {name: f[i] for name, i in first.items()} for lv, f in factors.items()})
+
+    def _calibration(self, A: np.ndarray, level: list[int]) -> dict[int, np.ndarray]:
+        """Per nominal level, each node's factor: the split-conformal quantile of the earlier
+        origins' |reconciled error| / copula spread over the nodes of its hierarchy level, divided
+        by the normal quantile the copula uses. Every earlier origin and day counts once per node."""
+        if self.earlier_sd_ is None:
+            raise ValueError(
+                "intervals='calibrated_copula' needs the model's own intervals at the earlier origins: "
+                "fit with intervals='copula' or 'calibrated_copula'"
+            )
+        ratio = np.abs(self.errors_ @ A.T) / _reconciled_sd(A, self.correlation_, self.earlier_sd_)
+        levels = np.array(self.hierarchy.node_levels)
+        factors = {}
+        for lv in level:
+            out = np.ones(len(levels))
+            for name in dict.fromkeys(levels):
+                values = ratio[:, levels == name].ravel()
+                values = np.sort(values[np.isfinite(values)])
+                if len(values):
+                    out[levels == name] = _quantile_row(values[:, None], lv / 100)[0] / norm.ppf(
+                        0.5 + lv / 200
+                    )
+            factors[lv] = out
+        return factors
+
+
+def _own_sd(frame: pd.DataFrame, nodes: list[str], index: str | list[str] = ("cutoff", "h")) -> pd.DataFrame:
+    """Each node's standard deviation implied by the model's own 80 and 95 % intervals (each
+    interval's half-width in standard normal units, averaged), one row per ``index`` value."""
+    index = [index] if isinstance(index, str) else list(index)
+    spreads = []
+    for lv in COPULA_LEVELS:
+        hi = frame.pivot_table(index=index, columns="unique_id", values=f"hi_{lv}")[nodes]
+        lo = frame.pivot_table(index=index, columns="unique_id", values=f"lo_{lv}")[nodes]
+        spreads.append((hi - lo) / (2 * norm.ppf(0.5 + lv / 200)))
+    return np.maximum(sum(spreads) / len(spreads), 1e-9)
+
+
+def _reconciled_sd(A: np.ndarray, correlation: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Per row of base spreads ``sd`` (row, node): each node's reconciled standard deviation,
+    sqrt of the diagonal of ``A Sigma A'`` with ``Sigma = correlation * sd sd'``."""
+    scaled = A[None, :, :] * sd[:, None, :]  # (row, node i, node j): A_ij sd_j
+    variance = np.einsum("rij,jk,rik->ri", scaled, correlation, scaled)
+    return np.sqrt(np.maximum(variance, 0.0))
 
 
 def _quantile_row(sorted_columns: np.ndarray, q: float) -> np.ndarray:
