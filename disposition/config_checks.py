@@ -110,6 +110,13 @@ RULES: dict[str, Rule] = {
     "safety.plan_start": PlanStart(),
     "safety.subgroup_thresholds": Flag(),
     "safety.subgroup_confirm_power": probability(nullable=True),
+    "safety.subgroup_control": Choice(("joint", "per_level")),
+    "safety.start_fractions": ListOf(
+        Number(0, 1, low_open=True), what="a non-empty list of fractions in (0, 1]"
+    ),
+    "safety.start_shares": ListOf(
+        Number(0, 1, low_open=True), what="a non-empty list of shares of delta in (0, 1]"
+    ),
     "baseline_enabled": Flag(),
     "baseline_max_rows": WholeNumber(100, nullable=True, unit="calls"),
     "reasons.top_k": WholeNumber(1, unit="features"),
@@ -207,6 +214,12 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"split.calibration_fraction={cal:g} + split.test_fraction={test:g} = {cal + test:g}: must be "
             "below 0.9, leaving at least 10 % of calls to train on"
+        )
+    fractions, shares = values["safety.start_fractions"], values["safety.start_shares"]
+    if len(fractions) != len(shares) or sum(shares) > 1 + 1e-9:
+        raise ConfigError(
+            f"safety.start_fractions={shown(fractions)} and safety.start_shares={shown(shares)}: one share "
+            "of delta per planned start, the shares summing to at most 1 (e.g. [1.0] and [1.0])"
         )
     bands = values["report.age_bands"]
     if bands[0] != 0:  # younger callers would be reported as "missing" age

@@ -32,8 +32,11 @@ class SafetySettings:
     (None: test against the limit itself). ``confidence``/``two_sided``: the descriptive interval
     the report shows beside the decision bound. ``plan_start``: where the walk starts, planned on
     data other than the calibration window (:func:`disposition.threshold.planned_start`; None: by
-    counts). ``subgroup_thresholds``: a walk per subgroup level too, with ``subgroup_confirm_power``
-    (:mod:`disposition.level_thresholds`). See :mod:`disposition.threshold`.
+    counts). ``subgroup_thresholds``: control within the subgroup levels too, with
+    ``subgroup_confirm_power``: ``subgroup_control`` ``joint`` (one threshold tested in every served
+    level at once, family-wise, :mod:`disposition.joint_threshold`, with delta split over planned
+    starts at ``start_fractions`` of the planned start, shares ``start_shares``) or ``per_level`` (a
+    walk per level, :mod:`disposition.level_thresholds`). See :mod:`disposition.threshold`.
     """
 
     limit: float = 0.01
@@ -46,6 +49,9 @@ class SafetySettings:
     plan_start: float | str | None = "max_power"
     subgroup_thresholds: bool = True
     subgroup_confirm_power: float | None = 0.2
+    subgroup_control: str = "per_level"
+    start_fractions: tuple[float, ...] = (1.0, 0.6, 0.35)
+    start_shares: tuple[float, ...] = (0.6, 0.25, 0.15)
 
     def for_levels(self) -> SafetySettings:
         """The settings of the per-level walks: the same, with ``subgroup_confirm_power``."""
@@ -120,6 +126,9 @@ def safety_settings(safety_cfg, test_scale: float = 1.0) -> SafetySettings:
         plan_start=plan_start if plan_start is None or isinstance(plan_start, str) else float(plan_start),
         subgroup_thresholds=bool(safety_cfg.get("subgroup_thresholds", True)),
         subgroup_confirm_power=None if level_power is None else float(level_power),
+        subgroup_control=str(safety_cfg.get("subgroup_control", "per_level")),
+        start_fractions=tuple(float(v) for v in safety_cfg.get("start_fractions", [1.0])),
+        start_shares=tuple(float(v) for v in safety_cfg.get("start_shares", [1.0])),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from disposition.evaluation import SafetySettings, WindowEvaluation, nothing_recommended_text
@@ -122,8 +123,16 @@ def _subgroup_section(summary: RunSummary) -> str:
     higher = groups[groups["higher_than_rest"]]
     served = groups[groups["recommended"] > 0]
     per_level = summary.withheld is not None and bool(summary.withheld.thresholds)
+    joint = summary.withheld is not None and summary.withheld.common_threshold is not None
     guarantee = (
-        "Each level of the configured groupings (`calls.subgroups`) has its own threshold, by the same "
+        "The configured groupings' levels (`calls.subgroups`) that the plan serves share ONE threshold, "
+        "chosen by the joint walk (`safety.subgroup_control=joint`, disposition/joint_threshold.py): "
+        "**P(the overall or any served level's true under-triage above it > "
+        f"{percent(s.limit)}) <= {s.delta:g}, family-wise** over the overall rate and every served level "
+        "together, for exactly the calls served; the other levels are withheld before testing, from "
+        "the training window's planning data and counts. Time of day is not covered."
+        if joint
+        else "Each level of the configured groupings (`calls.subgroups`) has its own threshold, by the same "
         "Learn-then-Test walk within its calibration calls, or is withheld when that walk rejects no "
         "candidate; a call is recommended only above the overall threshold and its levels' own. **The "
         f"guarantee is per level** (for each level, P(its under-triage above its own threshold > "
@@ -150,7 +159,10 @@ def _subgroup_section(summary: RunSummary) -> str:
         lines.append(
             "\n**Withheld levels** (no recommendations, in this report and when served): "
             + (
-                "their own walk rejected no candidate (too few calls, or too many unsafe among them); "
+                "the planning data predicted that serving them would make the joint test fail (too few "
+                "calls, or too high a rate, for a test of them to pass); the calls each would need:\n"
+                if joint
+                else "their own walk rejected no candidate (too few calls, or too many unsafe among them); "
                 "the calls each would need:\n"
                 if per_level
                 else "fewer recommended calibration calls than the limit needs at all, so their own rate "
@@ -227,6 +239,26 @@ def _safety_lines(summary: RunSummary) -> list[str]:
         )
     else:
         lines.append(f"- No threshold: {nothing_recommended_text(sel, s)}. Nothing is recommended.")
+    held = summary.withheld
+    if held is not None and held.common_threshold is not None:
+        j = held.joint
+        starts = ", ".join(f"{int(n):,} calls at {w:g} x delta" for n, w in j.get("starts", []))
+        level_rate = s.subgroup_confirm_power if s.subgroup_confirm_power is not None else "none: the limit"
+        served = (
+            f"P(safe remote closure) >= {held.common_threshold:.4f} for every call in a served level, "
+            f"recommending {j.get('recommended', 0):,} of its {j.get('served_calls', 0):,} served "
+            f"calibration calls ({j.get('unsafe', 0)} unsafe); intersection-union p-value "
+            f"{j.get('p_value', float('nan')):.3g}, set by {j.get('weakest') or 'none'}"
+            if np.isfinite(held.common_threshold)
+            else "none: no walk rejected its first candidate, so nothing is recommended"
+        )
+        lines.append(
+            "- **Served threshold (joint walk, replaces the overall one above)**: "
+            f"{served}. Walks from planned starts "
+            f"({starts or 'none: the plan predicted no test could pass'}), {j.get('rejected', 0)} of "
+            f"{j.get('tested', 0)} candidates tested rejected; each tested in the overall (against "
+            f"{against}) and in every served level (confirm power {level_rate})."
+        )
     lines += [
         f"- On {_window_span(summary, 'test')}"
         ", not used for any choice"

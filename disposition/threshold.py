@@ -61,7 +61,11 @@ recommended only above the overall threshold and its levels' thresholds. The pro
 level's calls above its own threshold, and all calls above the overall one; the calls actually
 served in a level are a subset of those (other groupings' stricter thresholds and withheld levels
 remove some), and a subset of a safe set is not proved safe: the held-out test window reports
-every level's bound for that reason.
+every level's bound for that reason. ``safety.subgroup_control=joint``
+(:mod:`disposition.joint_threshold`) closes that gap: one threshold for every served call, tested in
+the overall and every served level at once (intersection-union), family-wise at ``delta`` for exactly
+the calls served, with ``delta`` split over planned starts so that one failed first test does not
+end everything.
 """
 
 from __future__ import annotations

@@ -43,6 +43,11 @@ class WithheldLevels:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     needed_by_level: dict[str, dict[str, object]] = field(default_factory=dict)
+    # The joint walk's one threshold for every served call (disposition/joint_threshold.py), which
+    # replaces the overall one; None for the per-level walks and the count rule. ``joint``: how it
+    # was chosen (p-value, walks, the level that bound it), for the report.
+    common_threshold: float | None = None
+    joint: dict[str, object] = field(default_factory=dict)
 
     @property
     def required_columns(self) -> list[str]:
@@ -54,7 +59,8 @@ class WithheldLevels:
     def call_thresholds(self, frame: pd.DataFrame, overall: float) -> np.ndarray:
         """Each call's threshold: the strictest of ``overall`` and its levels' own (``inf`` for a
         call in a withheld level or in a level the calibration window never saw)."""
-        threshold = np.full(len(frame), float(overall))
+        common = self.common_threshold
+        threshold = np.full(len(frame), float(overall if common is None else common))
         labels = self.labels(frame) if self.thresholds or any(self.levels.values()) else {}
         for group, values in labels.items():
             own = self.thresholds.get(group)
@@ -92,7 +98,10 @@ class WithheldLevels:
                 if group in self.needed_by_level:
                     need, tested = _need_and_tested(self.needed_by_level[group].get(level))
                     why = (
-                        "; its walk's first test was not rejected"
+                        "; withheld before testing: the planning data predicted that serving it would "
+                        "make the joint test fail"
+                        if self.common_threshold is not None
+                        else "; its walk's first test was not rejected"
                         if tested
                         else "; too few calls for its walk to test any candidate"
                     )
@@ -107,7 +116,10 @@ class WithheldLevels:
         return lines
 
     def own_thresholds(self) -> list[str]:
-        """One line per level whose own threshold is stricter than none (finite), for the report."""
+        """One line per level whose own threshold is stricter than none (finite), for the report
+        (none with the joint walk's one common threshold)."""
+        if self.common_threshold is not None:
+            return []
         return [
             f"{group} = {level}: {value:.4f}"
             for group, levels in self.thresholds.items()
@@ -130,6 +142,10 @@ class WithheldLevels:
             "needed_by_level": {
                 g: {k: _plain(v) for k, v in d.items()} for g, d in self.needed_by_level.items()
             },
+            "common_threshold": None
+            if self.common_threshold is None
+            else (float(self.common_threshold) if np.isfinite(self.common_threshold) else "inf"),
+            "joint": dict(self.joint),
         }
 
     @classmethod
@@ -148,6 +164,8 @@ class WithheldLevels:
                 g: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
                 for g, d in state.get("needed_by_level", {}).items()
             },
+            None if state.get("common_threshold") is None else float(state["common_threshold"]),
+            dict(state.get("joint", {})),
         )
 
 
@@ -230,6 +248,8 @@ def level_controls(
         return levels_to_withhold(
             calibration, p, rules, overall_threshold, columns, age_edges, safety.limit, safety.delta
         )
+    if safety.subgroup_control == "joint":
+        return joint_controls(calibration, p, unsafe, rules, columns, age_edges, safety, plan, plan_calls)
     present = {k: v for k, v in columns.items() if v and v in calibration.columns and k in GROUP_OF_KEY}
     if not present:
         return None
@@ -263,4 +283,124 @@ def level_controls(
         counts,
         thresholds,
         needed,
+    )
+
+
+def joint_controls(
+    calibration: pd.DataFrame,
+    p: np.ndarray,
+    unsafe: np.ndarray,
+    rules,
+    columns: Mapping[str, str | None],
+    age_edges: Sequence[int],
+    safety,
+    plan=None,
+    plan_calls: pd.DataFrame | None = None,
+) -> WithheldLevels | None:
+    """The joint walk (:mod:`disposition.joint_threshold`): levels withheld up front from planning
+    data and counts, then one threshold for every served call, tested in the overall and every
+    served level at once (intersection-union), delta split over ``safety``'s planned starts. It
+    replaces the overall threshold (``common_threshold``). None when no subgroup column is present.
+    """
+    from disposition.joint_threshold import joint_threshold, plan_served_levels
+    from disposition.level_thresholds import calls_needed
+    from disposition.safety import excluded_by_rules
+    from disposition.threshold import required_calls
+
+    present = {k: v for k, v in columns.items() if v and v in calibration.columns and k in GROUP_OF_KEY}
+    if not present:
+        return None
+    held = WithheldLevels(present, [int(e) for e in age_edges])
+    excluded, _ = excluded_by_rules(calibration, rules)
+    eligible = ~excluded
+    labels = {g: np.asarray(v).astype(str) for g, v in held.labels(calibration).items()}
+    p, unsafe = np.asarray(p, dtype=float), np.asarray(unsafe, dtype=bool)
+    level_power = safety.subgroup_confirm_power
+    if plan is not None and plan_calls is not None:
+        chosen = plan_served_levels(
+            plan,
+            held.labels(plan_calls),
+            {g: v[eligible] for g, v in labels.items()},
+            int(eligible.sum()),
+            safety.limit,
+            safety.delta,
+            safety.confirm_power,
+            level_power,
+            safety.test_scale,
+            safety.start_shares,
+            safety.start_fractions,
+        )
+        served_levels, withheld, starts = chosen.served, chosen.withheld, chosen.starts
+    else:  # no planning data: serve every level with enough calls, one walk from the strict end
+        need = required_calls(safety.limit, safety.delta)
+        withheld = {
+            g: [lv for lv in sorted(np.unique(v)) if int((eligible & (v == lv)).sum()) < need]
+            for g, v in labels.items()
+        }
+        withheld = {g: v for g, v in withheld.items() if v}
+        served_levels = {
+            g: [lv for lv in sorted(np.unique(v)) if lv not in withheld.get(g, [])] for g, v in labels.items()
+        }
+        starts = [(1, 1.0)]
+    served = eligible.copy()
+    for g, levels in withheld.items():
+        served &= ~np.isin(labels[g], levels)
+    test = joint_threshold(
+        p,
+        unsafe,
+        served,
+        safety.limit,
+        safety.delta,
+        starts,
+        labels,
+        served_levels,
+        safety.confirm_power,
+        level_power,
+        safety.test_scale,
+        safety.grid,
+    )
+    counts, needed, levels = {}, {}, {}
+    for g, values in labels.items():
+        for lv in sorted(np.unique(values)):
+            at = eligible & (values == lv) & (p >= test.threshold)
+            counts.setdefault(g, {})[lv] = int(at.sum())
+            if lv in withheld.get(g, []) and int((eligible & (values == lv)).sum()) > 0:
+                levels.setdefault(g, []).append(lv)
+                # its rate above the served threshold (all its eligible calls when none is): what a
+                # test of it would face; descriptive only, the plan chose without outcomes
+                mine = at if at.any() else eligible & (values == lv)
+                rate = float(unsafe[mine].mean())
+                # withheld by the plan: not tested, so "tested" is 0
+                needed.setdefault(g, {})[lv] = (
+                    calls_needed(rate, safety.limit, safety.delta, confirm_power=level_power),
+                    0,
+                )
+    joint = {
+        "p_value": test.p_value,
+        "tested": test.tested,
+        "rejected": test.rejected,
+        "start_calls": test.start_calls,
+        "starts": [list(s) for s in test.starts],
+        "weakest": test.weakest,
+        "served_calls": int(served.sum()),
+        "recommended": int((served & (p >= test.threshold)).sum()),
+        "unsafe": int((served & (p >= test.threshold) & unsafe).sum()),
+    }
+    return WithheldLevels(
+        held.columns,
+        held.age_edges,
+        levels,
+        required_calls(safety.limit, safety.delta),
+        counts,
+        # every served level at the common threshold and every other level at inf, so that a level
+        # value the calibration window never saw maps to no threshold (withheld) when served
+        {
+            g: {
+                lv: float(test.threshold) if lv in served_levels.get(g, []) else np.inf for lv in np.unique(v)
+            }
+            for g, v in labels.items()
+        },
+        needed,
+        float(test.threshold),
+        joint,
     )

@@ -27,6 +27,10 @@ import pandas as pd
 
 DEV_DIR = Path(os.environ.get("DISPOSITION_DEV_DIR", "/tmp/disposition_dev"))
 N_CALLS = 150_000
+# Extra training-job overrides for a cached variant (e.g. another calibration share of the split),
+# comma-separated, and the tag its cache files carry: DISPOSITION_DEV_OVERRIDES / DISPOSITION_DEV_TAG.
+EXTRA = [o for o in os.environ.get("DISPOSITION_DEV_OVERRIDES", "").split(",") if o]
+TAG = os.environ.get("DISPOSITION_DEV_TAG", "")
 GROUPS = ("age_band", "sex", "category")
 
 
@@ -47,7 +51,7 @@ def cache(seed: int, n_calls: int = N_CALLS, name: str | None = None) -> Path:
     DEV_DIR.mkdir(parents=True, exist_ok=True)
     path = _calls(DEV_DIR, seed, n_calls)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("disposition", overrides=[f"calls.path={path}", "baseline_enabled=false"])
+        cfg = compose("disposition", overrides=[f"calls.path={path}", "baseline_enabled=false", *EXTRA])
     spec = CallSpec.from_config(OmegaConf.to_container(cfg.calls, resolve=True))
     calls = prepare_calls(read_table(str(path), cfg.calls.get("read"), "calls.read"), spec, str(path))
     train_mask, cal_mask, test_mask, _ = split_windows(
@@ -164,7 +168,88 @@ def write_page(seeds: list[str], path: Path | None = None) -> Path:
 
 def _name(seed: str) -> str:
     number, _, calls = str(seed).partition(":")
-    return f"seed{number}" + (f"_{calls}" if calls else "")
+    return f"seed{number}" + (f"_{calls}" if calls else "") + (f"_{TAG}" if TAG else "")
+
+
+def write_joint_page(seeds: list[str], tagged: dict[str, list[str]], path: Path | None = None) -> Path:
+    """The family-wise study (disposition/joint_threshold.py) as a results page: the joint walk and
+    the multi-start variants on the default split (``seeds``) and, for each tag in ``tagged``
+    (a cache made with other training-job overrides, e.g. another calibration share), its seeds."""
+    global TAG
+    from disposition.report import markdown_table
+    from experiments.disposition_safety.procedures import (
+        JOINT_VARIANTS,
+        MULTI_VARIANTS,
+        joint_study,
+        multi_study,
+        summary,
+    )
+    from experiments.harness import ROOT
+
+    path = path or ROOT / "experiments" / "results" / "disposition_safety_dev_joint.md"
+    sections = []
+    for tag, tag_seeds in {"": seeds, **tagged}.items():
+        TAG = tag
+        table = pd.concat([joint_study(tag_seeds), multi_study(tag_seeds)], ignore_index=True)
+        table.insert(1, "split", tag or "default")
+        sections.append(table)
+    TAG = ""
+    table = pd.concat(sections, ignore_index=True)
+    table.to_csv(path.with_suffix(".csv"), index=False)
+    totals = []
+    for split, part in table.groupby("split", sort=False):
+        s = summary(part.drop(columns="split"))
+        s.insert(0, "split", split)
+        totals.append(s)
+    totals = pd.concat(totals, ignore_index=True)
+    for column in ("mean_share", "min_share", "max_bound", "oracle_mean_share"):
+        totals[column] = totals[column].map(lambda v: f"{100 * v:.2f} %")
+    totals["mean_ratio"] = totals["mean_ratio"].map(lambda v: f"{v:.3f}")
+    shown = table.copy()
+    for column in ("share", "bound", "worst", "oracle_share", "oracle_bound"):
+        shown[column] = shown[column].map(lambda v: f"{100 * v:.2f} %")
+    shown["ratio"] = shown["ratio"].map(lambda v: f"{v:.3f}")
+    level_delta = {"L": "delta/(L+1) each (family-wise)", None: "none", 1: "delta each (not family-wise)"}
+    variants = "\n".join(
+        [
+            f"- `{name}`: overall/levels tested rate {v[0]}/{v[1]} (None: the limit), starts {v[2]}, "
+            f"shares {v[3]}"
+            for name, v in JOINT_VARIANTS.items()
+        ]
+        + [
+            f"- `{name}`: starts {v[0]}, shares {v[1]}, level walks {level_delta[v[2]]}, rate {v[3]}"
+            for name, v in MULTI_VARIANTS.items()
+        ]
+    )
+    lines = [
+        "# Disposition safety: development study of a family-wise threshold (seeds "
+        + ", ".join(map(str, seeds))
+        + ")",
+        "",
+        "Cached development runs as in disposition_safety_dev.md (`dev_study cache`; a split tag is a "
+        "cache made with `DISPOSITION_DEV_OVERRIDES=split.calibration_fraction=0.35 "
+        "DISPOSITION_DEV_TAG=cal35`: training 45 %, calibration 35 %, test 20 % of calls, the test window "
+        "unchanged). Procedures: `joint` is "
+        "disposition/joint_threshold.py (levels withheld up front from the training window's out-of-fold "
+        "probabilities and counts, one threshold tested by the intersection-union test in the overall and "
+        "every served level, delta split over planned starts: family-wise at delta); `N starts` are "
+        "fixed-sequence walks from N planned starts with delta split between them (Bonferroni), with or "
+        "without per-level walks. Columns as in disposition_safety_dev.md; the oracle gets the same "
+        "procedure.",
+        "",
+        variants,
+        "",
+        "## Summary over seeds",
+        "",
+        markdown_table(totals),
+        "",
+        "## Per seed",
+        "",
+        markdown_table(shown),
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
 
 
 if __name__ == "__main__":
@@ -178,6 +263,10 @@ if __name__ == "__main__":
             print(seed, done, f"{time.perf_counter() - start:.0f} s", flush=True)
     elif command == "page":
         print(write_page(seeds))
+    elif command == "joint-page":  # joint-page 11 12 ... [--tag cal35 11 12 ...]
+        plain, _, rest = " ".join(seeds).partition("--tag")
+        tag, *tag_seeds = rest.split() or [""]
+        print(write_joint_page(plain.split(), {tag: tag_seeds} if tag else {}))
     elif command == "evaluate":
         from experiments.disposition_safety.procedures import study, summary
 

@@ -127,3 +127,163 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
+
+
+# The joint (intersection-union) procedure: one threshold for every served level, levels withheld
+# up front by planning data, delta split over planned starts (disposition/joint_threshold.py).
+# name -> (overall confirm_power, level confirm_power, start fractions, shares of delta)
+JOINT_VARIANTS = {
+    "joint vs limit, 1 start": (None, None, (1.0,), (1.0,), 0.5),
+    "joint vs limit, 3 starts": (None, None, (1.0, 0.6, 0.35), (0.6, 0.25, 0.15), 0.5),
+    "joint confirm 0.5/levels limit, 3 starts": (0.5, None, (1.0, 0.6, 0.35), (0.6, 0.25, 0.15), 0.5),
+    "joint confirm 0.3/levels 0.2, 3 starts": (0.3, 0.2, (1.0, 0.6, 0.35), (0.6, 0.25, 0.15), 0.5),
+}
+
+
+def _joint(d: dict, window: str, score: str, variant, test_scale: float) -> np.ndarray:
+    from disposition.joint_threshold import joint_threshold, plan_served_levels
+
+    power, level_power, fractions, shares, quantile = variant
+    plan = Plan(d[f"plan_{score}"], d["plan_unsafe"], d["plan_eligible"])
+    p, unsafe, eligible = d[f"calibration_{score}"], d["calibration_unsafe"], d["calibration_eligible"]
+    cal_labels = {g: d[f"calibration_{g}"] for g in GROUPS}
+    chosen = plan_served_levels(
+        plan,
+        {g: d[f"plan_{g}"] for g in GROUPS},
+        {g: v[eligible] for g, v in cal_labels.items()},
+        int(eligible.sum()),
+        LIMIT,
+        DELTA,
+        power,
+        level_power,
+        test_scale,
+        shares,
+        fractions,
+        quantile,
+    )
+    served = eligible.copy()
+    for g, levels in chosen.withheld.items():
+        served &= ~np.isin(cal_labels[g], levels)
+    test = joint_threshold(
+        p,
+        unsafe,
+        served,
+        LIMIT,
+        DELTA,
+        chosen.starts,
+        cal_labels,
+        chosen.served,
+        power,
+        level_power,
+        test_scale,
+    )
+    out = np.full(len(d[f"{window}_{score}"]), test.threshold)
+    for g in GROUPS:
+        known = set(chosen.served.get(g, []))
+        out[~np.isin(d[f"{window}_{g}"], list(known))] = np.inf
+    return out
+
+
+def joint_study(seeds, variants=JOINT_VARIANTS) -> pd.DataFrame:
+    from experiments.disposition_safety.dev_study import load
+
+    rows = []
+    for seed in seeds:
+        d, meta = load(seed)
+        for name, variant in variants.items():
+            model = _score(d, "p", _joint(d, "test", "p", variant, meta["test_scale"]))
+            oracle = _score(d, "oracle", _joint(d, "test", "oracle", variant, meta["test_scale"]))
+            rows.append(
+                {
+                    "seed": seed,
+                    "variant": name,
+                    **model,
+                    "oracle_share": oracle["share"],
+                    "ratio": model["share"] / oracle["share"] if oracle["share"] else np.nan,
+                    "oracle_bound": oracle["bound"],
+                    "oracle_above": oracle["above"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# Multi-start walks (delta split over planned starts) for the overall threshold and each level's.
+# name -> (start fractions, shares, level delta divisor: 1 = per-level delta, "L" = Bonferroni over levels)
+MULTI_VARIANTS = {
+    "3 starts + levels confirm 0.2": ((1.0, 0.6, 0.35), (0.6, 0.25, 0.15), 1, 0.2),
+    "2 starts + levels confirm 0.2": ((1.0, 0.5), (0.7, 0.3), 1, 0.2),
+    "3 starts + levels vs limit": ((1.0, 0.6, 0.35), (0.6, 0.25, 0.15), 1, None),
+    "3 starts + levels confirm 0.2, family-wise": ((1.0, 0.6, 0.35), (0.6, 0.25, 0.15), "L", 0.2),
+    "3 starts + levels vs limit, family-wise": ((1.0, 0.6, 0.35), (0.6, 0.25, 0.15), "L", None),
+    "3 starts, no levels": ((1.0, 0.6, 0.35), (0.6, 0.25, 0.15), None, None),
+}
+
+
+def _multi_walk(p, unsafe, eligible, plan, safety, fractions, shares, delta):
+    from disposition.joint_threshold import joint_threshold
+
+    start = replace(safety, delta=delta).start(plan, int(eligible.sum()))
+    if start is None:
+        return np.inf
+    starts = [(max(int(round(start * f)), 1), s) for f, s in zip(fractions, shares, strict=True)]
+    return joint_threshold(
+        p,
+        unsafe,
+        eligible,
+        LIMIT,
+        delta,
+        starts,
+        confirm_power=safety.confirm_power,
+        test_scale=safety.test_scale,
+        grid=safety.grid,
+    ).threshold
+
+
+def _multi(d: dict, window: str, score: str, variant, test_scale: float) -> np.ndarray:
+    fractions, shares, divisor, level_power = variant
+    base = SafetySettings(limit=LIMIT, delta=DELTA, confirm_power=0.5, test_scale=test_scale, grid=100)
+    plan = Plan(d[f"plan_{score}"], d["plan_unsafe"], d["plan_eligible"])
+    p, unsafe, eligible = d[f"calibration_{score}"], d["calibration_unsafe"], d["calibration_eligible"]
+    overall = _multi_walk(p, unsafe, eligible, plan, base, fractions, shares, DELTA)
+    out = np.full(len(d[f"{window}_{score}"]), overall)
+    if divisor is None:
+        return out
+    levels = [(g, lv) for g in GROUPS for lv in np.unique(d[f"calibration_{g}"])]
+    # family-wise: the overall walk and every level's share delta (Bonferroni)
+    delta = DELTA if divisor == 1 else DELTA / (len(levels) + 1)
+    if divisor != 1:
+        overall = _multi_walk(p, unsafe, eligible, plan, base, fractions, shares, delta)
+        out[:] = overall
+    level_safety = replace(base, confirm_power=level_power)
+    for g, lv in levels:
+        mask = d[f"calibration_{g}"] == lv
+        own_plan = plan.within(d[f"plan_{g}"] == lv)
+        t = _multi_walk(
+            p[mask], unsafe[mask], eligible[mask], own_plan, level_safety, fractions, shares, delta
+        )
+        in_level = d[f"{window}_{g}"] == lv
+        out[in_level] = np.maximum(out[in_level], t)
+    return out
+
+
+def multi_study(seeds, variants=MULTI_VARIANTS) -> pd.DataFrame:
+    from experiments.disposition_safety.dev_study import load
+
+    rows = []
+    for seed in seeds:
+        d, meta = load(seed)
+        for name, variant in variants.items():
+            model = _score(d, "p", _multi(d, "test", "p", variant, meta["test_scale"]))
+            oracle = _score(d, "oracle", _multi(d, "test", "oracle", variant, meta["test_scale"]))
+            rows.append(
+                {
+                    "seed": seed,
+                    "variant": name,
+                    **model,
+                    "oracle_share": oracle["share"],
+                    "ratio": model["share"] / oracle["share"] if oracle["share"] else np.nan,
+                    "oracle_bound": oracle["bound"],
+                    "oracle_above": oracle["above"],
+                }
+            )
+    return pd.DataFrame(rows)

@@ -81,8 +81,6 @@ def run(
         rows.append(
             {
                 "seed": seed,
-                "calibration recommended": int(metrics["selection_n_recommended"]),
-                "calibration unsafe": int(metrics["selection_n_unsafe"]),
                 "test recommended": int(metrics["test_deployed_n_recommended"]),
                 "test unsafe": int(metrics["test_deployed_n_unsafe"]),
                 "test under-triage": metrics["test_deployed_under_triage"],
@@ -115,6 +113,40 @@ def run(
     table = pd.DataFrame(rows)
     by_level = pd.concat(levels, ignore_index=True)
     return _report(table, by_level, seeds, n_calls, limit, overrides)
+
+
+def _joint(overrides: Sequence[str]) -> bool:
+    return "safety.subgroup_control=joint" in overrides
+
+
+def _procedure(overrides: Sequence[str]) -> str:
+    """The threshold procedure the run used, in words (the default, or the joint control)."""
+    if _joint(overrides):
+        return (
+            "the joint control (disposition/joint_threshold.py): age band, sex and category levels "
+            "withheld up front from the training window's out-of-fold probabilities, then one threshold "
+            "tested in the overall and every served level at once by the intersection-union test, delta "
+            "split over three planned starts (0.6, 0.25, 0.15): family-wise at delta"
+        )
+    return (
+        "Learn-then-Test threshold, confirm_power 0.5, the walk's start planned on the training "
+        "window's out-of-fold probabilities (plan_start max_power), a threshold per age band, sex and "
+        "category level (subgroup_control per_level, subgroup_confirm_power 0.2) or the level withheld"
+    )
+
+
+def _level_text(overrides: Sequence[str]) -> str:
+    if _joint(overrides):
+        return (
+            "The configured levels (age band, sex, category) that the plan serves share one threshold "
+            "whose joint test covers the overall rate and every served level together (family-wise at "
+            "delta 0.05); the others are withheld (no recommendations)."
+        )
+    return (
+        "Each configured level (age band, sex, category) has its own threshold from the same walk "
+        "within its calibration calls, or is withheld (no recommendations) when that walk rejects "
+        "nothing: a per-level guarantee at delta 0.05 each, not family-wise."
+    )
 
 
 def _fmt(value: float) -> str:
@@ -164,10 +196,8 @@ def _report(table, by_level, seeds, n_calls, limit, overrides) -> BenchmarkRepor
         "",
         f"{n} seeds ({', '.join(map(str, seeds))}) of the synthetic call generator at {n_calls:,} calls each "
         f"(conf/disposition_generate.yaml as committed), each through the default training job "
-        f"(conf/disposition.yaml: temporal split 60/20/20, Learn-then-Test threshold at limit {_fmt(limit)}, "
-        "delta 0.05, confirm_power 0.5, the walk's start planned on the training window's out-of-fold "
-        "probabilities (plan_start max_power), a threshold per age band, sex and category level "
-        "(subgroup_thresholds, subgroup_confirm_power 0.2) or the level withheld; extra overrides: "
+        f"(conf/disposition.yaml: temporal split 60/20/20, limit {_fmt(limit)}, delta 0.05, "
+        f"{_procedure(overrides)}; extra overrides: "
         f"{', '.join(overrides) or 'none'}). Every figure "
         "is on the latest 20 % of calls, which chose nothing. Bounds are one-sided Clopper-Pearson at 95 %. "
         "Produced by `python -m experiments.bench benchmark=disposition_safety`.",
@@ -189,11 +219,9 @@ def _report(table, by_level, seeds, n_calls, limit, overrides) -> BenchmarkRepor
         "",
         "## Subgroup levels that received recommendations (all seeds)",
         "",
-        "Each configured level (age band, sex, category) has its own threshold from the same walk within "
-        "its calibration calls, or is withheld (no recommendations) when that walk rejects nothing: a "
-        "per-level guarantee at delta 0.05 each, not family-wise. A level with fewer than "
+        f"{_level_text(overrides)} A level with fewer than "
         f"{required_calls(limit, 0.05):,} recommended test calls cannot show a {_fmt(limit)} bound even "
-        "with no unsafe call. Time of day is not a configured grouping and gets no threshold of its own.",
+        "with no unsafe call. Time of day is not a configured grouping and is not covered.",
         "",
         markdown_table(level_summary),
         "",

@@ -116,7 +116,9 @@ def test_served_thresholds_are_the_strictest_of_a_calls_levels_and_round_trip():
     rng = np.random.default_rng(4)
     calls, p, unsafe = _level_calls(rng, 20_000)
     columns = {"age": "age", "sex": "sex", "category": "category"}
-    safety = SafetySettings(limit=0.01, delta=0.05, confirm_power=None, plan_start=None)
+    safety = SafetySettings(
+        limit=0.01, delta=0.05, confirm_power=None, plan_start=None, subgroup_control="per_level"
+    )
     overall = safety.choose(p, unsafe, np.ones(len(p), bool)).threshold
     held = level_controls(calls, p, unsafe, [], overall, columns, [0, 18, 65, 85], safety)
     request = pd.DataFrame(
