@@ -694,10 +694,11 @@ class Evaluation:
             "counts this process and the worker processes that exited (statsforecast's pool); "
             "Prophet's fits run in joblib's persistent workers, whose CPU is not counted (n/a).",
             "- MSTL keeps the ETS trend of its documentation, which takes no regressors, so it has no "
-            "calendar: an AutoARIMA trend would take them, but the order search with 17 calendar columns "
-            "cost 50-100 s per series and origin here. For the same reason AutoARIMA searches its order "
-            "(with the calendar columns) at the first origin of each backtest and re-estimates that "
-            "order's coefficients at every origin (experiments/peers.py).",
+            "calendar: an AutoARIMA trend would take them, at the price of an order search with the "
+            "calendar columns per series and origin. The AutoARIMA peer searches its order (with the "
+            "calendar columns) once per series, at the first origin of each backtest, and re-estimates "
+            "that order's coefficients at every origin (experiments/peers.py); even so it is the "
+            "slowest contender in the tables above.",
             "- A paired test has little power with 11 origins; a p-value above 0.05 is no evidence of "
             "equal accuracy.",
             "- Backtests are cached by contender, year and protocol (`cache_dir`); the cache key does "
