@@ -200,7 +200,8 @@ def _report(table, by_level, seeds, n_calls, limit, overrides) -> BenchmarkRepor
         f"{_procedure(overrides)}; extra overrides: "
         f"{', '.join(overrides) or 'none'}). Every figure "
         "is on the latest 20 % of calls, which chose nothing. Bounds are one-sided Clopper-Pearson at 95 %. "
-        "Produced by `python -m experiments.bench benchmark=disposition_safety`.",
+        "Produced by `python -m experiments.bench benchmark="
+        f"{'disposition_safety_joint' if _joint(overrides) else 'disposition_safety'}`.",
         "",
         "## Targets",
         "",
