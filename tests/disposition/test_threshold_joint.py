@@ -130,3 +130,22 @@ def test_the_joint_control_serves_one_threshold_withholds_by_plan_and_round_trip
     again = WithheldLevels.from_dict(json.loads(json.dumps(held.to_dict())))
     assert again == held
     assert "withheld before testing" in held.describe()[0]
+
+
+def test_the_joint_settings_are_checked_before_any_work():
+    import pytest
+
+    from disposition.config_checks import check_config
+    from mlops.errors import ConfigError
+    from tests.conftest import compose_config
+
+    check_config(compose_config("disposition", ["safety.subgroup_control=joint"]))
+    for overrides, key in [
+        (["safety.subgroup_control=both"], "safety.subgroup_control"),
+        (["safety.start_shares=[0.7,0.5,0.1]"], "safety.start_fractions"),  # shares sum above 1
+        (["safety.start_fractions=[1.0]"], "safety.start_fractions"),  # one share per start
+        (["safety.start_fractions=[1.0,0,0.3]"], "safety.start_fractions"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            check_config(compose_config("disposition", overrides))
+        assert str(info.value).startswith(key) and "\n" not in str(info.value), str(info.value)
