@@ -15,23 +15,24 @@ does) and its errors on the days that followed, one vector over all nodes per or
   mean scaled error (MAE / the node's seasonal-naive scale, averaged within each level, then over
   levels so that the total counts as much as the leaves) wins. Only data before the fit's last day
   is used, so inside a backtest the choice never sees the test window;
-- the dependence between the nodes' errors, for the intervals, in one of two ways:
-  ``intervals="copula"`` (the default: it covered closer to nominal on the development origins of
-  experiments/results/hierarchy.md) is a Gaussian copula: each node's base error is normal with the
-  spread of the model's own interval that day, correlated as the nodes' Pearson residuals
-  (error / sqrt(mean)) at the earlier origins, shrunk as for MinT; the reconciled error of node i
-  is then normal with variance ``(A Sigma A')_ii``, ``A = S P``. ``intervals="joint_errors"``
-  resamples nothing but uses the joint error vectors themselves: those at horizons within +-3 days
-  of ``h`` (one per earlier origin and day, all nodes together) are rescaled to today's level (as
-  Pearson residuals) and reconciled like forecasts; the bounds are the split-conformal quantiles of
-  these reconciled errors around the reconciled mean (reconciliation is linear, so this is the same
-  as reconciling each sample path ``y_hat + e``). ``intervals="calibrated_copula"`` is the copula
-  with each hierarchy level's spread rescaled, per nominal level, so that the reconciled errors of
-  the earlier origins fall inside the copula's interval at the nominal rate there: the copula keeps
-  the dependence and the shape over the horizon, the model's own errors correct its width where the
-  model's own intervals are too wide or too narrow (or the errors heavier-tailed than normal) at a
-  level of the hierarchy. Either way a total's interval reflects how its leaves' errors move
-  together, not an assumption of independence.
+- the dependence between the nodes' errors, for the intervals, in one of three ways:
+  ``intervals="copula"`` (the default: on the development origins of
+  experiments/results/hierarchy.md it covered closer to nominal than joint errors, and neither it
+  nor the calibrated copula below was closer on both hierarchies) is a Gaussian copula: each node's
+  base error is normal with the spread of the model's own interval that day, correlated as the
+  nodes' Pearson residuals (error / sqrt(mean)) at the earlier origins, shrunk as for MinT; the
+  reconciled error of node i is then normal with variance ``(A Sigma A')_ii``, ``A = S P``.
+  ``intervals="joint_errors"`` resamples nothing but uses the joint error vectors themselves: those
+  at horizons within +-3 days of ``h`` (one per earlier origin and day, all nodes together) are
+  rescaled to today's level (as Pearson residuals) and reconciled like forecasts; the bounds are the
+  split-conformal quantiles of these reconciled errors around the reconciled mean (reconciliation is
+  linear, so this is the same as reconciling each sample path ``y_hat + e``).
+  ``intervals="calibrated_copula"`` is the copula with each hierarchy level's spread rescaled, per
+  nominal level, so that the reconciled errors of the earlier origins fall inside the copula's
+  interval at the nominal rate there: the copula keeps the dependence and the shape over the
+  horizon, the model's own errors correct its width where the model's own intervals are too wide or
+  too narrow (or the errors heavier-tailed than normal) at a level of the hierarchy. Every way a
+  total's interval reflects how its leaves' errors move together, not an assumption of independence.
 
 Reconciled leaf means below zero (possible with sparse leaves) are set to zero and the totals
 re-summed, so the output stays coherent and non-negative.
