@@ -15,6 +15,61 @@ SYNTHETIC_COUNTS = ROOT / "data" / "synthetic" / "daily_counts.csv"
 SMALL_SERIES = ["city/C2", "coast/C3", "moor/C1", "moor/C4"]
 
 
+# Session fixtures that take seconds to build and serve tests in several modules (trained stores,
+# model servers, a Dask cluster). Under pytest-xdist (`make test` runs two workers, --dist
+# loadgroup) each worker builds the session fixtures its own tests use, so the tests of one of these
+# run on one worker, which builds it once. The value names the group.
+SHARED_SESSION_FIXTURES = {
+    "trained_store": "serving-store",  # servers and valid_rows depend on it
+    "seeded": "corpus-stores",
+    "dask_engine": "dask-cluster",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests that share an expensive fixture onto one xdist worker (``--dist loadgroup``).
+
+    Tests of a module with a module- or class-scoped fixture go together (the fixture is built once,
+    as in a serial run), and so do those using one of SHARED_SESSION_FIXTURES; a module whose tests
+    use both goes whole into the session fixture's group. Tests sharing nothing run wherever a
+    worker is free. Without xdist nothing changes.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    def union(a: str, b: str) -> None:
+        parent[find(b)] = find(a)
+
+    keys: dict[int, list[str]] = {}
+    for index, item in enumerate(items):
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures is None:
+            continue
+        own = []
+        for name in item.fixturenames:
+            if name in SHARED_SESSION_FIXTURES:
+                own.append("session:" + SHARED_SESSION_FIXTURES[name])
+            definitions = fixtures.name2fixturedefs.get(name)
+            if definitions and definitions[-1].scope in ("module", "class"):
+                own.append("module:" + item.nodeid.split("::", 1)[0])
+        for key in own:
+            union(own[0], key)
+        keys[index] = own
+    # A group is named after its session fixture when it has one, else after its module.
+    names: dict[str, str] = {}
+    for key in sorted(parent, key=lambda key: not key.startswith("session:")):
+        names.setdefault(find(key), key.split(":", 1)[1])
+    for index, own in keys.items():
+        if own:
+            items[index].add_marker(pytest.mark.xdist_group(names[find(own[0])]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def premigrated_sqlite_stores(tmp_path_factory):
     """New SQLite stores made in this process start as a copy of one store MLflow built itself.
