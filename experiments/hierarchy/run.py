@@ -39,6 +39,7 @@ from forecasting.pipeline import build_forecaster
 DIRECT = "direct (top series alone)"
 BASE = "base (unreconciled)"
 COVERAGE_TOLERANCE = 0.025
+HORIZON_BANDS = [(1, 7), (8, 28), (29, 56), (57, 84)]  # days ahead, for coverage by horizon
 N_BOOTSTRAP = 2000
 
 
@@ -67,13 +68,14 @@ def period_backtest(
     season_length: int,
     settings: Mapping,
     methods: Sequence[str],
-) -> tuple[pd.DataFrame, pd.Series]:
+) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     """Forecasts at every origin of ``period`` (each method, the base and the direct, one long
-    frame) and the method ``auto`` chose at each origin."""
+    frame), the method ``auto`` chose at each origin, and the calibrated copula's factors per
+    origin, method and level of the hierarchy."""
     cutoffs = backtest_cutoffs(
         nodes["ds"].max(), horizon, int(period["n_origins"]), int(period["step"]), period["first_cutoff"]
     )
-    frames, choices = [], []
+    frames, choices, factors = [], [], []
     for number, cutoff in enumerate(cutoffs, start=1):
         print(f"hierarchy benchmark: origin {number}/{len(cutoffs)} ({cutoff:%Y-%m-%d})", flush=True)
         train = nodes[nodes["ds"] <= cutoff]
@@ -83,10 +85,13 @@ def period_backtest(
             train
         )
         forecasts = {}
-        for method in METHODS:  # every method and both kinds of interval from the one fit
+        for method in METHODS:  # every method and every kind of interval from the one fit
             for intervals in INTERVALS:
                 variant = fitted.reconciled_with(method, intervals)
                 forecasts[label(method, intervals)] = variant.predict(horizon, levels)
+            # The calibrated copula's factors on the copula's spread, per level of the hierarchy.
+            table = fitted.reconciled_with(method).calibration_factors(levels)
+            factors.append(table.rename_axis("level").reset_index().assign(method=method, cutoff=cutoff))
         if "auto" in methods:
             for intervals in INTERVALS:
                 variant = fitted.reconciled_with(fitted.method_, intervals)
@@ -101,11 +106,15 @@ def period_backtest(
             fold = fold.assign(method=name, cutoff=cutoff, h=(fold["ds"] - cutoff).dt.days)
             frames.append(fold.assign(scale=fold["unique_id"].map(scale)))
         choices.append(fitted.method_)
-    return pd.concat(frames, ignore_index=True), pd.Series(choices, index=cutoffs, name="auto_choice")
+        table = fitted.reconciled_with(fitted.method_).calibration_factors(levels)
+        factors.append(table.rename_axis("level").reset_index().assign(method="auto", cutoff=cutoff))
+    choice = pd.Series(choices, index=cutoffs, name="auto_choice")
+    return pd.concat(frames, ignore_index=True), choice, pd.concat(factors, ignore_index=True)
 
 
 def label(method: str, intervals: str) -> str:
-    """``mint_shrink`` (joint-error intervals, the default) or ``mint_shrink + copula``."""
+    """``mint_shrink`` (joint-error intervals), ``mint_shrink + copula`` or ``mint_shrink +
+    calibrated_copula``."""
     return method if intervals == INTERVALS[0] else f"{method} + {intervals}"
 
 
@@ -134,6 +143,42 @@ def interval_choice(table: pd.DataFrame, method: str, levels: list[int]) -> tupl
         rows = table[table["method"] == label(method, intervals)]
         gaps[intervals] = max(float((rows[f"coverage_{lv}"] - lv / 100).abs().max()) for lv in levels)
     return min(gaps, key=gaps.get), gaps
+
+
+def coverage_by_horizon(
+    frame: pd.DataFrame, tree, names: Sequence[str], levels: list[int], bands: Sequence[tuple[int, int]]
+) -> pd.DataFrame:
+    """Coverage of each forecast per level of the hierarchy and band of days ahead, with the share
+    of days below the lower bound (over- or under-forecasting shows as a lopsided miss)."""
+    part = frame[frame["method"].isin(names)]
+    part = part.assign(level=part["unique_id"].map(tree.level_of()))
+    rows = []
+    for (name, level), group in part.groupby(["method", "level"], sort=False):
+        for lo, hi in bands:
+            days = group[group["h"].between(lo, hi)]
+            row = {"method": name, "level": level, "h": f"{lo}-{hi}"}
+            for lv in levels:
+                row[f"coverage_{lv}"] = float(days["y"].between(days[f"lo_{lv}"], days[f"hi_{lv}"]).mean())
+                row[f"below_{lv}"] = float((days["y"] < days[f"lo_{lv}"]).mean())
+            rows.append(row)
+    order = {name: i for i, name in enumerate(tree.level_names)}
+    table = pd.DataFrame(rows)
+    return table.sort_values(
+        ["method", "level"], key=lambda c: c.map(order) if c.name == "level" else c, kind="stable"
+    )
+
+
+def mean_factors(factors: pd.DataFrame, method: str, levels: list[int]) -> pd.DataFrame:
+    """The calibrated copula's factors of ``method`` averaged over origins (with their range)."""
+    mine = factors[factors["method"] == method]
+    rows = []
+    for level, group in mine.groupby("level", sort=False):
+        row = {"level": level}
+        for lv in levels:
+            row[f"factor_{lv}"] = float(group[lv].mean())
+            row[f"factor_{lv}_range"] = f"{group[lv].min():.2f}-{group[lv].max():.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def base_incoherence(frame: pd.DataFrame, tree) -> float:
@@ -208,12 +253,13 @@ def run(
     load_before, start = os.getloadavg()[0], time.perf_counter()
     for name, spec in datasets.items():
         nodes, tree = load_hierarchy(spec)
-        results, auto_choices = {}, {}
+        results, auto_choices, factors = {}, {}, {}
         for period in ("dev", "test"):
-            frame, auto_choices[period] = period_backtest(
+            frame, auto_choices[period], factors[period] = period_backtest(
                 forecaster, nodes, tree, spec[period], horizon, levels, season_length, hierarchy, methods
             )
             frame.to_csv(workdir / f"{name}_{period}_backtest.csv.gz", index=False)
+            factors[period].to_csv(workdir / f"{name}_{period}_calibration_factors.csv", index=False)
             results[period] = frame
         dev_table = level_table(results["dev"], tree, levels)
         scores = choice_score(dev_table)
@@ -230,6 +276,19 @@ def run(
         tables[f"{name}_levels"] = test_table.assign(period="test")
         tables[f"{name}_dev_levels"] = dev_table.assign(period="dev")
         tables[f"{name}_top"] = top
+        # The frozen forecast beside both copulas of the frozen method: where each misses, and how.
+        shown = list(dict.fromkeys([frozen, *(label(frozen_method, kind) for kind in INTERVALS[1:])]))
+        by_horizon = {
+            period: coverage_by_horizon(results[period], tree, shown, levels, HORIZON_BANDS)
+            for period in ("dev", "test")
+        }
+        tables[f"{name}_coverage_by_horizon"] = pd.concat(
+            [table.assign(period=period) for period, table in by_horizon.items()], ignore_index=True
+        )
+        calibration = {period: mean_factors(factors[period], frozen_method, levels) for period in factors}
+        tables[f"{name}_calibration_factors"] = pd.concat(
+            [table.assign(period=period) for period, table in factors.items()], ignore_index=True
+        )
         frozen_levels = test_table[test_table["method"] == frozen]
         worst = {lv: float((frozen_levels[f"coverage_{lv}"] - lv / 100).abs().max()) for lv in levels}
         reconciled = top.iloc[0]
@@ -257,6 +316,9 @@ def run(
                 choices=choices,
                 levels=levels,
                 incoherence=incoherence,
+                by_horizon=by_horizon,
+                calibration=calibration,
+                frozen_method=frozen_method,
             )
         )
     seconds = time.perf_counter() - start
@@ -297,7 +359,7 @@ NEARLY_COHERENT = """ The base forecasts are nearly coherent already, so reconci
 the means very little: a ratio of 1.000 to direct means "no worse", not "better"."""
 
 
-def section(  # keyword-only: fourteen results of like kinds, easy to pass in the wrong order
+def section(  # keyword-only: many results of like kinds, easy to pass in the wrong order
     *,
     name,
     spec,
@@ -313,6 +375,9 @@ def section(  # keyword-only: fourteen results of like kinds, easy to pass in th
     choices,
     levels,
     incoherence,
+    by_horizon,
+    calibration,
+    frozen_method,
 ) -> str:
     reconciled = top.iloc[0]
     verdicts = []
@@ -363,7 +428,29 @@ days).{NEARLY_COHERENT if incoherence < 0.01 else ""}
 {markdown_table(test_table)}
 
 `auto` chose (per held-out origin, on its own earlier-origin errors): {auto}. `+ copula`: the
-Gaussian-copula intervals; without it, quantiles of the reconciled joint errors.
+Gaussian-copula intervals; `+ calibrated_copula`: the copula with each level's spread rescaled per
+nominal level on the earlier origins' reconciled errors; without either, quantiles of the
+reconciled joint errors.
+
+### Coverage by level and days ahead
+
+Coverage and the share of days below the lower bound (the rest of the misses are above the upper
+bound), {" and ".join(f"`{n}`" for n in by_horizon["test"]["method"].unique())}. Held-out year:
+
+{markdown_table(by_horizon["test"])}
+
+Development origins:
+
+{markdown_table(by_horizon["dev"])}
+
+The calibrated copula's factors on the copula's spread for {frozen_method} (mean over origins and
+range; 1 = the copula as it is): held-out origins
+
+{markdown_table(calibration["test"])}
+
+development origins
+
+{markdown_table(calibration["dev"])}
 
 ### Development origins (used to freeze the method)
 
