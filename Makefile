@@ -33,12 +33,12 @@ disposition: $(INSTALLED)
 monitor: $(INSTALLED)
 	$(BIN)/python -m disposition.monitor; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
 
-# Two pytest-xdist workers, one per core: tests that share an expensive fixture (a trained store,
-# the team server, the Dask cluster, a module's fixtures) are kept on one worker by tests/conftest.py
-# (--dist loadgroup), and each worker's BLAS/OpenMP libraries get one thread so the two do not
-# fight over the cores.
+# Two pytest-xdist workers, one per core: each test file runs whole on one worker (--dist loadfile,
+# so a module fixture such as the team server is built once), files sharing an expensive session
+# fixture go together (tests/conftest.py), and each worker's BLAS/OpenMP libraries get one thread so
+# the two do not fight over the cores.
 test: $(INSTALLED)
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,59 +16,53 @@ SYNTHETIC_COUNTS = ROOT / "data" / "synthetic" / "daily_counts.csv"
 SMALL_SERIES = ["city/C2", "coast/C3", "moor/C1", "moor/C4"]
 
 
-# Session fixtures that take seconds to build and serve tests in several modules (trained stores,
-# model servers, a Dask cluster). Under pytest-xdist (`make test` runs two workers, --dist
-# loadgroup) each worker builds the session fixtures its own tests use, so the tests of one of these
-# run on one worker, which builds it once. The value names the group.
+# Session fixtures that take seconds to build and serve tests in several files (a trained store and
+# its model servers, the corpus's seeded stores, a Dask cluster). `make test` runs two pytest-xdist
+# workers with --dist loadfile: each test file runs whole on one worker (its module fixtures, the
+# team server among them, are built once), and each worker builds the session fixtures its own tests
+# use. The scheduler below also keeps together the files that name one of these, so that it is built
+# once; the value names the group.
 SHARED_SESSION_FIXTURES = {
-    "trained_store": "serving-store",  # servers and valid_rows depend on it
+    "trained_store": "serving-store",
+    "servers": "serving-store",
+    "valid_rows": "serving-store",
     "seeded": "corpus-stores",
     "dask_engine": "dask-cluster",
 }
 
 
-def pytest_collection_modifyitems(config, items):
-    """Group tests that share an expensive fixture onto one xdist worker (``--dist loadgroup``).
+def shared_fixture_group(path: str) -> str:
+    """The file's group: the first shared session fixture its functions take, else the file itself."""
+    try:
+        signatures = re.findall(r"\bdef \w+\(([^)]*)\)", (ROOT / path).read_text())
+    except OSError:
+        return path
+    words = {word for signature in signatures for word in re.findall(r"\w+", signature)}
+    groups = [group for name, group in SHARED_SESSION_FIXTURES.items() if name in words]
+    return groups[0] if groups else path
 
-    Tests of a module with a module- or class-scoped fixture go together (the fixture is built once,
-    as in a serial run), and so do those using one of SHARED_SESSION_FIXTURES; a module whose tests
-    use both goes whole into the session fixture's group. Tests sharing nothing run wherever a
-    worker is free. Without xdist nothing changes.
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the files that use one shared session fixture as one unit of work.
+
+    (xdist's --dist loadgroup would do this with marks, but pytest 9.2 ignores the node ids it
+    rewrites, so the marks group nothing.)
     """
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    parent: dict[str, str] = {}
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
 
-    def find(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
+    class SharedFixtureScheduling(LoadFileScheduling):
+        groups: dict[str, str] = {}
 
-    def union(a: str, b: str) -> None:
-        parent[find(b)] = find(a)
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if path not in self.groups:
+                self.groups[path] = shared_fixture_group(path)
+            return self.groups[path]
 
-    keys: dict[int, list[str]] = {}
-    for index, item in enumerate(items):
-        fixtures = getattr(item, "_fixtureinfo", None)
-        if fixtures is None:
-            continue
-        own = []
-        for name in item.fixturenames:
-            if name in SHARED_SESSION_FIXTURES:
-                own.append("session:" + SHARED_SESSION_FIXTURES[name])
-            definitions = fixtures.name2fixturedefs.get(name)
-            if definitions and definitions[-1].scope in ("module", "class"):
-                own.append("module:" + item.nodeid.split("::", 1)[0])
-        for key in own:
-            union(own[0], key)
-        keys[index] = own
-    # A group is named after its session fixture when it has one, else after its module.
-    names: dict[str, str] = {}
-    for key in sorted(parent, key=lambda key: not key.startswith("session:")):
-        names.setdefault(find(key), key.split(":", 1)[1])
-    for index, own in keys.items():
-        if own:
-            items[index].add_marker(pytest.mark.xdist_group(names[find(own[0])]))
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
