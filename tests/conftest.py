@@ -42,7 +42,7 @@ def shared_fixture_group(path: str) -> str:
     return groups[0] if groups else path
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # optional: plain pytest runs without xdist
 def pytest_xdist_make_scheduler(config, log):
     """--dist loadfile, with the files that use one shared session fixture as one unit of work.
 
