@@ -23,7 +23,7 @@ from disposition.model_card import RunSummary
 from disposition.promotion import SHARE_TAG, decide
 from disposition.pyfunc_model import log_remote_closure_model, request_types
 from disposition.scorer import RemoteClosureScorer
-from mlops.concurrency import store_lock_path
+from mlops.concurrency import retry_transient, store_lock_path
 from mlops.contract import CONTRACT_VERSION
 from mlops.registry import CHAMPION, register_and_promote
 from mlops.tracking import (
@@ -216,4 +216,8 @@ def _log_datasets(calls: PreparedCalls, windows: dict[str, np.ndarray], source: 
                 digest=dataset_fingerprint(part),
                 targets=TARGET,
             )
-            mlflow.log_input(dataset, context=window, tags={"rows": str(len(part))})
+            # Parallel jobs of a sweep into a new store can insert the same dataset at once; the
+            # loser's retry finds the row and only links it to its run.
+            retry_transient(
+                lambda: mlflow.log_input(dataset, context=window, tags={"rows": str(len(part))})  # noqa: B023
+            )

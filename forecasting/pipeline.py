@@ -35,7 +35,7 @@ from forecasting.models.auto import AutoForecaster, selection_table
 from forecasting.models.base import Forecaster, interval_columns
 from forecasting.plots import busiest_series, components_figure, find_glm, forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
-from mlops.concurrency import store_lock_path
+from mlops.concurrency import retry_transient, store_lock_path
 from mlops.console import stage
 from mlops.contract import CONTRACT_VERSION, contract_decision
 from mlops.engine import start_engine
@@ -195,7 +195,9 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
                     name=str(cfg.data.name),
                     digest=fingerprint,
                 )
-            mlflow.log_input(dataset, context="training")  # schema and digest only: no rows are copied
+            # Schema and digest only: no rows are copied. Retried because parallel sweep jobs into
+            # a new store can insert the same dataset at once (a UNIQUE clash the retry gets past).
+            retry_transient(lambda: mlflow.log_input(dataset, context="training"))
             mlflow.set_tags(
                 {
                     "data_fingerprint": fingerprint,
