@@ -102,8 +102,11 @@ def champion_on_same_calls(
         raise ChampionUnusable(f"its probabilities on these calls fail the gate: {'; '.join(problems)}")
     recommend = answer["recommend_remote"].to_numpy(dtype=bool)
     # A call without a threshold is served null (versions before that served inf): both read as inf.
+    # With a threshold per subgroup level each call carries its own (never looser than the overall
+    # one), so the loosest served is the champion's overall threshold, as safety.apply reports it;
+    # the first call's was only that when it belonged to no stricter level.
     served = answer["threshold"].to_numpy(dtype=float, na_value=np.inf)
-    threshold = float(served[0]) if len(served) else float("inf")
+    threshold = float(np.min(served, initial=np.inf))
     # Its recommendations are taken as given: every recommended call counts, whatever its score.
     result = safety.apply(np.ones(len(recommend)), np.asarray(y) == 0, recommend, threshold=0.0)
     return replace(result, threshold=threshold)
