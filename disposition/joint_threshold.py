@@ -54,41 +54,29 @@ from scipy.stats import binom
 from disposition.threshold import (
     PLAN_QUANTILE,
     Plan,
+    ThresholdTest,
     binomial_p_value,
     check_settings,
     largest_rejected_count,
+    ranked_eligible,
     required_calls,
-    smallest_supported_limit,
+    sample_size_facts,
     tested_rate,
 )
 
 
 @dataclass(frozen=True)
-class JointTest:
-    """How the walks went. ``threshold`` is ``inf`` when no walk rejected anything.
+class JointTest(ThresholdTest):
+    """How the walks went: :class:`ThresholdTest`'s fields, counted over all walks.
 
-    ``tested``: candidates tested over all walks; ``rejected``: rejected over all walks;
     ``start_calls``: recommended calls at the first planned start (0: nothing could be tested);
-    ``starts``: the planned starts (recommended calibration calls) and their shares of delta;
-    ``p_value``: the deployed candidate's intersection-union p-value; ``weakest``: which level
-    (``group=level``, or ``overall``) gave it.
+    ``p_value``: the deployed candidate's intersection-union p-value; ``starts``: the planned starts
+    (recommended calibration calls) and their shares of delta; ``weakest``: which level
+    (``group=level``, or ``overall``) gave the p-value.
     """
 
-    threshold: float
-    tested: int
-    rejected: int
-    start_calls: int
-    needed_calls: int
-    eligible_calls: int
-    supported_limit: float
-    p_value: float
-    null_rate: float
     starts: tuple[tuple[int, float], ...] = ()
     weakest: str = ""
-
-    @property
-    def too_few_calls(self) -> bool:
-        return self.tested == 0
 
 
 def _masks(labels: Mapping[str, np.ndarray] | None, served: Mapping[str, Sequence[str]] | None):
@@ -158,13 +146,9 @@ def joint_threshold(
     p = np.asarray(p, dtype=float)
     unsafe = np.asarray(unsafe, dtype=bool)
     eligible = np.asarray(eligible, dtype=bool)
-    candidates = np.flatnonzero(eligible)
-    order = candidates[np.argsort(-p[candidates], kind="stable")]
-    ranked = p[order]
+    order, ranked = ranked_eligible(p, eligible)
     common = {
-        "needed_calls": required_calls(limit, delta),
-        "eligible_calls": len(order),
-        "supported_limit": smallest_supported_limit(len(order), delta),
+        **sample_size_facts(limit, delta, len(order)),
         "starts": tuple((int(s), float(w)) for s, w in starts),
     }
     nothing = JointTest(

@@ -231,6 +231,23 @@ class ThresholdTest:
         return self.tested == 0
 
 
+def ranked_eligible(p: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The eligible calls' positions, highest score first (ties in call order), and their scores."""
+    candidates = np.flatnonzero(eligible)
+    order = candidates[np.argsort(-p[candidates], kind="stable")]
+    return order, p[order]
+
+
+def sample_size_facts(limit: float, delta: float, eligible_calls: int) -> dict[str, object]:
+    """What the eligible calls can show whatever the model: the fewest recommended calls (none
+    unsafe) that show the limit, and the smallest limit that many eligible calls could show."""
+    return {
+        "needed_calls": required_calls(limit, delta),
+        "eligible_calls": eligible_calls,
+        "supported_limit": smallest_supported_limit(eligible_calls, delta),
+    }
+
+
 def check_settings(limit: float, delta: float, confirm_power: float | None) -> None:
     if not 0 < limit < 1:
         raise ConfigError(f"safety.limit must be in (0, 1), got {limit}")
@@ -260,9 +277,7 @@ def fixed_sequence_threshold(
     p = np.asarray(p, dtype=float)
     unsafe = np.asarray(unsafe, dtype=bool)
     eligible = np.asarray(eligible, dtype=bool)
-    candidates = np.flatnonzero(eligible)
-    order = candidates[np.argsort(-p[candidates], kind="stable")]
-    ranked = p[order]
+    order, ranked = ranked_eligible(p, eligible)
     n = np.arange(1, len(order) + 1)
     k = np.cumsum(unsafe[order])
     rate = tested_rate(n, limit, delta, confirm_power, test_scale)
@@ -283,9 +298,7 @@ def fixed_sequence_threshold(
         "tested": int(len(tested)),
         "rejected": n_rejected,
         "start_calls": int(n[tested[0]]) if len(tested) else 0,
-        "needed_calls": required_calls(limit, delta),
-        "eligible_calls": len(order),
-        "supported_limit": smallest_supported_limit(len(order), delta),
+        **sample_size_facts(limit, delta, len(order)),
     }
     if n_rejected == 0:
         return ThresholdTest(np.inf, p_value=float("nan"), null_rate=float("nan"), **common)

@@ -223,6 +223,20 @@ def levels_to_withhold(
     return small_levels(calibration, recommended, columns, age_edges, required_calls(limit, delta))
 
 
+def _configured_levels(
+    calibration: pd.DataFrame, rules, columns: Mapping[str, str | None], age_edges: Sequence[int]
+) -> tuple[WithheldLevels, np.ndarray] | None:
+    """The configured groupings present in ``calibration`` (an empty :class:`WithheldLevels` that
+    labels calls) and which calls no hard rule excludes; None when no subgroup column is present."""
+    from disposition.safety import excluded_by_rules
+
+    present = {k: v for k, v in columns.items() if v and v in calibration.columns and k in GROUP_OF_KEY}
+    if not present:
+        return None
+    excluded, _ = excluded_by_rules(calibration, rules)
+    return WithheldLevels(present, [int(e) for e in age_edges]), ~excluded
+
+
 def level_controls(
     calibration: pd.DataFrame,
     p: np.ndarray,
@@ -241,7 +255,6 @@ def level_controls(
     are ``plan_calls``. With ``safety.subgroup_thresholds`` false, only the count rule
     (:func:`levels_to_withhold`). None when no subgroup column is configured or present."""
     from disposition.level_thresholds import level_walks
-    from disposition.safety import excluded_by_rules
     from disposition.threshold import required_calls
 
     if not safety.subgroup_thresholds:  # one threshold for all calls: only the count rule
@@ -250,17 +263,16 @@ def level_controls(
         )
     if safety.subgroup_control == "joint":
         return joint_controls(calibration, p, unsafe, rules, columns, age_edges, safety, plan, plan_calls)
-    present = {k: v for k, v in columns.items() if v and v in calibration.columns and k in GROUP_OF_KEY}
-    if not present:
+    configured = _configured_levels(calibration, rules, columns, age_edges)
+    if configured is None:
         return None
-    held = WithheldLevels(present, [int(e) for e in age_edges])
-    excluded, _ = excluded_by_rules(calibration, rules)
+    held, eligible = configured
     plan_labels = held.labels(plan_calls) if plan is not None and plan_calls is not None else None
     walks = level_walks(
         held.labels(calibration),
         p,
         unsafe,
-        ~excluded,
+        eligible,
         overall_threshold,
         safety.for_levels(),
         plan,
@@ -304,15 +316,12 @@ def joint_controls(
     """
     from disposition.joint_threshold import joint_threshold, plan_served_levels
     from disposition.level_thresholds import calls_needed
-    from disposition.safety import excluded_by_rules
     from disposition.threshold import required_calls
 
-    present = {k: v for k, v in columns.items() if v and v in calibration.columns and k in GROUP_OF_KEY}
-    if not present:
+    configured = _configured_levels(calibration, rules, columns, age_edges)
+    if configured is None:
         return None
-    held = WithheldLevels(present, [int(e) for e in age_edges])
-    excluded, _ = excluded_by_rules(calibration, rules)
-    eligible = ~excluded
+    held, eligible = configured
     labels = {g: np.asarray(v).astype(str) for g, v in held.labels(calibration).items()}
     p, unsafe = np.asarray(p, dtype=float), np.asarray(unsafe, dtype=bool)
     level_power = safety.subgroup_confirm_power
