@@ -494,12 +494,7 @@ class Evaluation:
         lines.append(
             f"- 80 % and 95 % coverage within {COVERAGE_TOLERANCE * 100:.1f} points at every reported "
             f"horizon for every model in {year}: "
-            + (
-                "**met**"
-                if not misses
-                else "**missed** by "
-                + "; ".join(f"{label} (off by {gap * 100:.1f})" for label, gap in misses.items())
-            )
+            + _coverage_verdict(misses)
             + f". Within it: {', '.join(label for label in gaps if label not in misses) or 'none'}. "
             "The largest gap of each model over the reported horizons and both levels; the coverage "
             "tables above give each."
@@ -515,14 +510,7 @@ class Evaluation:
             }
             lines.append(
                 f"- The same with each recalibrated variant (decided on the development years) in place "
-                f"of the model it wraps ({', '.join(sorted(replaced))}): "
-                + (
-                    "**met**"
-                    if not best
-                    else "**missed** by "
-                    + "; ".join(f"{label} (off by {gap * 100:.1f})" for label, gap in best.items())
-                )
-                + "."
+                f"of the model it wraps ({', '.join(sorted(replaced))}): " + _coverage_verdict(best) + "."
             )
         peers = [label for label in self.labels(year) if self.contenders[label][0] == "peer"]
         if peers:
@@ -735,3 +723,10 @@ class Evaluation:
         ]
         table["load_before"] = [self.timings[key]["load_before"] for key in keys]
         return BenchmarkReport(markdown="\n".join(lines) + "\n", metrics=metrics, tables={"": table})
+
+
+def _coverage_verdict(misses: dict[str, float]) -> str:
+    """``**met**``, or ``**missed** by`` each model that misses and its largest gap in points."""
+    if not misses:
+        return "**met**"
+    return "**missed** by " + "; ".join(f"{label} (off by {gap * 100:.1f})" for label, gap in misses.items())
