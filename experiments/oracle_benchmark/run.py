@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -181,6 +182,7 @@ def run(
     by_world, by_model, default_by_world, informed, times, winners = {}, {}, {}, {}, {}, []
     ordinary = {}  # (model, subset of days) -> ratio over horizons 1..horizon on the harder world
     counts = {}  # rows of the harder world's backtests, and how many are outage days
+    per_origin = {}  # model -> {origin: ratio over horizons 1..horizon} on the harder world
 
     reused = (Path(reuse_dir) if Path(reuse_dir).is_absolute() else ROOT / reuse_dir) if reuse_dir else None
     if reused is not None and not reused.is_dir():
@@ -213,6 +215,10 @@ def run(
             counts.update({"outage": int((~days["no outage"]).sum()), "rows": len(backtest)})
             for subset, keep in days.items():
                 ordinary[(name, subset)] = ratios(backtest[keep], [(1, horizon)])[overall]
+            per_origin[name] = {
+                f"{pd.Timestamp(cutoff):%Y-%m-%d}": ratios(rows, [(1, horizon)])[overall]
+                for cutoff, rows in backtest.groupby("cutoff")
+            }
         if world in specs and world not in informed:
             known = backtest.assign(mean=origin_information_mean(specs[world], backtest))
             informed[world] = ratios(known, buckets)
@@ -280,6 +286,11 @@ def run(
     gap_all_on = informed_table.loc[ALL_ON, overall]
     subsets = ["no outage", "no outage or heatwave"]
     n_outage, n_rows = counts["outage"], counts["rows"]
+    origin_labels = sorted({o for by_origin in per_origin.values() for o in by_origin})
+    origin_rows = [
+        f"| {name} | " + " | ".join(f"{per_origin[name].get(o, math.nan):.3f}" for o in origin_labels) + " |"
+        for name in model_table.index
+    ]
     lines = [
         "# Oracle benchmark: MAE / oracle MAE on the synthetic world",
         "",
@@ -310,6 +321,13 @@ def run(
                 + f" | {times.get((ALL_ON, name), 0):.0f} s"
             ),
         ),
+        "",
+        "How much the ratio moves between origins (the only spread this run can show: with "
+        f"{n_origins} origins no interval over origins is meaningful), harder world, horizons 1-{horizon}:",
+        "",
+        "| model | " + " | ".join(origin_labels) + " |",
+        "|---|" + "---|" * len(origin_labels),
+        *origin_rows,
         "",
         *(
             [
