@@ -86,9 +86,10 @@ def cache(seed: int, n_calls: int = N_CALLS, name: str | None = None) -> Path:
     return target
 
 
-def load(seed: str) -> tuple[dict, dict]:
-    """The cached arrays of a development run: ``seed`` is ``11`` or ``16:1000000`` (seed:calls)."""
-    name = _name(seed)
+def load(seed: str, tag: str | None = None) -> tuple[dict, dict]:
+    """The cached arrays of a development run: ``seed`` is ``11`` or ``16:1000000`` (seed:calls);
+    ``tag`` the cache variant (None: DISPOSITION_DEV_TAG)."""
+    name = _name(seed, tag)
     data = np.load(DEV_DIR / f"{name}.npz", allow_pickle=False)
     return {k: data[k] for k in data.files}, json.loads((DEV_DIR / f"{name}.json").read_text())
 
@@ -102,14 +103,8 @@ def write_page(seeds: list[str], path: Path | None = None) -> Path:
 
     path = path or ROOT / "experiments" / "results" / "disposition_safety_dev.md"
     table = study(seeds)
-    shown = table.copy()
-    for column in ("share", "bound", "worst", "oracle_share", "oracle_bound"):
-        shown[column] = shown[column].map(lambda v: f"{100 * v:.2f} %")
-    shown["ratio"] = shown["ratio"].map(lambda v: f"{v:.3f}")
-    totals = summary(table)
-    for column in ("mean_share", "min_share", "max_bound", "oracle_mean_share"):
-        totals[column] = totals[column].map(lambda v: f"{100 * v:.2f} %")
-    totals["mean_ratio"] = totals["mean_ratio"].map(lambda v: f"{v:.3f}")
+    shown = _percent_columns(table, SEED_PERCENTS, SEED_RATIOS)
+    totals = _percent_columns(summary(table), SUMMARY_PERCENTS, ("mean_ratio",))
     files = [
         str(DEV_DIR / f"calls_seed{str(s).partition(':')[0]}.parquet") for s in seeds if ":" not in str(s)
     ]
@@ -166,16 +161,30 @@ def write_page(seeds: list[str], path: Path | None = None) -> Path:
     return path
 
 
-def _name(seed: str) -> str:
+def _name(seed: str, tag: str | None = None) -> str:
     number, _, calls = str(seed).partition(":")
-    return f"seed{number}" + (f"_{calls}" if calls else "") + (f"_{TAG}" if TAG else "")
+    tag = TAG if tag is None else tag
+    return f"seed{number}" + (f"_{calls}" if calls else "") + (f"_{tag}" if tag else "")
+
+
+def _percent_columns(table: pd.DataFrame, percents, ratios) -> pd.DataFrame:
+    """A copy of ``table`` with shares as percentages (2 decimals) and ratios to 3 decimals."""
+    shown = table.copy()
+    for column in percents:
+        shown[column] = shown[column].map(lambda v: f"{100 * v:.2f} %")
+    for column in ratios:
+        shown[column] = shown[column].map(lambda v: f"{v:.3f}")
+    return shown
+
+
+SEED_PERCENTS, SEED_RATIOS = ("share", "bound", "worst", "oracle_share", "oracle_bound"), ("ratio",)
+SUMMARY_PERCENTS = ("mean_share", "min_share", "max_bound", "oracle_mean_share")
 
 
 def write_joint_page(seeds: list[str], tagged: dict[str, list[str]], path: Path | None = None) -> Path:
     """The family-wise study (disposition/joint_threshold.py) as a results page: the joint walk and
     the multi-start variants on the default split (``seeds``) and, for each tag in ``tagged``
     (a cache made with other training-job overrides, e.g. another calibration share), its seeds."""
-    global TAG
     from disposition.report import markdown_table
     from experiments.disposition_safety.procedures import (
         JOINT_VARIANTS,
@@ -189,11 +198,10 @@ def write_joint_page(seeds: list[str], tagged: dict[str, list[str]], path: Path 
     path = path or ROOT / "experiments" / "results" / "disposition_safety_dev_joint.md"
     sections = []
     for tag, tag_seeds in {"": seeds, **tagged}.items():
-        TAG = tag
-        table = pd.concat([joint_study(tag_seeds), multi_study(tag_seeds)], ignore_index=True)
+        studies = [joint_study(tag_seeds, tag=tag), multi_study(tag_seeds, tag=tag)]
+        table = pd.concat(studies, ignore_index=True)
         table.insert(1, "split", tag or "default")
         sections.append(table)
-    TAG = ""
     table = pd.concat(sections, ignore_index=True)
     table.to_csv(path.with_suffix(".csv"), index=False)
     totals = []
@@ -201,14 +209,8 @@ def write_joint_page(seeds: list[str], tagged: dict[str, list[str]], path: Path 
         s = summary(part.drop(columns="split"))
         s.insert(0, "split", split)
         totals.append(s)
-    totals = pd.concat(totals, ignore_index=True)
-    for column in ("mean_share", "min_share", "max_bound", "oracle_mean_share"):
-        totals[column] = totals[column].map(lambda v: f"{100 * v:.2f} %")
-    totals["mean_ratio"] = totals["mean_ratio"].map(lambda v: f"{v:.3f}")
-    shown = table.copy()
-    for column in ("share", "bound", "worst", "oracle_share", "oracle_bound"):
-        shown[column] = shown[column].map(lambda v: f"{100 * v:.2f} %")
-    shown["ratio"] = shown["ratio"].map(lambda v: f"{v:.3f}")
+    totals = _percent_columns(pd.concat(totals, ignore_index=True), SUMMARY_PERCENTS, ("mean_ratio",))
+    shown = _percent_columns(table, SEED_PERCENTS, SEED_RATIOS)
     level_delta = {"L": "delta/(L+1) each (family-wise)", None: "none", 1: "delta each (not family-wise)"}
     variants = "\n".join(
         [

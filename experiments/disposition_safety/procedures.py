@@ -76,19 +76,18 @@ def _score(d: dict, score: str, threshold: np.ndarray) -> dict:
     }
 
 
-def study(seeds, variants=VARIANTS) -> pd.DataFrame:
+def _study(seeds, variants: dict, thresholds, tag: str | None = None) -> pd.DataFrame:
+    """One row per seed and variant: the model's closure on the test window under the variant's
+    thresholds, beside the oracle's under the same procedure. ``thresholds(d, score, variant, meta)``
+    gives the test window's per-call thresholds for scores ``score`` (``p`` or ``oracle``)."""
     from experiments.disposition_safety.dev_study import load
 
     rows = []
     for seed in seeds:
-        d, meta = load(seed)
-        base = SafetySettings(
-            limit=LIMIT, delta=DELTA, confirm_power=0.5, test_scale=meta["test_scale"], grid=100
-        )
-        for name, (overall, levels) in variants.items():
-            safety = replace(base, **overall)
-            model = _score(d, "p", _thresholds(d, "test", "p", "p", safety, levels))
-            oracle = _score(d, "oracle", _thresholds(d, "test", "oracle", "oracle", safety, levels))
+        d, meta = load(seed, tag)
+        for name, variant in variants.items():
+            model = _score(d, "p", thresholds(d, "p", variant, meta))
+            oracle = _score(d, "oracle", thresholds(d, "oracle", variant, meta))
             rows.append(
                 {
                     "seed": seed,
@@ -101,6 +100,17 @@ def study(seeds, variants=VARIANTS) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def study(seeds, variants=VARIANTS, tag: str | None = None) -> pd.DataFrame:
+    def thresholds(d, score, variant, meta):
+        overall, levels = variant
+        base = SafetySettings(
+            limit=LIMIT, delta=DELTA, confirm_power=0.5, test_scale=meta["test_scale"], grid=100
+        )
+        return _thresholds(d, "test", score, score, replace(base, **overall), levels)
+
+    return _study(seeds, variants, thresholds, tag)
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -184,27 +194,10 @@ def _joint(d: dict, window: str, score: str, variant, test_scale: float) -> np.n
     return out
 
 
-def joint_study(seeds, variants=JOINT_VARIANTS) -> pd.DataFrame:
-    from experiments.disposition_safety.dev_study import load
-
-    rows = []
-    for seed in seeds:
-        d, meta = load(seed)
-        for name, variant in variants.items():
-            model = _score(d, "p", _joint(d, "test", "p", variant, meta["test_scale"]))
-            oracle = _score(d, "oracle", _joint(d, "test", "oracle", variant, meta["test_scale"]))
-            rows.append(
-                {
-                    "seed": seed,
-                    "variant": name,
-                    **model,
-                    "oracle_share": oracle["share"],
-                    "ratio": model["share"] / oracle["share"] if oracle["share"] else np.nan,
-                    "oracle_bound": oracle["bound"],
-                    "oracle_above": oracle["above"],
-                }
-            )
-    return pd.DataFrame(rows)
+def joint_study(seeds, variants=JOINT_VARIANTS, tag: str | None = None) -> pd.DataFrame:
+    return _study(
+        seeds, variants, lambda d, score, v, meta: _joint(d, "test", score, v, meta["test_scale"]), tag
+    )
 
 
 # Multi-start walks (delta split over planned starts) for the overall threshold and each level's.
@@ -266,24 +259,7 @@ def _multi(d: dict, window: str, score: str, variant, test_scale: float) -> np.n
     return out
 
 
-def multi_study(seeds, variants=MULTI_VARIANTS) -> pd.DataFrame:
-    from experiments.disposition_safety.dev_study import load
-
-    rows = []
-    for seed in seeds:
-        d, meta = load(seed)
-        for name, variant in variants.items():
-            model = _score(d, "p", _multi(d, "test", "p", variant, meta["test_scale"]))
-            oracle = _score(d, "oracle", _multi(d, "test", "oracle", variant, meta["test_scale"]))
-            rows.append(
-                {
-                    "seed": seed,
-                    "variant": name,
-                    **model,
-                    "oracle_share": oracle["share"],
-                    "ratio": model["share"] / oracle["share"] if oracle["share"] else np.nan,
-                    "oracle_bound": oracle["bound"],
-                    "oracle_above": oracle["above"],
-                }
-            )
-    return pd.DataFrame(rows)
+def multi_study(seeds, variants=MULTI_VARIANTS, tag: str | None = None) -> pd.DataFrame:
+    return _study(
+        seeds, variants, lambda d, score, v, meta: _multi(d, "test", score, v, meta["test_scale"]), tag
+    )
