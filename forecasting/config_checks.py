@@ -22,6 +22,7 @@ from forecasting.data import CountChecks
 from forecasting.hierarchy.settings import HierarchySettings
 from forecasting.metrics import MASE_SCALES
 from forecasting.models.base import Forecaster
+from forecasting.models.conformal import RECALIBRATE, SCALES, IntervalSettings
 from mlops.config_checks import (
     Choice,
     ExistingPath,
@@ -87,6 +88,17 @@ BACKTEST_OPTIONAL: dict[str, Rule] = {
         nullable=True,
         what="a list of [first, last] days ahead, e.g. [[1,42],[43,84]]",
     ),
+}
+
+# The recalibration of every model's intervals (conf/forecast.yaml `intervals`); optional so
+# configs written before it still run (with IntervalSettings' defaults).
+INTERVAL_RULES: dict[str, Rule] = {
+    "intervals.recalibrate": Choice(RECALIBRATE),
+    "intervals.n_windows": WholeNumber(1, 100, unit="origins"),
+    "intervals.step": WholeNumber(1, MAX_DAYS, unit="days"),
+    "intervals.tolerance": Number(0, 1, what="a fraction, e.g. 0.025 for 2.5 points"),
+    "intervals.scale": Choice(SCALES),
+    "intervals.band": WholeNumber(0, MAX_DAYS, unit="days"),
 }
 
 HINTS = {
@@ -155,7 +167,9 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
         "season_length": WholeNumber(1, 366, unit="days"),
         "levels": LEVELS,
         "coverage_tolerance": Number(-1, 1, what="a fraction, e.g. 0.025 for 2.5 points"),
-        "recalibrate": Flag(),
+        "recalibrate": Flag(),  # the job sets the mode from `intervals.recalibrate`
+        "recalibration_scale": Choice(SCALES),
+        "recalibration_band": WholeNumber(0, MAX_DAYS, unit="days"),
     },
     "forecasting.models.BacktestConformal": {
         "n_windows": WholeNumber(1, 100, unit="origins"),
@@ -163,6 +177,8 @@ MODEL_RULES: dict[str, dict[str, Rule]] = {
         "levels": LEVELS,
         "step": WholeNumber(1, MAX_DAYS, unit="days"),
         "horizon": WholeNumber(1, MAX_DAYS, unit="days"),
+        "scale": Choice(SCALES),
+        "band": WholeNumber(0, MAX_DAYS, unit="days"),
     },
 }
 MODEL_CONFIGS = "auto, seasonal_naive, lightgbm, glm, ets, arima, ensemble, conformal"  # conf/model/*.yaml
@@ -182,6 +198,7 @@ class CheckedForecastConfig:
     """Values the job uses in a converted form."""
 
     levels: list[int]
+    intervals: IntervalSettings = IntervalSettings()
 
 
 def check_config(cfg: DictConfig) -> CheckedForecastConfig:
@@ -216,7 +233,9 @@ def check_config(cfg: DictConfig) -> CheckedForecastConfig:
     records = bool(lookup(cfg, "data.records", default=False))
     HierarchySettings.from_config(_plain(lookup(cfg, "hierarchy", default=None)), records=records)
     check_tracking(cfg)
-    return CheckedForecastConfig(levels=sorted(set(values["levels"])))
+    intervals = check_all(cfg, INTERVAL_RULES, optional=True)
+    intervals = IntervalSettings(**{key.removeprefix("intervals."): v for key, v in intervals.items()})
+    return CheckedForecastConfig(levels=sorted(set(values["levels"])), intervals=intervals)
 
 
 def _check_bands(cfg: DictConfig, values: dict, horizon: int) -> None:

@@ -33,6 +33,7 @@ from forecasting.hierarchy import (
 from forecasting.metrics import band_summary, metrics_by_band, metrics_by_horizon, summary_metrics
 from forecasting.models.auto import AutoForecaster, selection_table
 from forecasting.models.base import Forecaster, interval_columns
+from forecasting.models.conformal import recalibration_state, with_interval_settings
 from forecasting.plots import busiest_series, components_figure, find_glm, forecast_figure
 from forecasting.pyfunc_model import log_forecast_model
 from mlops.concurrency import retry_transient, store_lock_path
@@ -82,7 +83,8 @@ def build_forecaster(model_cfg: DictConfig) -> Forecaster:
 def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     """Run the forecasting job described by ``cfg``, writing tables and plots to ``output_dir``."""
     started = time.time()  # the MLflow run's start: its duration covers the backtest and the fit
-    levels = check_config(cfg).levels  # every config value, before any file is read
+    checked = check_config(cfg)  # every config value, before any file is read
+    levels = checked.levels
     engine_settings = check_engine(cfg, launcher=current_launcher())
     given = cfg.get("hierarchy")
     hierarchy = HierarchySettings.from_config(OmegaConf.to_container(given, resolve=True) if given else None)
@@ -102,15 +104,21 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
     if filled_days:
         print(f"data: filled {filled_days} missing day(s) with {cfg.data.fill_missing} (data.fill_missing)")
     forecaster = build_forecaster(cfg.model)
+    model_class = type(forecaster).__name__  # the configured model's, whatever wraps it below
     if hierarchy.enabled:  # every node's series (leaves and totals), forecast then reconciled
+        # The hierarchy sets every node's intervals from the model's errors at its own earlier
+        # origins (hierarchy.intervals); a recalibration inside each of its fits would square the fits.
         data, forecaster = hierarchy.wrap(forecaster, data)
+    else:  # the `intervals` setting, for whatever model is configured (auto: its own inner errors)
+        calibrated = max(int(cfg.backtest.horizon), int(cfg.serving.max_horizon))
+        forecaster = with_interval_settings(forecaster, checked.intervals, calibrated, levels)
     protocol = {key: int(cfg.backtest[key]) for key in ("horizon", "n_origins", "step", "season_length")}
     if cfg.backtest.get("first_cutoff"):
         protocol["first_cutoff"] = str(cfg.backtest.first_cutoff)
     # Only a non-default scale enters the protocol, so champions scored before it existed still match.
     if cfg.backtest.get("mase_scale", "seasonal_naive") != "seasonal_naive":
         protocol["mase_scale"] = str(cfg.backtest.mase_scale)
-    model_label = config_choice("model", type(forecaster).__name__)
+    model_label = config_choice("model", model_class)
     clock = time.monotonic()
     with start_engine(engine_settings) as engine:  # a cluster started here stops after the backtest
         with stage(f"backtest: {model_label}, {protocol['n_origins']} origins"):
@@ -129,6 +137,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         final = clone(forecaster).fit(data)
     timings["fit_seconds"] = time.monotonic() - clock
     selection = _auto_selection(forecaster, final, data, backtest)
+    print(f"intervals: {describe_intervals(final)}")
     max_horizon = int(cfg.serving.max_horizon)
     # Gate what would be served: the final fit's forecast over the whole servable horizon.
     served = served_forecast(final, data, max_horizon, levels)
@@ -169,7 +178,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
         if not final.fitted_regressors:
             forecast.to_csv(staging / "forecast.csv", index=False)
         shown = busiest_series(data, int(cfg.plot.n_series))
-        title = f"{model_label} ({type(final).__name__}) on {cfg.data.name}"
+        title = f"{model_label} ({model_class}) on {cfg.data.name}"
         history_days = int(cfg.plot.history_days)
         add_up = not hierarchy.enabled  # a hierarchy's totals are series of their own
         figure = forecast_figure(data, forecast, shown, levels, history_days, title, backtest, add_up)
@@ -201,7 +210,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             mlflow.set_tags(
                 {
                     "data_fingerprint": fingerprint,
-                    "model_class": type(forecaster).__name__,
+                    "model_class": model_class,
                     "regressors": ",".join(final.fitted_regressors),
                 }
             )
@@ -209,6 +218,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
             if selection is not None:  # the registered model: the winner on all the data
                 mlflow.log_params({"auto.winner": final.winner_, "auto.recalibrated": final.recalibrated_})
+            # Whether the registered model's intervals were recalibrated (`intervals` config).
+            mlflow.log_param("intervals.recalibrated", recalibration_state(final))
             if by_level is not None:  # e.g. total.mase, area.coverage_80
                 mlflow.log_metrics(level_metrics(by_level))
                 mlflow.set_tag("reconciliation", final.method_)
@@ -229,7 +240,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
                     "data_fingerprint": fingerprint,
                     "backtest_protocol": json.dumps(protocol),
                     "backtest_mase": summary["mase"],
-                    "model_class": type(forecaster).__name__,
+                    "model_class": model_class,
                 },
                 lambda champion: _promotion_decision(
                     champion,
@@ -244,7 +255,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
                 ),
                 store_lock_path(store.tracking_uri),
                 description=_version_description(
-                    model_label, forecaster, cfg, contract, protocol, summary, run
+                    model_label, model_class, final, cfg, contract, protocol, summary, run
                 ),
             )
             mlflow.set_tag("promotion", decision.reason)
@@ -263,7 +274,8 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
 
 def _version_description(
     model_label: str,
-    forecaster: Forecaster,
+    model_class: str,
+    final: Forecaster,
     cfg: DictConfig,
     contract: dict,
     protocol: dict,
@@ -283,13 +295,28 @@ def _version_description(
         if key in summary
     )
     return (
-        f"{model_label} ({type(forecaster).__name__}): daily calls for {len(contract['series'])} series of "
+        f"{model_label} ({model_class}): daily calls for {len(contract['series'])} series of "
         f"data '{cfg.data.name}' (fingerprint {contract['data']['fingerprint']}), trained to "
         f"{ends if isinstance(ends, str) else 'per-series ends'}, "
         f"serving up to {contract['max_horizon']} days.\n"
         f"Backtest ({protocol['n_origins']} origins, {protocol['horizon']}-day horizon): {scores}.\n"
+        f"Intervals: {describe_intervals(final)}.\n"
         f"Run {run.info.run_id} ({run.info.run_name})."
     )
+
+
+def describe_intervals(final: Forecaster) -> str:
+    """Where the fitted model's intervals come from, in words (console and model card)."""
+    state = recalibration_state(final)
+    if state == "not checked":
+        return "the model's own (no recalibration: intervals.recalibrate=never, or a hierarchy's own)"
+    if isinstance(final, AutoForecaster):
+        source = f"the winner's errors at its {final.n_origins} inner origins"
+    else:
+        source = f"its errors at {final.n_windows} earlier origins"
+    if state == "recalibrated":
+        return f"recalibrated horizon by horizon on {source}"
+    return f"the model's own: their coverage on {source} was within tolerance"
 
 
 def served_forecast(

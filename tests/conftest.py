@@ -150,12 +150,20 @@ FAST_AUTO = [
 ]
 
 
-def fast_forecast_overrides(data_path: Path, store_dir: Path, model: str = "lightgbm") -> list[str]:
-    """Overrides that keep a full forecasting run to a few seconds."""
+def fast_forecast_overrides(
+    data_path: Path, store_dir: Path, model: str = "lightgbm", recalibrate: str = "never"
+) -> list[str]:
+    """Overrides that keep a full forecasting run to a few seconds.
+
+    Interval recalibration (``intervals``, on by default) refits the model at several earlier
+    origins per fit; it is off here unless a test asks (``recalibrate="auto"``), for the many tests
+    that check something else.
+    """
     speed = {"lightgbm": ["model.n_estimators=60"], "auto": FAST_AUTO}.get(model, [])
     return [
         f"model={model}",
         *speed,
+        f"intervals.recalibrate={recalibrate}",
         f"data.path={data_path}",
         f"tracking.store_dir={store_dir}",
         "backtest.n_origins=2",

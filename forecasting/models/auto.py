@@ -19,9 +19,11 @@ pays is cheap candidates (one BLAS / OpenMP thread per small fit, ETS started fr
 seasons, no parameter covariance in the ARIMA fit: see their docstrings).
 
 Intervals. The winner's inner forecasts also give its out-of-sample interval coverage. When that
-misses a nominal level by more than ``coverage_tolerance``, the winner's intervals are
-recalibrated horizon by horizon on its inner errors (as :class:`BacktestConformal` does, with no
-extra fits); otherwise the winner keeps its own intervals.
+misses a nominal level by more than ``coverage_tolerance`` (``recalibrate="auto"``), or always
+(``"always"``), the winner's intervals are recalibrated horizon by horizon on its inner errors (as
+:class:`BacktestConformal` does, with no extra fits); otherwise the winner keeps its own
+intervals. The forecasting job sets these from its ``intervals`` config, the one recalibration
+setting of every model (:func:`~forecasting.models.conformal.with_interval_settings`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from forecasting.metrics import seasonal_naive_scale
 from forecasting.models.base import Forecaster, interval_columns
-from forecasting.models.conformal import conformal_bounds, interval_coverage, residuals_by_horizon
+from forecasting.models.conformal import (
+    HORIZON_BAND,
+    RECALIBRATE,
+    check_scale,
+    conformal_bounds,
+    interval_coverage,
+    residuals_by_horizon,
+)
 from forecasting.models.ensemble import Ensemble
 
 GRID_EPOCH = pd.Timestamp("2000-01-02")  # inner origins are this date plus whole multiples of step
@@ -87,8 +96,11 @@ class AutoForecaster(Forecaster):
     coverage_tolerance : float
         Recalibrate the winner's intervals when inner coverage misses any of ``levels`` by more
         than this (a fraction, e.g. 0.025 = 2.5 points); a negative value always recalibrates.
-    recalibrate : bool
-        False keeps the winner's own intervals whatever their inner coverage.
+    recalibrate : {"auto", "always", "never"} or bool
+        ``auto`` (or True): recalibrate when inner coverage misses by more than
+        ``coverage_tolerance``; ``always``; ``never`` (or False) keeps the winner's own intervals.
+    recalibration_scale, recalibration_band : str, int
+        The error scale and horizon pooling of the recalibration (see :class:`BacktestConformal`).
     """
 
     uses_regressors = True
@@ -104,7 +116,9 @@ class AutoForecaster(Forecaster):
         season_length: int = 7,
         levels: Sequence[int] = (80, 95),
         coverage_tolerance: float = 0.025,
-        recalibrate: bool = True,
+        recalibrate: str | bool = "auto",
+        recalibration_scale: str = "pearson",
+        recalibration_band: int = HORIZON_BAND,
     ):
         self.candidates = candidates
         self.combinations = combinations
@@ -116,6 +130,8 @@ class AutoForecaster(Forecaster):
         self.levels = levels
         self.coverage_tolerance = coverage_tolerance
         self.recalibrate = recalibrate
+        self.recalibration_scale = recalibration_scale
+        self.recalibration_band = recalibration_band
 
     def min_history_days(self) -> int:
         # The oldest inner origin needs what every candidate needs; the grid can put the newest
@@ -132,6 +148,14 @@ class AutoForecaster(Forecaster):
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if unknown := sorted(set(self.combinations) - set(COMBINATIONS)):
             raise ValueError(f"unknown combinations {unknown}: use some of {list(COMBINATIONS)}")
+        self._recalibration_mode()
+        check_scale(self.recalibration_scale, self.recalibration_band)
+
+    def _recalibration_mode(self) -> str:
+        mode = {True: "auto", False: "never"}.get(self.recalibrate, self.recalibrate)
+        if mode not in RECALIBRATE:
+            raise ValueError(f"recalibrate must be one of {list(RECALIBRATE)}, got {self.recalibrate!r}")
+        return mode
 
     def select(self, df: pd.DataFrame) -> pd.DataFrame:
         """Score every candidate and combination on inner origins inside ``df``, best first.
@@ -180,8 +204,12 @@ class AutoForecaster(Forecaster):
             model = Ensemble([clone(self.candidates[m]) for m in members], weights=weights)
         inner = forecasts[winner["name"]]
         misses = max(abs(winner[f"coverage_{lv}"] - lv / 100) for lv in self._levels())
-        self.recalibrated_ = bool(self.recalibrate) and misses > float(self.coverage_tolerance)
-        self.residuals_by_h_ = residuals_by_horizon(inner, int(self.horizon)) if self.recalibrated_ else None
+        mode = self._recalibration_mode()
+        self.recalibrated_ = mode == "always" or (mode == "auto" and misses > float(self.coverage_tolerance))
+        scale, band = self.recalibration_scale, int(self.recalibration_band)
+        self.residuals_by_h_ = (
+            residuals_by_horizon(inner, int(self.horizon), scale, band) if self.recalibrated_ else None
+        )
         self.winner_ = str(winner["name"])
         self.scores_ = scores
         self.model_ = model.fit(df)
@@ -193,7 +221,9 @@ class AutoForecaster(Forecaster):
         series = frame["unique_id"].unique().tolist()
         forecast = self.model_.predict(h, level, future=frame, series=series)
         if self.recalibrated_:
-            forecast = conformal_bounds(forecast, self.last_dates_, self.residuals_by_h_, level)
+            forecast = conformal_bounds(
+                forecast, self.last_dates_, self.residuals_by_h_, level, self.recalibration_scale
+            )
         return forecast
 
     def _levels(self) -> list[int]:

@@ -6,15 +6,21 @@ wrapper refits the model at a few earlier origins, measures its errors on the da
 and sets the interval bounds from those errors (split conformal prediction by horizon). The mean
 forecast is the wrapped model's, fitted on all the data.
 
-Errors are pooled across series as Pearson residuals, (y - mean) / sqrt(mean), which puts a
-series of 30 calls a day and one of 300 on one scale (count noise grows with the square root of
-the mean), and across neighbouring horizons (+-3 days) so that each quantile rests on enough
-errors.
+Errors are pooled across series on a common scale, by default as Pearson residuals,
+(y - mean) / sqrt(mean), which puts a series of 30 calls a day and one of 300 on one scale (count
+noise grows with the square root of the mean), or as relative errors (y - mean) / mean, and across
+neighbouring horizons (+-``band`` days) so that each quantile rests on enough errors.
+
+:class:`IntervalSettings` and :func:`with_interval_settings` apply one recalibration setting to
+any model (the forecasting job's ``intervals`` config): the model is wrapped in
+:class:`BacktestConformal`, except an :class:`~forecasting.models.AutoForecaster`, which
+recalibrates its winner on its own inner errors with the same rule, and a model already wrapped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,7 +29,9 @@ from sklearn.base import clone
 from forecasting.models.base import Forecaster
 from mlops.errors import ConfigError
 
-HORIZON_BAND = 3  # days either side of h whose errors also calibrate h
+HORIZON_BAND = 3  # days either side of h whose errors also calibrate h (the default band)
+SCALES = ("pearson", "relative")  # how errors of series of different size share one quantile
+RECALIBRATE = ("auto", "always", "never")  # the modes of IntervalSettings.recalibrate
 
 
 class BacktestConformal(Forecaster):
@@ -45,6 +53,10 @@ class BacktestConformal(Forecaster):
         always recalibrate. The decision uses the same earlier origins, so no look-ahead.
     levels : sequence of int
         Levels whose coverage decides, with ``coverage_tolerance``.
+    scale : {"pearson", "relative"}
+        Errors divided by sqrt(mean) (count noise) or by the mean (errors proportional to level).
+    band : int
+        Days either side of each horizon whose errors also calibrate it.
     """
 
     def __init__(
@@ -55,6 +67,8 @@ class BacktestConformal(Forecaster):
         horizon: int = 84,
         coverage_tolerance: float | None = None,
         levels: Sequence[int] = (80, 95),
+        scale: str = "pearson",
+        band: int = HORIZON_BAND,
     ):
         self.model = model
         self.n_windows = n_windows
@@ -62,6 +76,8 @@ class BacktestConformal(Forecaster):
         self.horizon = horizon
         self.coverage_tolerance = coverage_tolerance
         self.levels = levels
+        self.scale = scale
+        self.band = band
 
     def min_history_days(self) -> int:
         # Its own backtest: the wrapped model's history (at least the backtest's minimum) at the
@@ -74,6 +90,7 @@ class BacktestConformal(Forecaster):
     def fit(self, df: pd.DataFrame) -> BacktestConformal:
         if int(self.n_windows) < 1 or int(self.step) < 1 or int(self.horizon) < 1:
             raise ValueError("n_windows, step and horizon must each be at least 1")
+        check_scale(self.scale, self.band)
         self._remember_history(df)
         # Imported here: forecasting.backtest itself imports the models package.
         from forecasting.backtest import rolling_origin_backtest
@@ -95,7 +112,7 @@ class BacktestConformal(Forecaster):
             )
         except ConfigError as error:
             raise ValueError(f"too little history before the oldest calibration origin: {error}") from None
-        self.residuals_by_h_ = residuals_by_horizon(folds, int(self.horizon))
+        self.residuals_by_h_ = residuals_by_horizon(folds, int(self.horizon), self.scale, int(self.band))
         self.own_coverage_ = interval_coverage(folds, self.levels)
         misses = max((abs(c - lv / 100) for lv, c in self.own_coverage_.items()), default=float("inf"))
         tolerance = self.coverage_tolerance
@@ -109,7 +126,81 @@ class BacktestConformal(Forecaster):
         if not getattr(self, "recalibrated_", True):  # its own intervals were within tolerance
             return self.model_.predict(h, level, future=frame, series=series)
         forecast = self.model_.predict(h, [], future=frame, series=series)
-        return conformal_bounds(forecast, self.last_dates_, self.residuals_by_h_, level)
+        return conformal_bounds(forecast, self.last_dates_, self.residuals_by_h_, level, self.scale)
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """One recalibration setting for every model (the forecasting job's ``intervals`` config).
+
+    ``recalibrate``: ``auto`` recalibrates a model's intervals only when its own coverage at the
+    earlier origins misses a level by more than ``tolerance``; ``always``; ``never`` keeps every
+    model's own intervals. ``n_windows`` earlier origins ``step`` days apart, errors on ``scale``
+    pooled over +-``band`` days of horizon (see :class:`BacktestConformal`).
+    """
+
+    recalibrate: str = "auto"
+    n_windows: int = 4
+    step: int = 28
+    tolerance: float = 0.025
+    scale: str = "pearson"
+    band: int = HORIZON_BAND
+
+    def __post_init__(self):
+        if self.recalibrate not in RECALIBRATE:
+            raise ValueError(f"recalibrate must be one of {list(RECALIBRATE)}, got {self.recalibrate!r}")
+        check_scale(self.scale, self.band)
+
+
+def with_interval_settings(
+    model: Forecaster, settings: IntervalSettings, horizon: int, levels: Sequence[int]
+) -> Forecaster:
+    """``model`` with ``settings`` applied to its intervals, calibrated up to ``horizon`` days.
+
+    A model already wrapped in :class:`BacktestConformal` keeps its own wrapper (the user chose its
+    settings). An :class:`~forecasting.models.AutoForecaster` is not wrapped (that would refit the
+    whole choice at every window): it recalibrates its winner on its own inner errors, with this
+    mode, tolerance, scale and band. Any other model is wrapped, unless ``recalibrate`` is never.
+    """
+    from forecasting.models.auto import AutoForecaster  # auto imports this module
+
+    if isinstance(model, BacktestConformal):
+        return model
+    if isinstance(model, AutoForecaster):
+        return clone(model).set_params(
+            recalibrate=settings.recalibrate,
+            coverage_tolerance=settings.tolerance,
+            recalibration_scale=settings.scale,
+            recalibration_band=settings.band,
+        )
+    if settings.recalibrate == "never":
+        return model
+    return BacktestConformal(
+        model,
+        n_windows=settings.n_windows,
+        step=settings.step,
+        horizon=int(horizon),
+        coverage_tolerance=None if settings.recalibrate == "always" else settings.tolerance,
+        levels=sorted({int(lv) for lv in levels}),
+        scale=settings.scale,
+        band=settings.band,
+    )
+
+
+def recalibration_state(model: Forecaster) -> str:
+    """What a fitted model did with its intervals: ``recalibrated``, ``own`` or ``not checked``
+    (a model no recalibration wraps)."""
+    recalibrated = getattr(model, "recalibrated_", None)
+    if recalibrated is None:
+        return "not checked"
+    return "recalibrated" if recalibrated else "own"
+
+
+def check_scale(scale: str, band: int) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    if int(band) < 0:
+        raise ValueError(f"band must be a whole number of days >= 0, got {band}")
 
 
 def interval_coverage(folds: pd.DataFrame, levels: Sequence[int]) -> dict[int, float]:
@@ -121,17 +212,26 @@ def interval_coverage(folds: pd.DataFrame, levels: Sequence[int]) -> dict[int, f
     return coverage
 
 
-def residuals_by_horizon(folds: pd.DataFrame, horizon: int) -> dict[int, np.ndarray]:
-    """Sorted Pearson residuals of backtest ``folds`` (``h, y, mean``) for each horizon 1..horizon.
+def residuals_by_horizon(
+    folds: pd.DataFrame, horizon: int, scale: str = "pearson", band: int = HORIZON_BAND
+) -> dict[int, np.ndarray]:
+    """Sorted scaled errors of backtest ``folds`` (``h, y, mean``) for each horizon 1..horizon.
 
-    Each horizon pools the errors of its neighbours within ``HORIZON_BAND`` days and of all series.
+    Each horizon pools the errors of its neighbours within ``band`` days and of all series.
     """
     mean = np.maximum(folds["mean"].to_numpy(dtype=float), 1e-6)
-    pooled = pd.DataFrame({"h": folds["h"].to_numpy(), "z": (folds["y"].to_numpy() - mean) / np.sqrt(mean)})
+    errors = (folds["y"].to_numpy() - mean) / _spread(mean, scale)
+    pooled = pd.DataFrame({"h": folds["h"].to_numpy(), "z": errors})
     return {
-        h: np.sort(pooled.loc[(pooled["h"] - h).abs() <= HORIZON_BAND, "z"].to_numpy())
+        h: np.sort(pooled.loc[(pooled["h"] - h).abs() <= int(band), "z"].to_numpy())
         for h in range(1, int(horizon) + 1)
     }
+
+
+def _spread(mean: np.ndarray, scale: str) -> np.ndarray:
+    """What an error is divided by on ``scale``: sqrt(mean) (Pearson) or the mean (relative)."""
+    mean = np.maximum(mean, 0.0)
+    return np.sqrt(mean) if scale == "pearson" else mean
 
 
 def conformal_bounds(
@@ -139,6 +239,7 @@ def conformal_bounds(
     last_dates: pd.Series,
     residuals: dict[int, np.ndarray],
     level: list[int],
+    scale: str = "pearson",
 ) -> pd.DataFrame:
     """Set ``lo_L, hi_L`` of ``forecast`` (``unique_id, ds, mean``) from residual quantiles by horizon.
 
@@ -149,13 +250,13 @@ def conformal_bounds(
     days_ahead = (forecast["ds"] - forecast["unique_id"].map(last_dates)).dt.days.to_numpy()
     calibrated = np.clip(days_ahead, 1, longest)
     mean = forecast["mean"].to_numpy(dtype=float)
-    root = np.sqrt(np.maximum(mean, 0.0))
+    spread = _spread(mean, scale)
     for lv in level:
         tail = (1 - lv / 100) / 2
         lo = np.array([conformal_quantile(residuals[d], tail) for d in range(1, longest + 1)])
         hi = np.array([conformal_quantile(residuals[d], 1 - tail) for d in range(1, longest + 1)])
-        forecast[f"lo_{lv}"] = np.maximum(mean + lo[calibrated - 1] * root, 0.0)
-        forecast[f"hi_{lv}"] = mean + hi[calibrated - 1] * root
+        forecast[f"lo_{lv}"] = np.maximum(mean + lo[calibrated - 1] * spread, 0.0)
+        forecast[f"hi_{lv}"] = mean + hi[calibrated - 1] * spread
     return forecast
 
 
