@@ -62,6 +62,22 @@ def variants() -> list[Variant]:
     return [Variant(n, step, scale, band, mode) for (n, step), scale, band, mode in grid]
 
 
+def development_origins(protocols: Mapping[int, Mapping], lattice_start: pd.Timestamp) -> dict[int, list]:
+    """Each development year's origins, moved onto the grid (``lattice_start`` + whole ``step`` s).
+
+    A year's protocol starts on 31 December of the year before; the grid of 28-day steps from the
+    first year's start lands one day earlier in a later year after a 365-day year (2017-12-30 for
+    2018), so that year's origins are taken one day earlier, which keeps every window on the grid.
+    """
+    origins = {}
+    for year, protocol in protocols.items():
+        step = int(protocol["step"])
+        offset = (pd.Timestamp(protocol["first_cutoff"]) - lattice_start).days % step
+        first = pd.Timestamp(protocol["first_cutoff"]) - pd.Timedelta(days=offset)
+        origins[year] = [first + pd.Timedelta(days=step * k) for k in range(int(protocol["n_origins"]))]
+    return origins
+
+
 def grid_origins(first_dev_origin: pd.Timestamp, last_dev_origin: pd.Timestamp, horizon: int) -> dict:
     """The grid backtest's protocol: from the oldest window any variant uses to the last origin."""
     first = pd.Timestamp(first_dev_origin) - pd.Timedelta(days=horizon + MAX_SPAN - 28)
@@ -201,3 +217,49 @@ def grid_name(key: str, config: object, protocol: Mapping, levels: Sequence[int]
     """Cache name of one model's grid backtest: its key and a hash of everything it depends on."""
     text = json.dumps([config, {k: str(v) for k, v in protocol.items()}, list(levels)], default=str)
     return f"{key}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class StudyResult:
+    """What the page shows: every variant's scores, the models' own gaps, and the rule's choice."""
+
+    table: pd.DataFrame
+    own: pd.DataFrame  # the models' own coverage gaps (no recalibration), by model and year
+    chosen: pd.Series
+    origins: dict[int, list]
+    grid: dict
+
+
+def run_study(
+    models: Mapping[str, Mapping],
+    make,
+    history: pd.DataFrame,
+    protocols: Mapping[int, Mapping],
+    levels: Sequence[int],
+    horizons: Sequence[int],
+    season_length: int,
+    cache: Path,
+    progress=print,
+) -> StudyResult:
+    """Backtest each of ``models`` on the grid (cached), score every variant, apply the rule.
+
+    ``history`` must end with the last development year: nothing later is read.
+    """
+    first = min(pd.Timestamp(p["first_cutoff"]) for p in protocols.values())
+    origins = development_origins(protocols, first)
+    last = max(o for year in origins.values() for o in year)
+    horizon = max(int(p["horizon"]) for p in protocols.values())
+    protocol = grid_origins(first, last, horizon)
+    grids = {}
+    for key, config in models.items():
+        name = grid_name(key, config, protocol, levels)
+        grids[key] = cached_grid(
+            cache,
+            name,
+            lambda config=config: grid_forecasts(make(config), history, protocol, levels, season_length),
+        )
+        progress(f"recalibration study: {key} grid ({protocol['n_origins']} origins) ready")
+    table = study(grids, origins, levels, horizons)
+    own = coverage_gaps(grids, origins, None, levels, horizons)
+    own = own.groupby(["model", "year"])["gap"].max().unstack("year")
+    return StudyResult(table, own, choose(table), origins, protocol)
