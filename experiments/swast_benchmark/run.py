@@ -354,7 +354,8 @@ def steps_in_test_year(
 ) -> dict[str, int]:
     """Days between test-year origins by contender label, where not the protocol's ``step``.
 
-    The default and the frozen choice always run the full protocol; with ``others`` every other
+    The default (and its recalibrated variant) and the frozen choice always run the full
+    protocol; with ``others`` every other
     contender runs at that coarser subset of origins; ``overrides`` (by model key, or ``peer: X``)
     set single contenders and win over ``others``.
     """
@@ -363,7 +364,7 @@ def steps_in_test_year(
         key = label.split(": ")[0] if not label.startswith("peer: ") else label
         if key in overrides:
             steps[label] = int(overrides[key])
-        elif others and key != default and label != frozen:
+        elif others and key.removesuffix(RECALIBRATED) != default and label != frozen:
             steps[label] = int(others)
     return steps
 
@@ -762,8 +763,9 @@ class Evaluation:
             "benchmark=swast` (conf/benchmark/swast.yaml), logged to the MLflow experiment "
             "`benchmark-swast`.",
             "",
-            f"What ran where (origins per contender and year): {self.scope()}. The default and the "
-            "model the frozen rule picks run all of the test year's weekly origins; the other "
+            f"What ran where (origins per contender and year): {self.scope()}. The default (and its "
+            "recalibrated variant, if any) and the model the frozen rule picks run all of the test "
+            "year's weekly origins; the other "
             "contenders run the subset of them given by `test_step_others` (the same first origin), "
             "to fit the time available on a shared 2-core machine; their paired tests with the "
             "default use the origins both ran. So in the test-year table the means of contenders with "
@@ -879,7 +881,10 @@ class Evaluation:
             "- A paired test has little power with 11 origins; a p-value above 0.05 is no evidence of "
             "equal accuracy.",
             "- Backtests are cached by contender, year and protocol (`cache_dir`); the cache key does "
-            "not include the code, so delete the folder after changing a model to recompute it.",
+            "not include the code, so delete the folder after changing a model to recompute it. The "
+            "recalibrated variants' keys also hold a hash of the recalibration's code "
+            "(forecasting/models/conformal.py, auto.py), and the study's grids a hash of each model's "
+            "config and the grid.",
         ]
         if note:
             lines.append(f"- Note on this run: {note}")

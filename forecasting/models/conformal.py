@@ -111,7 +111,10 @@ class BacktestConformal(Forecaster):
                 },
             )
         except ConfigError as error:
-            raise ValueError(f"too little history before the oldest calibration origin: {error}") from None
+            raise ValueError(
+                f"too little history before the oldest calibration origin: {error} (or set "
+                "intervals.recalibrate=never, or fewer intervals.n_windows)"
+            ) from None
         self.residuals_by_h_ = residuals_by_horizon(folds, int(self.horizon), self.scale, int(self.band))
         self.own_coverage_ = interval_coverage(folds, self.levels)
         misses = max((abs(c - lv / 100) for lv, c in self.own_coverage_.items()), default=float("inf"))
@@ -139,11 +142,11 @@ class IntervalSettings:
     pooled over +-``band`` days of horizon (see :class:`BacktestConformal`).
     """
 
-    recalibrate: str = "auto"
-    n_windows: int = 4
+    recalibrate: str = "auto"  # the defaults are conf/forecast.yaml's, chosen on SWAST 2017-2018
+    n_windows: int = 8
     step: int = 28
     tolerance: float = 0.025
-    scale: str = "pearson"
+    scale: str = "relative"
     band: int = HORIZON_BAND
 
     def __post_init__(self):
