@@ -219,7 +219,7 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             if selection is not None:  # the registered model: the winner on all the data
                 mlflow.log_params({"auto.winner": final.winner_, "auto.recalibrated": final.recalibrated_})
             # Whether the registered model's intervals were recalibrated (`intervals` config).
-            mlflow.log_param("intervals.recalibrated", recalibration_state(final))
+            mlflow.log_param("intervals.recalibrated", _interval_state(final))
             if by_level is not None:  # e.g. total.mase, area.coverage_80
                 mlflow.log_metrics(level_metrics(by_level))
                 mlflow.set_tag("reconciliation", final.method_)
@@ -305,9 +305,16 @@ def _version_description(
     )
 
 
+def _interval_state(final: Forecaster) -> str:
+    """``recalibrated``, ``own`` (checked, within tolerance) or ``not checked`` (no recalibration)."""
+    if isinstance(final, AutoForecaster) and final.recalibrate in (False, "never"):
+        return "not checked"
+    return recalibration_state(final)
+
+
 def describe_intervals(final: Forecaster) -> str:
     """Where the fitted model's intervals come from, in words (console and model card)."""
-    state = recalibration_state(final)
+    state = _interval_state(final)
     if state == "not checked":
         return "the model's own (no recalibration: intervals.recalibrate=never, or a hierarchy's own)"
     if isinstance(final, AutoForecaster):

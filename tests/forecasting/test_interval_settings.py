@@ -96,3 +96,20 @@ def test_the_job_recalibrates_by_default_and_says_so(tmp_path, small_counts_csv)
     assert "SeasonalNaive" in card and run.data.tags["model_class"] == "SeasonalNaive"
     served = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model().forecaster
     assert isinstance(served, BacktestConformal) and served.recalibrated_
+
+
+def test_the_model_card_says_where_auto_s_intervals_come_from(small_counts):
+    from forecasting.pipeline import describe_intervals
+
+    candidates = {"naive": SeasonalNaive()}
+    never = AutoForecaster(candidates, n_origins=2, step=14, horizon=14, recalibrate="never").fit(
+        small_counts
+    )
+    assert describe_intervals(never).startswith("the model's own (no recalibration")
+    always = AutoForecaster(candidates, n_origins=2, step=14, horizon=14, recalibrate="always").fit(
+        small_counts
+    )
+    assert (
+        describe_intervals(always)
+        == "recalibrated horizon by horizon on the winner's errors at its 2 inner origins"
+    )
