@@ -11,7 +11,7 @@ from disposition.evaluation import SafetySettings, WindowEvaluation, nothing_rec
 from disposition.report import markdown_table, percent
 from disposition.safety import ClosureResult, HardRule
 from disposition.scorer import FeatureSpec
-from disposition.threshold import required_calls
+from disposition.threshold import calls_to_certify, required_calls
 from disposition.withheld import WithheldLevels
 
 
@@ -198,6 +198,11 @@ def _subgroup_section(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
+def _calls_text(rate: float, s: SafetySettings) -> str:
+    needed = calls_to_certify(rate, s.limit, s.delta)
+    return f"about {needed:,}" if needed is not None else "more than 10,000,000"
+
+
 def _safety_lines(summary: RunSummary) -> list[str]:
     s, sel, dep = summary.safety, summary.selection, summary.test.deployed
     limit = percent(s.limit)
@@ -228,7 +233,12 @@ def _safety_lines(summary: RunSummary) -> list[str]:
         f"{sel.eligible_calls:,} open to recommendation (they could at best support a limit of "
         f"{percent(sel.supported_limit)}); the walk started at {sel.start_calls:,} recommended calls "
         f"({start_text}) "
-        f"and rejected {sel.rejected} of {sel.tested} candidates tested.",
+        f"and rejected {sel.rejected} of {sel.tested} candidates tested. That minimum assumes no unsafe "
+        f"call at all: a threshold whose true under-triage is half the limit needs "
+        f"{_calls_text(s.limit / 2, s)} recommended calls for a window to show the bound with probability "
+        f"0.95 ({_calls_text(0.75 * s.limit, s)} at three quarters of it; exact binomial), in the "
+        "calibration window to be chosen and again in a test window to be confirmed, and every subgroup "
+        "level with a threshold of its own needs that many of its own.",
     ]
     if sel.n_recommended:
         lines.append(
