@@ -129,6 +129,38 @@ def as_linear_input(frame: pd.DataFrame, categorical: Sequence[str], numeric: Se
     return pd.DataFrame(data, index=frame.index)
 
 
+def encode_by_value(
+    preprocessor: ColumnTransformer, frame: pd.DataFrame, categorical: Sequence[str], numeric: Sequence[str]
+) -> np.ndarray:
+    """``preprocessor.transform(as_linear_input(frame, ...))`` as floats, each distinct value encoded once.
+
+    Every transformer of :func:`linear_preprocessor` reads one feature and treats calls one by one
+    (one-hot, median imputation, splines, scaling), so a call's encoded block depends only on its own
+    value of that feature: the distinct values of each column (a few dozen levels, about a hundred
+    ages, in a million calls) are transformed and the rows gathered, giving the same numbers without
+    one-hot encoding a million strings. A preprocessor of any other layout is applied as it is.
+    """
+    names = [*categorical, *numeric]
+    layout = {name: columns for name, _, columns in getattr(preprocessor, "transformers_", [])}
+    if set(layout) - {"remainder"} != set(names) or any(list(layout[name]) != [name] for name in names):
+        return np.asarray(preprocessor.transform(as_linear_input(frame, categorical, numeric)), dtype=float)
+    slices = preprocessor.output_indices_
+    out = np.empty((len(frame), max(s.stop for s in slices.values())), dtype=float)
+    for name in names:
+        if name in categorical:
+            codes, texts = _factorize_text(frame[name])
+            # As as_linear_input: text per level, missing values as their own level.
+            values = np.asarray([*texts, MISSING_LEVEL], dtype=object)
+        else:
+            number = pd.to_numeric(frame[name], errors="coerce").astype(float).to_numpy()
+            codes, uniques = pd.factorize(number, use_na_sentinel=True)
+            values = np.append(uniques, np.nan)
+        block = preprocessor.named_transformers_[name].transform(pd.DataFrame({name: values}))
+        # Code -1 (missing) picks the appended last value.
+        out[:, slices[name]] = np.asarray(block, dtype=float)[np.where(codes < 0, len(values) - 1, codes)]
+    return out
+
+
 def linear_preprocessor(
     categorical: Sequence[str], numeric: Sequence[str], sample: pd.DataFrame
 ) -> ColumnTransformer:

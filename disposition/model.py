@@ -23,7 +23,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
-from disposition.features import CallEncoder, as_linear_input, linear_preprocessor
+from disposition.features import CallEncoder, as_linear_input, encode_by_value, linear_preprocessor
 from mlops.errors import ConfigError
 
 
@@ -195,8 +195,8 @@ class LinearModel:
         return [*self.categorical, *self.numeric]
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        inputs = as_linear_input(frame, self.categorical, self.numeric)
-        return np.asarray(self.pipeline.named_steps["encode"].transform(inputs), dtype=float)
+        # The preprocessor's own output, each distinct value of a feature transformed once.
+        return encode_by_value(self.pipeline.named_steps["encode"], frame, self.categorical, self.numeric)
 
     def raw_score(self, encoded: np.ndarray) -> np.ndarray:
         return self.pipeline.named_steps["model"].decision_function(encoded)

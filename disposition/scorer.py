@@ -29,6 +29,7 @@ from mlops.errors import DataValidationError
 OUTPUT_COLUMNS = ("p_safe_remote", "recommend_remote", "threshold", "reasons")
 REASON_MODES = ("auto", "exact", "fast", "none")
 _FORMAT = 1  # bump when the saved layout changes
+_EXPLAIN_BLOCK = 65_536  # calls whose contributions are computed at once
 
 
 class RequestError(DataValidationError):
@@ -53,6 +54,19 @@ def _rows(positions: np.ndarray) -> str:
     """``rows 0, 3, 7`` (first five): positions in the batch, never values."""
     shown = ", ".join(str(int(p)) for p in positions[:5])
     return f"row{'s' if len(positions) > 1 else ''} {shown}{', ...' if len(positions) > 5 else ''}"
+
+
+def _distinct_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, which distinct combination of ``columns`` it holds, and each combination's first row."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    for name in columns:
+        codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
+        # Missing (-1) is a value of its own; renumbering after each column keeps the key small.
+        key = pd.factorize(key * (len(uniques) + 1) + (codes + 1))[0].astype(np.int64)
+    which, combos = pd.factorize(key)
+    first = np.empty(len(combos), dtype=np.int64)
+    first[which[::-1]] = np.arange(len(frame) - 1, -1, -1)  # the last write of each is its first row
+    return which, first
 
 
 def training_ranges(frame: pd.DataFrame, features: FeatureSpec) -> dict[str, list]:
@@ -172,7 +186,14 @@ class RemoteClosureScorer:
         levels' own thresholds (``inf`` in a withheld level); see :mod:`disposition.level_thresholds`."""
         if self.withheld is None:
             return np.full(len(calls), self.threshold)
-        return self.withheld.call_thresholds(calls, self.threshold)
+        # A call's levels come from its own subgroup columns: a million calls hold a few hundred
+        # distinct (age, sex, category) combinations, each labelled and looked up once.
+        columns = [c for c in dict.fromkeys(self.withheld.columns.values()) if c in calls.columns]
+        if not columns or any(calls[c].dtype == object for c in columns):
+            # Object columns may hold values that are equal but read differently (1 and True).
+            return self.withheld.call_thresholds(calls, self.threshold)
+        which, first = _distinct_rows(calls, columns)
+        return self.withheld.call_thresholds(calls.iloc[first], self.threshold)[which]
 
     def withheld_mask(self, calls: pd.DataFrame) -> np.ndarray:
         """True for calls in a subgroup level too small to show the limit (never recommended)."""
@@ -293,7 +314,7 @@ class RemoteClosureScorer:
                 text[which_rule == i] = f"never remote by rule: {rule.describe()}"
             open_rows = np.flatnonzero(~excluded)
             if len(open_rows):
-                text[open_rows] = self._explain(frame.iloc[open_rows], encoded[open_rows], reasons)
+                text[open_rows] = self._explain(frame, encoded, open_rows, reasons)
         return pd.DataFrame(
             {
                 "p_safe_remote": p,
@@ -304,13 +325,22 @@ class RemoteClosureScorer:
             index=calls.index,
         )
 
-    def _explain(self, frame: pd.DataFrame, encoded: np.ndarray, mode: str) -> np.ndarray:
+    def _explain(self, frame: pd.DataFrame, encoded: np.ndarray, rows: np.ndarray, mode: str) -> np.ndarray:
+        """Reasons for the calls at positions ``rows`` of ``frame`` (and ``encoded``)."""
         use_table = self.reason_table is not None and (
-            mode == "fast" or (mode == "auto" and len(frame) > self.exact_max_rows)
+            mode == "fast" or (mode == "auto" and len(rows) > self.exact_max_rows)
         )
-        contributions = self.reason_table.lookup(encoded) if use_table else self.model.contributions(encoded)
         names = self.features.names
-        shown = display_values(frame, names, self.features.categorical)
+        # Contributions block by block: a million calls' encoded rows (and the linear model's
+        # temporaries) are never copied at once. Each call's contributions are its own row's.
+        contributions = np.empty((len(rows), len(names)))
+        for start in range(0, len(rows), _EXPLAIN_BLOCK):
+            block = encoded[rows[start : start + _EXPLAIN_BLOCK]]
+            found = self.reason_table.lookup(block) if use_table else self.model.contributions(block)
+            contributions[start : start + _EXPLAIN_BLOCK] = found
+        # Values shown are labelled on the whole batch (no copy of the frame) and then picked.
+        labelled = display_values(frame, names, self.features.categorical)
+        shown = [(codes[rows], texts) for codes, texts in labelled]
         return top_reasons(contributions, shown, names, self.top_k)
 
     def save(self, folder: Path) -> Path:

@@ -25,6 +25,7 @@ import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING  # noqa: E402
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # the phases import only what they need, so their peak memory
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "disposition_scale"
-EXACT_CALLS = 20_000  # calls scored with exact TreeSHAP reasons (about 10x slower)
+EXACT_CALLS = 20_000  # calls scored with exact reasons (TreeSHAP is about 10x slower)
 TARGET_TRAIN_S, TARGET_CALLS_PER_S, TARGET_GIB = 120, 200_000, 6
 TARGET_AUC_GAP, TARGET_SHARE_RATIO = 0.01, 0.95
 # Issue 12's targets for this benchmark: the held-out test window's one-sided bound within the 1 %
@@ -61,6 +62,16 @@ def phase_generate(workdir: Path, train_calls: int, score_calls: int) -> dict:
     counts, population, ratio = _world()
     start = time.perf_counter()
     sample_calls(counts, population, ratio, train_calls, seed=1).calls.to_parquet(workdir / "train.parquet")
+    sample_calls(counts, population, ratio, score_calls, seed=2).calls.to_parquet(workdir / "score.parquet")
+    return {"seconds": time.perf_counter() - start, "peak_gib": _peak_gib()}
+
+
+def phase_generate_score(workdir: Path, train_calls: int, score_calls: int) -> dict:
+    """Only the calls to score (the same seed as :func:`phase_generate`): for a scoring-only run."""
+    from disposition.synthetic_calls import sample_calls
+
+    counts, population, ratio = _world()
+    start = time.perf_counter()
     sample_calls(counts, population, ratio, score_calls, seed=2).calls.to_parquet(workdir / "score.parquet")
     return {"seconds": time.perf_counter() - start, "peak_gib": _peak_gib()}
 
@@ -115,8 +126,10 @@ def phase_score(workdir: Path, **_) -> dict:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
+    import disposition.scorer
     from disposition.evaluation import SafetySettings
     from disposition.safety import excluded_by_rules
+    from mlops.batch_scoring import predict_columnar
     from mlops.integrity import load_verified_model
 
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'store' / 'mlflow.db'}")
@@ -125,22 +138,35 @@ def phase_score(workdir: Path, **_) -> dict:
     calls = pd.read_parquet(workdir / "score.parquet")
     columns = model.metadata.get_input_schema().input_names()
     request = calls[columns]
-    out = {"calls": len(request)}
+    # The toolkit was imported before the model was loaded, so the model runs this checkout's
+    # scoring code, not the copy registered with it (a scoring-only run measures the code as it is).
+    code = Path(disposition.scorer.__file__)
+    out = {
+        "calls": len(request),
+        "scoring_code": str(code.relative_to(ROOT) if code.is_relative_to(ROOT) else code),
+    }
     model.predict(request.head(1000))  # warm-up: first call pays for imports and lazy set-up
-    for mode in ("auto", "none"):
+    # (label, reasons, how): the pyfunc's own predict (MLflow enforces the input schema value by
+    # value for columns declared Any), and the column-wise enforcement the batch scorer uses.
+    ways = [("auto", "auto", model.predict), ("none", "none", model.predict)]
+    ways += [(f"{mode}_columnar", mode, partial(predict_columnar, model)) for mode in ("auto", "none")]
+    answers = {}
+    for label, mode, predict in ways:
         start, cpu = time.perf_counter(), time.process_time()
-        answer = model.predict(request, params={"reasons": mode})
+        answers[label] = predict(request, params={"reasons": mode})
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         # CPU time (all threads) does not depend on what else the machine runs: one dedicated core
         # needs at most this long, so calls per CPU-second is a floor for two dedicated cores.
-        out[mode] = {
+        out[label] = {
             "seconds": seconds,
             "calls_per_second": len(request) / seconds,
             "cpu_seconds": cpu,
             "calls_per_cpu_second": len(request) / cpu,
         }
-        if mode == "auto":
-            scored = answer
+    scored = answers["auto"]
+    out["columnar_same"] = bool(
+        answers["auto_columnar"].equals(scored) and answers["none_columnar"].equals(answers["none"])
+    )
     sample = request.head(EXACT_CALLS)
     start = time.perf_counter()
     model.predict(sample, params={"reasons": "exact"})
@@ -246,6 +272,12 @@ def report(
 
     m, o = fit["metrics"], score["oracle"]
     auto, none, exact = score["auto"], score["none"], score["exact"]
+    columnar, columnar_none = score["auto_columnar"], score["none_columnar"]
+    # What `auto` gives on a large batch: the lookup table for LightGBM, the model's own exact
+    # contributions for the logistic regression (a sum of per-feature terms, no table).
+    tree = fit["model_kind"] == "lightgbm"
+    auto_reasons = "fast" if tree else "exact, the logistic model's own per-feature terms"
+    exact_reasons = "TreeSHAP" if tree else "coefficient x value"
     peak = max(fit["peak_gib"], score["peak_gib"])
     fresh_gap = o["oracle_auc"] - o["auc"]
     fresh_ratio = _ratio(o["at_limit_share"], o["oracle_at_limit_share"])
@@ -254,6 +286,8 @@ def report(
         "training": fit["seconds"] < TARGET_TRAIN_S,
         "scoring": auto["calls_per_second"] >= TARGET_CALLS_PER_S,
         "scoring_per_cpu": auto["calls_per_cpu_second"] >= TARGET_CALLS_PER_S,
+        "scoring_columnar": columnar["calls_per_second"] >= TARGET_CALLS_PER_S,
+        "scoring_columnar_per_cpu": columnar["calls_per_cpu_second"] >= TARGET_CALLS_PER_S,
         "memory": peak < TARGET_GIB,
         "auc_test": m["auc_gap_to_oracle"] <= TARGET_AUC_GAP,
         "auc_fresh": fresh_gap <= TARGET_AUC_GAP,
@@ -274,7 +308,7 @@ def report(
         ("Training, CPU time (all threads)", "", f"{fit['cpu_seconds']:.1f} s", ""),
         (
             f"Scoring {_count(score_calls)} calls through the pyfunc, default output "
-            "(reasons `auto` = fast), wall",
+            f"(reasons `auto`: {auto_reasons}), wall",
             f">= {TARGET_CALLS_PER_S:,} /s",
             f"{auto['calls_per_second']:,.0f} /s ({auto['seconds']:.2f} s)",
             _verdict(checks["scoring"]),
@@ -292,7 +326,26 @@ def report(
             "",
         ),
         (
-            f"Scoring with exact TreeSHAP reasons ({_count(exact['calls'])} calls), wall",
+            f"Scoring {_count(score_calls)} calls, default output, the input schema enforced column by "
+            "column (`mlops.batch_scoring.predict_columnar`, as the batch scorer calls the model), wall",
+            f">= {TARGET_CALLS_PER_S:,} /s",
+            f"{columnar['calls_per_second']:,.0f} /s ({columnar['seconds']:.2f} s)",
+            _verdict(checks["scoring_columnar"]),
+        ),
+        (
+            "... per CPU-second",
+            f">= {TARGET_CALLS_PER_S:,} /s",
+            f"{columnar['calls_per_cpu_second']:,.0f} /s ({columnar['cpu_seconds']:.2f} s CPU)",
+            _verdict(checks["scoring_columnar_per_cpu"]),
+        ),
+        (
+            "... without reasons, wall / per CPU-second",
+            "",
+            f"{columnar_none['calls_per_second']:,.0f} /s / {columnar_none['calls_per_cpu_second']:,.0f} /s",
+            "",
+        ),
+        (
+            f"Scoring with exact reasons ({exact_reasons}, {_count(exact['calls'])} calls), wall",
             "",
             f"{exact['calls_per_second']:,.0f} /s",
             "",
@@ -400,6 +453,10 @@ def report(
         f"  (test-window bound, one-sided 95 %, {100 * m['test_deployed_upper_bound']:.3f} %).",
         f"- {_count(score_calls)} fresh calls: {100 * o['deployed_share']:.2f} % recommended, under-triage",
         f"  {100 * o['deployed_under_triage']:.3f} % (bound {100 * o['deployed_upper_bound']:.3f} %).",
+        f"- Scoring code: this checkout's (`{score['scoring_code']}`), not the model's registered copy;",
+        "  the column-wise schema enforcement gave "
+        + ("the same answers" if score["columnar_same"] else "**different answers**")
+        + " as the pyfunc's own `predict` (every column, both reason modes).",
         f"- Promotion (gate: the test window's one-sided bound within the limit): {fit['reason']}.",
         f"- Flagged subgroups (test window): {flagged}.",
         f"- Peak memory (GiB): generation {gen['peak_gib']:.2f}, training {fit['peak_gib']:.2f},",
@@ -413,6 +470,10 @@ def report(
         "score_no_reasons_calls_per_second": none["calls_per_second"],
         "score_no_reasons_calls_per_cpu_second": none["calls_per_cpu_second"],
         "score_exact_reasons_calls_per_second": exact["calls_per_second"],
+        "score_columnar_calls_per_second": columnar["calls_per_second"],
+        "score_columnar_calls_per_cpu_second": columnar["calls_per_cpu_second"],
+        "score_columnar_no_reasons_calls_per_second": columnar_none["calls_per_second"],
+        "score_columnar_no_reasons_calls_per_cpu_second": columnar_none["calls_per_cpu_second"],
         "peak_gib": peak,
         "auc_gap_test": m["auc_gap_to_oracle"],
         "auc_gap_fresh": fresh_gap,
@@ -458,6 +519,18 @@ def report(
                 }
                 for mode in ("auto", "none")
             ),
+            *(
+                {
+                    "phase": f"score, reasons={mode}, column-wise schema enforcement",
+                    "calls": score["calls"],
+                    "wall_seconds": score[f"{mode}_columnar"]["seconds"],
+                    "cpu_seconds": score[f"{mode}_columnar"]["cpu_seconds"],
+                    "calls_per_second": score[f"{mode}_columnar"]["calls_per_second"],
+                    "calls_per_cpu_second": score[f"{mode}_columnar"]["calls_per_cpu_second"],
+                    "peak_gib": score["peak_gib"],
+                }
+                for mode in ("auto", "none")
+            ),
             {
                 "phase": "score, reasons=exact",
                 "calls": exact["calls"],
@@ -472,15 +545,41 @@ def report(
     return BenchmarkReport(markdown="\n".join(lines), metrics=metrics, tables={"": phases})
 
 
-PHASES = {"generate": phase_generate, "train": phase_train, "score": phase_score}
+PHASES = {
+    "generate": phase_generate,
+    "train": phase_train,
+    "score": phase_score,
+    "generate_score": phase_generate_score,
+}
 
 
-def run(workdir: Path, train_calls: int, score_calls: int, note: str | None = None) -> BenchmarkReport:
-    """Generate, train and score, each phase in a process of its own, in ``workdir``."""
+def run(
+    workdir: Path,
+    train_calls: int,
+    score_calls: int,
+    note: str | None = None,
+    reuse_run: str | None = None,
+) -> BenchmarkReport:
+    """Generate, train and score, each phase in a process of its own, in ``workdir``.
+
+    ``reuse_run``: the folder of an earlier run of this benchmark; only the calls to score are
+    drawn and the scoring phase run, on the model that run registered (its store is copied, never
+    changed), and the page keeps that run's generation and training results, saying so.
+    """
     workdir = workdir.resolve()  # the phases run from the repository root
     load = {"before": os.getloadavg()[0], "nice": os.nice(0), "phases": {}}
     results = {}
-    for name in PHASES:  # the 1-minute load average around each phase: wall times depend on it
+    phases = ["generate", "train", "score"]
+    if reuse_run:
+        results = _reused(Path(reuse_run).expanduser().resolve(), workdir)
+        phases = ["generate_score", "score"]
+        reused = (
+            f"scoring-only run: the rows on generation, training, memory in training and the test window "
+            f"are those of the earlier run {reuse_run} (its load is not on the line above); this run drew "
+            "the calls to score again (same seed) and scored them with the model that run registered"
+        )
+        note = f"{reused}. {note}" if note else reused
+    for name in phases:  # the 1-minute load average around each phase: wall times depend on it
         before = os.getloadavg()[0]
         results[name] = _run_phase(name, workdir, train_calls, score_calls)
         load["phases"][name] = (before, os.getloadavg()[0])
@@ -490,6 +589,30 @@ def run(workdir: Path, train_calls: int, score_calls: int, note: str | None = No
     return report(
         results["generate"], results["train"], results["score"], load, train_calls, score_calls, note
     )
+
+
+def _reused(earlier: Path, workdir: Path) -> dict:
+    """An earlier run's generation and training answers (each phase log's JSON line), its store
+    and registered version copied into ``workdir``."""
+    import shutil
+
+    missing = [
+        n for n in ("store", "registered_version", "generate.log", "train.log") if not (earlier / n).exists()
+    ]
+    if missing:
+        from mlops.errors import ConfigError
+
+        raise ConfigError(
+            f"benchmark.params.reuse_run={earlier}: not a finished run of this benchmark (lacks {missing}); "
+            "give a folder under outputs/bench/disposition_scale/"
+        )
+    shutil.copytree(earlier / "store", workdir / "store")
+    shutil.copy2(earlier / "registered_version", workdir / "registered_version")
+    results = {}
+    for name in ("generate", "train"):
+        lines = (earlier / f"{name}.log").read_text().splitlines()
+        results[name] = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+    return results
 
 
 def main() -> None:
