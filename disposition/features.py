@@ -142,7 +142,8 @@ def encode_by_value(
     """
     names = [*categorical, *numeric]
     layout = {name: columns for name, _, columns in getattr(preprocessor, "transformers_", [])}
-    if set(layout) - {"remainder"} != set(names) or any(list(layout[name]) != [name] for name in names):
+    one_each = set(layout) - {"remainder"} == set(names) and all(list(layout[n]) == [n] for n in names)
+    if not one_each or not all(hasattr(preprocessor.named_transformers_[n], "transform") for n in names):
         return np.asarray(preprocessor.transform(as_linear_input(frame, categorical, numeric)), dtype=float)
     slices = preprocessor.output_indices_
     out = np.empty((len(frame), max(s.stop for s in slices.values())), dtype=float)
