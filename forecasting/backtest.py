@@ -97,7 +97,10 @@ def check_history(
             f"{names['n_origins']}={n_origins} and {names['step']}={step}"
         )
     if model_binds:
-        fix += " (or what the model needs, e.g. a lower model.calibration_days for LightGBM)"
+        fix += (
+            " (or what the model needs, e.g. fewer intervals.n_windows or intervals.recalibrate=never "
+            "when its intervals are recalibrated, a lower model.calibration_days for LightGBM)"
+        )
     raise ConfigError(
         f"series {uid!r} has {has} day(s) of training data up to the oldest backtest origin "
         f"{oldest:%Y-%m-%d}; every series needs at least {needed} there{why}{span}{others}: {fix}, "
