@@ -315,12 +315,17 @@ def _interval_state(final: Forecaster) -> str:
 def describe_intervals(final: Forecaster) -> str:
     """Where the fitted model's intervals come from, in words (console and model card)."""
     state = _interval_state(final)
+    if state == "not checked" and getattr(final, "windows_used_", None) == 0:
+        return (
+            f"the model's own, not checked: too little history for {final.min_windows} calibration "
+            f"windows {final.step} days apart (intervals.n_windows, intervals.step)"
+        )
     if state == "not checked":
         return "the model's own (no recalibration: intervals.recalibrate=never, or a hierarchy's own)"
     if isinstance(final, AutoForecaster):
         source = f"the winner's errors at its {final.n_origins} inner origins"
     else:
-        source = f"its errors at {final.n_windows} earlier origins"
+        source = f"its errors at {getattr(final, 'windows_used_', final.n_windows)} earlier origins"
     if state == "recalibrated":
         return f"recalibrated horizon by horizon on {source}"
     return f"the model's own: their coverage on {source} was within tolerance"

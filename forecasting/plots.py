@@ -163,12 +163,13 @@ def glm_components(model: CalendarGLM, uid: str) -> dict[str, pd.DataFrame]:
     ``annual`` (``day_of_year, factor``) and ``holidays`` (``day, factor``: bank holiday and each
     day of the festive fortnight). A factor of 1.2 is 20 % more calls than otherwise.
     """
-    glm, centre, _, _ = model.fitted_[uid]
+    glm, centre, _, _, *order = model.fitted_[uid]
+    order = order[0] if order else model.annual_order  # 0: too short a history for a yearly cycle
     coef = np.asarray(glm.coef_, dtype=float)
     last = pd.Timestamp(model.last_dates_[uid])
     window = model.window_days or 3 * 365
     days = pd.date_range(last - pd.Timedelta(days=window - 1), last, freq="D")
-    names = list(calendar_design(days[:1], model.nation, model.annual_order).columns)
+    names = list(calendar_design(days[:1], model.nation, order).columns)
     named = dict(zip(names, coef[1 : 1 + len(names)], strict=True))
     years = (days.values.astype("datetime64[D]") - _EPOCH).astype(float) / 365.25
     trend = pd.DataFrame({"ds": days, "calls": np.exp(glm.intercept_ + coef[0] * (years - centre))})
@@ -176,7 +177,7 @@ def glm_components(model: CalendarGLM, uid: str) -> dict[str, pd.DataFrame]:
         {"day": WEEKDAYS, "factor": np.exp([0.0, *(named[f"dow_{k}"] for k in range(1, 7))])}
     )
     year = pd.date_range("2023-01-01", "2023-12-31", freq="D")  # a year without 29 February
-    design = calendar_design(year, model.nation, model.annual_order)
+    design = calendar_design(year, model.nation, order)
     annual_columns = [c for c in names if c.startswith("annual_")]
     cycle = (
         design[annual_columns].to_numpy() @ np.array([named[c] for c in annual_columns])

@@ -12,6 +12,7 @@ from forecasting.models.local import LocalForecaster
 from forecasting.models.regressors import Standardizer
 
 _EPOCH = np.datetime64("2000-01-01", "D")
+ANNUAL_MIN_DAYS = 365  # history a series needs before its yearly Fourier terms are fitted
 
 
 class CalendarGLM(LocalForecaster):
@@ -56,15 +57,19 @@ class CalendarGLM(LocalForecaster):
         self.nation = nation
         self.window_days = window_days
 
-    def _design(self, ds: pd.Series, centre: float, scaled: np.ndarray) -> np.ndarray:
+    def _design(self, ds: pd.Series, centre: float, scaled: np.ndarray, order: int) -> np.ndarray:
         years = (pd.DatetimeIndex(ds).values.astype("datetime64[D]") - _EPOCH).astype(float) / 365.25
-        return np.column_stack([years - centre, calendar_design(ds, self.nation, self.annual_order), scaled])
+        return np.column_stack([years - centre, calendar_design(ds, self.nation, order), scaled])
 
     def _fit_series(self, ds: pd.Series, y: np.ndarray, exog: np.ndarray):
         years = (pd.DatetimeIndex(ds).values.astype("datetime64[D]") - _EPOCH).astype(float) / 365.25
         centre = float(years.mean())
         scaling = Standardizer.fit(exog)
-        design = self._design(ds, centre, scaling.transform(exog))
+        # The yearly cycle only from a year of history: on a few months its Fourier terms are
+        # nearly collinear with the trend, and extrapolated they reached 1e26 calls a day.
+        span = (pd.Timestamp(ds.max()) - pd.Timestamp(ds.min())).days + 1
+        order = int(self.annual_order) if span >= ANNUAL_MIN_DAYS else 0
+        design = self._design(ds, centre, scaling.transform(exog), order)
         glm = TweedieRegressor(
             power=self.power, link="log", alpha=self.alpha, solver="newton-cholesky", max_iter=200
         )
@@ -72,13 +77,14 @@ class CalendarGLM(LocalForecaster):
         fitted = glm.predict(design)
         variance = fitted**self.power
         dispersion = float(np.sum((y - fitted) ** 2 / variance) / max(len(y) - design.shape[1] - 1, 1))
-        return glm, centre, max(dispersion, 1e-6), scaling
+        return glm, centre, max(dispersion, 1e-6), scaling, order
 
     def _forecast_series(
         self, state, ds: pd.Series, exog: np.ndarray, level: list[int]
     ) -> dict[str, np.ndarray]:
-        glm, centre, dispersion, scaling = state
-        mean = glm.predict(self._design(ds, centre, scaling.transform(exog)))
+        glm, centre, dispersion, scaling, *order = state  # models saved before: no order kept
+        order = order[0] if order else int(self.annual_order)
+        mean = glm.predict(self._design(ds, centre, scaling.transform(exog), order))
         spread = np.sqrt(dispersion * mean**self.power)
         out = {"mean": mean}
         for lv in level:

@@ -37,7 +37,9 @@ def test_auto_and_an_explicit_wrapper_are_not_wrapped_twice():
     cfg = compose_config("forecast", ["intervals.recalibrate=always", "intervals.band=7"])
     auto = with_interval_settings(build_forecaster(cfg.model), check_config(cfg).intervals, 84, LEVELS)
     assert isinstance(auto, AutoForecaster)  # recalibrates on its own inner errors instead
-    assert (auto.recalibrate, auto.recalibration_band) == ("always", 7)
+    # The mode reaches it; its error scale and band stay its own (Pearson, chosen with it: the
+    # wrapped models' relative errors made it worse on SWAST 2017-2018).
+    assert (auto.recalibrate, auto.recalibration_scale, auto.recalibration_band) == ("always", "pearson", 3)
     cfg = compose_config("forecast", ["model=conformal", "model.n_windows=2", "intervals.n_windows=9"])
     wrapped = with_interval_settings(build_forecaster(cfg.model), check_config(cfg).intervals, 84, LEVELS)
     assert isinstance(wrapped, BacktestConformal) and not isinstance(wrapped.model, BacktestConformal)
@@ -113,3 +115,54 @@ def test_the_model_card_says_where_auto_s_intervals_come_from(small_counts):
         describe_intervals(always)
         == "recalibrated horizon by horizon on the winner's errors at its 2 inner origins"
     )
+
+
+def _short_counts(days: int) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2023-01-01", periods=days, freq="D")
+    return pd.concat(
+        pd.DataFrame({"unique_id": uid, "ds": ds, "y": rng.poisson(level, days).astype(float)})
+        for uid, level in (("north", 100), ("south", 60))
+    )
+
+
+def test_a_short_history_uses_the_windows_that_fit_or_the_models_own_intervals():
+    """The default (`auto`) never turns a short data set into an error: fewer windows, or none."""
+    cfg = compose_config("forecast", ["model=seasonal_naive"])
+    settings = check_config(cfg).intervals  # 8 windows 28 days apart by default
+    model = with_interval_settings(build_forecaster(cfg.model), settings, 84, LEVELS)
+    assert model.min_history_days() == model.model.min_history_days()  # asks no more of the backtest
+    year = model.fit(_short_counts(280))  # 280 - 84 forecast days - 28 training days: 7 windows
+    assert year.windows_used_ == 7 and year.recalibrated_ is not None
+    short = clone_fit(model, _short_counts(120))  # room for one window only: not checked
+    assert short.windows_used_ == 0 and short.recalibrated_ is None
+    forecast = short.predict(14, LEVELS)
+    own = SeasonalNaive().fit(_short_counts(120)).predict(14, LEVELS)
+    pd.testing.assert_frame_equal(forecast.reset_index(drop=True), own.reset_index(drop=True))
+    strict = with_interval_settings(build_forecaster(cfg.model), IntervalSettings("always"), 84, LEVELS)
+    with pytest.raises(ValueError, match="intervals.n_windows"):  # asked for always: said, not skipped
+        strict.fit(_short_counts(120))
+
+
+def clone_fit(model, data):
+    from sklearn.base import clone
+
+    return clone(model).fit(data)
+
+
+def test_the_glm_fits_no_yearly_cycle_on_less_than_a_year():
+    """Its annual Fourier terms on a few months extrapolated to 1e26 calls a day (a real run)."""
+    from forecasting.models import CalendarGLM
+
+    data = _short_counts(85)
+    forecast = CalendarGLM().fit(data).predict(84, LEVELS)
+    assert np.isfinite(forecast["hi_95"]).all() and forecast["mean"].max() < 10 * data["y"].max()
+    assert CalendarGLM().fit(_short_counts(400)).fitted_["north"][-1] == 4  # a year: the cycle is fitted
+
+
+def test_arima_fits_no_yearly_cycle_on_less_than_a_year():
+    from forecasting.models import ArimaRegression
+
+    data = _short_counts(85)
+    forecast = ArimaRegression().fit(data).predict(84, LEVELS)
+    assert np.isfinite(forecast["hi_95"]).all() and forecast["hi_95"].max() < 10 * data["y"].max()
