@@ -99,7 +99,8 @@ def check_history(
     if model_binds:
         fix += (
             " (or what the model needs, e.g. fewer intervals.n_windows or intervals.recalibrate=never "
-            "when its intervals are recalibrated, a lower model.calibration_days for LightGBM)"
+            "when its intervals are recalibrated, a lower model.calibration_days for LightGBM, a lower "
+            "model.n_origins, model.step or model.horizon for auto)"
         )
     raise ConfigError(
         f"series {uid!r} has {has} day(s) of training data up to the oldest backtest origin "

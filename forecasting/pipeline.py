@@ -31,7 +31,7 @@ from forecasting.hierarchy import (
     metrics_by_level,
 )
 from forecasting.metrics import band_summary, metrics_by_band, metrics_by_horizon, summary_metrics
-from forecasting.models.auto import AutoForecaster, selection_table
+from forecasting.models.auto import AutoForecaster, left_out_lines, selection_table
 from forecasting.models.base import Forecaster, interval_columns
 from forecasting.models.conformal import recalibration_state, with_interval_settings
 from forecasting.plots import busiest_series, components_figure, find_glm, forecast_figure
@@ -301,8 +301,17 @@ def _version_description(
         f"serving up to {contract['max_horizon']} days.\n"
         f"Backtest ({protocol['n_origins']} origins, {protocol['horizon']}-day horizon): {scores}.\n"
         f"Intervals: {describe_intervals(final)}.\n"
+        f"{_describe_choice(final)}"
         f"Run {run.info.run_id} ({run.info.run_name})."
     )
+
+
+def _describe_choice(final: Forecaster) -> str:
+    """For auto: the chosen model and the candidates its history left out (a card line, else '')."""
+    if not isinstance(final, AutoForecaster):
+        return ""
+    left_out = "".join(f"; {why}" for why in final.left_out_.values())
+    return f"Auto: chose {final.winner_} by inner MASE{left_out}.\n"
 
 
 def _interval_state(final: Forecaster) -> str:
@@ -415,6 +424,8 @@ def _auto_selection(
     chosen = ", ".join(f"{name} x{count}" for name, count in winners.items())
     calibration = "recalibrated on its inner errors" if final.recalibrated_ else "its own"
     print(f"auto: winners at the backtest origins and the final fit: {chosen}")
+    for line in left_out_lines(table):  # candidates the history could not serve, and why
+        print(f"auto: {line}")
     print(f"auto: registered model = {final.winner_} refitted on all the data; intervals {calibration}")
     return table
 

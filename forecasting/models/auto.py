@@ -18,6 +18,16 @@ and the demo's 6 origins 3 (4 with the final fit). Choosing less often would sav
 pays is cheap candidates (one BLAS / OpenMP thread per small fit, ETS started from its first
 seasons, no parameter covariance in the ARIMA fit: see their docstrings).
 
+Short histories. A candidate takes part in a choice only when every series has the days it needs
+(its own ``min_history_days``, at least ``MIN_TRAIN_DAYS`` and a season) up to the oldest inner
+origin; the others are left out of that choice, and of its combinations, with the reason in the
+scores table (``left_out``) and in ``left_out_``. This depends only on the data ``fit`` is given,
+so inside a backtest the early origins may choose among fewer candidates than the late ones (e.g.
+LightGBM, which needs ``2 x calibration_days + 28`` days, joins once the history allows).
+``min_history_days`` is therefore what the least demanding candidate needs plus the inner origins
+(``horizon + n_origins x step``); auto keeps the configured ``n_origins`` and ``horizon`` (the
+served horizon) on any history, and refuses with one message only when no candidate fits.
+
 Intervals. The winner's inner forecasts also give its out-of-sample interval coverage. When that
 misses a nominal level by more than ``coverage_tolerance`` (``recalibrate="auto"``), or always
 (``"always"``), the winner's intervals are recalibrated horizon by horizon on its inner errors (as
@@ -134,11 +144,20 @@ class AutoForecaster(Forecaster):
         self.recalibration_band = recalibration_band
 
     def min_history_days(self) -> int:
-        # The oldest inner origin needs what every candidate needs; the grid can put the newest
-        # inner origin up to step - 1 days before the last possible one.
-        first = max([_min_train_days(), int(self.season_length) + 1])
-        first = max([first, *(model.min_history_days() for model in self.candidates.values())])
+        # What the least demanding candidate needs at the oldest inner origin: at each fit the
+        # candidates the history cannot serve are left out of the choice (see ``_usable``), so
+        # auto trains wherever its cheapest candidate can. The grid can put the newest inner
+        # origin up to step - 1 days before the last possible one.
+        first = min((self._needs(model) for model in self.candidates.values()), default=self._floor())
         return first + int(self.horizon) + int(self.step) * int(self.n_origins)
+
+    def _floor(self) -> int:
+        # Every candidate needs the backtest's minimum and more than a season (MASE's scale).
+        return max(_min_train_days(), int(self.season_length) + 1)
+
+    def _needs(self, model: Forecaster) -> int:
+        """Days every series needs up to the oldest inner origin for ``model`` to take part."""
+        return max(self._floor(), int(model.min_history_days()))
 
     def _check_settings(self) -> None:
         if not self.candidates:
@@ -161,15 +180,17 @@ class AutoForecaster(Forecaster):
         """Score every candidate and combination on inner origins inside ``df``, best first.
 
         Returns one row per contender: ``name``, ``members``, ``weights``, ``mase``, ``mae``,
-        ``coverage_L`` per level, ``origins`` (the inner origins, ISO dates) and ``rank``.
+        ``coverage_L`` per level, ``origins`` (the inner origins, ISO dates), ``rank`` and
+        ``left_out`` (empty), then one unscored row per candidate the history could not serve
+        (no scores, no rank, ``left_out`` says why).
         """
         return self._select(df)[0]
 
     def _select(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
         self._check_settings()
         cutoffs = inner_cutoffs(df["ds"].max(), self.horizon, self.n_origins, self.step)
-        self._check_inner_history(df, cutoffs)
-        forecasts = {name: self._inner_forecasts(m, df, cutoffs) for name, m in self.candidates.items()}
+        usable, left_out = self._usable(df, cutoffs)
+        forecasts = {name: self._inner_forecasts(m, df, cutoffs) for name, m in usable.items()}
         contenders = {name: ([name], [1.0]) for name in forecasts}
         single = _scores(forecasts, self._levels())
         ranked = single.sort_values("mase", kind="stable")["name"].tolist()
@@ -189,7 +210,21 @@ class AutoForecaster(Forecaster):
         table.insert(2, "weights", [",".join(f"{w:.3f}" for w in contenders[n][1]) for n in table["name"]])
         table["origins"] = ",".join(f"{c:%Y-%m-%d}" for c in cutoffs)
         table = table.sort_values("mase", kind="stable", ignore_index=True)
-        table["rank"] = np.arange(1, len(table) + 1)
+        table["rank"] = pd.array(np.arange(1, len(table) + 1), dtype="Int64")
+        table["left_out"] = ""
+        # Candidates the history could not serve: listed unscored (no rank), with the reason.
+        dropped = pd.DataFrame(
+            {
+                "name": list(left_out),
+                "members": list(left_out),
+                "weights": "1.000",
+                "origins": table["origins"].iloc[0],
+                "rank": pd.array([pd.NA] * len(left_out), dtype="Int64"),
+                "left_out": list(left_out.values()),
+            }
+        )
+        if not dropped.empty:
+            table = pd.concat([table, dropped], ignore_index=True)
         return table, forecasts
 
     def fit(self, df: pd.DataFrame) -> AutoForecaster:
@@ -212,6 +247,9 @@ class AutoForecaster(Forecaster):
         )
         self.winner_ = str(winner["name"])
         self.scores_ = scores
+        # Why each candidate the history could not serve took no part ({} when all did).
+        self.left_out_ = dict(zip(scores["name"], scores["left_out"], strict=True))
+        self.left_out_ = {name: why for name, why in self.left_out_.items() if why}
         self.model_ = model.fit(df)
         self.regressors_ = self.model_.fitted_regressors
         return self
@@ -229,20 +267,34 @@ class AutoForecaster(Forecaster):
     def _levels(self) -> list[int]:
         return sorted({int(lv) for lv in self.levels})
 
-    def _check_inner_history(self, df: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> None:
-        needed = max(
-            [_min_train_days(), int(self.season_length) + 1]
-            + [m.min_history_days() for m in self.candidates.values()]
-        )
+    def _usable(
+        self, df: pd.DataFrame, cutoffs: list[pd.Timestamp]
+    ) -> tuple[dict[str, Forecaster], dict[str, str]]:
+        """The candidates every series has enough days for up to the oldest inner origin, and why
+        each other one is left out. Only ``df`` decides (in a backtest: the outer origin's past)."""
         available = df[df["ds"] <= cutoffs[0]].groupby("unique_id").size()
         available = available.reindex(df["unique_id"].unique(), fill_value=0)
-        if (available < needed).any():
-            uid = available.idxmin()
+        uid, has = available.idxmin(), int(available.min())
+        usable, left_out = {}, {}
+        for name, model in self.candidates.items():
+            needed = self._needs(model)
+            if has >= needed:
+                usable[name] = model
+            else:
+                left_out[name] = (
+                    f"{name} left out: needs {needed} days, the shortest series ({uid!r}) has {has} "
+                    f"at the oldest inner origin {cutoffs[0]:%Y-%m-%d}"
+                )
+        if not usable:
+            needed = min(self._needs(model) for model in self.candidates.values())
             raise ValueError(
-                f"auto: series {uid!r} has {int(available[uid])} day(s) up to the oldest inner origin "
-                f"{cutoffs[0]:%Y-%m-%d}; the candidates need {needed}: lower model.n_origins, "
+                f"auto: series {uid!r} has {has} day(s) up to the oldest inner origin "
+                f"{cutoffs[0]:%Y-%m-%d}; its least demanding candidate needs {needed} "
+                f"(model.horizon={self.horizon}, model.n_origins={self.n_origins}, "
+                f"model.step={self.step}: {self.min_history_days()} days in all): lower model.n_origins, "
                 "model.step or model.horizon, or add history"
             )
+        return usable, left_out
 
     def _inner_forecasts(
         self, model: Forecaster, df: pd.DataFrame, cutoffs: list[pd.Timestamp]
@@ -308,3 +360,16 @@ def selection_table(model: AutoForecaster, df: pd.DataFrame, cutoffs: Sequence[p
     tables = [model.select(df[df["ds"] <= cutoff]).assign(cutoff=pd.Timestamp(cutoff)) for cutoff in cutoffs]
     table = pd.concat(tables, ignore_index=True)
     return table[["cutoff", *[c for c in table.columns if c != "cutoff"]]]
+
+
+def left_out_lines(table: pd.DataFrame) -> list[str]:
+    """One line per candidate left out of any choice in a :func:`selection_table` (with the final
+    fit's scores appended, ``cutoff`` empty): the newest reason and how many choices it missed."""
+    if "left_out" not in table or not (table["left_out"].fillna("") != "").any():
+        return []
+    choices = table["cutoff"].nunique(dropna=False)  # the final fit's is empty (NaT)
+    dropped = table[table["left_out"].fillna("") != ""]
+    return [
+        f"{rows['left_out'].iloc[-1]} ({rows['cutoff'].nunique(dropna=False)} of {choices} choices)"
+        for _, rows in dropped.groupby("name", sort=False)
+    ]
