@@ -26,7 +26,10 @@ so inside a backtest the early origins may choose among fewer candidates than th
 LightGBM, which needs ``2 x calibration_days + 28`` days, joins once the history allows).
 ``min_history_days`` is therefore what the least demanding candidate needs plus the inner origins
 (``horizon + n_origins x step``); auto keeps the configured ``n_origins`` and ``horizon`` (the
-served horizon) on any history, and refuses with one message only when no candidate fits.
+served horizon) on any history, so every contender is scored on the same inner origins (a candidate
+that could run at the newest ones only is left out, not compared on fewer windows), and refuses
+with one message only when no candidate fits. A history on which every candidate fits is chosen
+from exactly as before this rule (which then refused any shorter one).
 
 Intervals. The winner's inner forecasts also give its out-of-sample interval coverage. When that
 misses a nominal level by more than ``coverage_tolerance`` (``recalibrate="auto"``), or always
