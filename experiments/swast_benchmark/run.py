@@ -223,7 +223,6 @@ def run(
     # Run in the test year only (the study gives their development-year coverage, exactly).
     variants = {}
     if recalibration is not None and dev_years:  # nothing is frozen without development years
-        fingerprint = code_fingerprint()
         for label in raw:
             kind, config, _ = contenders[label]
             if kind != "ours":
@@ -236,7 +235,8 @@ def run(
             else:
                 wrapped = {**recalibration, "model": config}
             name = f"{key}{RECALIBRATED}: {model_label(build_forecaster(wrapped))}"
-            keyed = {"config": wrapped, "code": fingerprint}  # the cache key: a code change recomputes
+            # The cache key: a change to the code that recalibrates this variant recomputes it.
+            keyed = {"config": wrapped, "code": code_fingerprint(auto=key == default)}
             variants[name] = ("ours", keyed, lambda cfg=wrapped: build_forecaster(cfg))
     # Cheapest first (by the wrapped model's development CPU time), so that a run cut short has
     # the most of them.
@@ -281,11 +281,14 @@ def run(
 RECALIBRATED = "+recalibrated"  # a model key's suffix in the label of its recalibrated variant
 
 
-def code_fingerprint() -> str:
-    """A hash of the recalibration's code, in the variants' cache keys (the models' keys lack it)."""
-    from forecasting.models import auto, conformal
+def code_fingerprint(auto: bool = False) -> str:
+    """A hash of the recalibration's code, in the variants' cache keys (the models' keys lack it):
+    the wrapper's module, and auto's too for the default's own recalibration."""
+    from forecasting.models import auto as auto_module
+    from forecasting.models import conformal
 
-    text = "".join(Path(module.__file__).read_text() for module in (conformal, auto))
+    modules = (conformal, auto_module) if auto else (conformal,)
+    text = "".join(Path(module.__file__).read_text() for module in modules)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -880,10 +883,15 @@ class Evaluation:
                 "and CRPS in both years, so auto keeps the Pearson residuals it was frozen with.) "
                 "They ran in the test year once, after the "
                 "setting was frozen; their development-year coverage is the study's (the same "
-                "intervals, computed from the grid). The default's variant (not in the study) also ran "
-                "on the development years, after the test year had been seen: its rows there choose "
-                "nothing and show how the setting does for it elsewhere. Variants: "
-                f"{'; '.join(self.variants)}.",
+                "intervals, computed from the grid)."
+                + (
+                    " The default's variant (not in the study) also ran on the development years, after "
+                    "the test year had been seen: its rows there choose nothing and show how the setting "
+                    "does for it elsewhere."
+                    if any(v.startswith(self.default.split(": ")[0] + RECALIBRATED) for v in self.variants)
+                    else ""
+                )
+                + f" Variants: {'; '.join(self.variants)}.",
                 "",
             ]
         for year in self.years:
