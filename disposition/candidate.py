@@ -261,6 +261,9 @@ def choose_classifier(
     method = choose_method(
         str(cfg.calibration.method), int(windows["calibration"].sum()), int(cfg.calibration.isotonic_min_rows)
     )
+    # The one-standard-error rule at the size the model is fitted on, when the comparison subsampled.
+    at_fit_size = bool(settings.get("se_at_fit_size", False))
+    se_scale = min(1.0, np.sqrt(len(rows) / windows["training"].sum())) if at_fit_size else 1.0
     choice = compare(
         [candidate("logistic"), candidate("lightgbm")],
         y,
@@ -268,6 +271,7 @@ def choose_classifier(
         method,
         str(settings.get("metric", "log_loss")),
         bool(settings.get("prefer_simpler", True)),
+        se_scale=float(se_scale),
     )
     kind = {"temporal": "time-ordered", "random": "stratified", "group": "grouped, stratified"}[
         calls.spec.split

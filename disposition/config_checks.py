@@ -146,6 +146,7 @@ OPTIONAL_RULES: dict[str, Rule] = {
     "calls.allow_columns": NAMES,
     "model_choice.metric": Choice(tuple(METRICS)),
     "model_choice.prefer_simpler": Flag(),
+    "model_choice.se_at_fit_size": Flag(),
 }
 
 HINTS = {

@@ -11,6 +11,12 @@ The rule (stated in the report): the candidate with the better mean of ``metric`
 ``prefer_simpler`` the more complex one (LightGBM) must beat the simpler one (logistic regression)
 by more than one standard error of the paired differences, otherwise the simpler one is kept (the
 "one standard error" rule: a difference within fold noise does not buy complexity).
+
+When the comparison runs on a subsample of the training window (``tuning.max_rows``) and the chosen
+model is then fitted on many more calls, the fold noise of the subsample overstates the noise at the
+size the model is fitted on: with ``se_scale`` = sqrt(sample calls / training calls) the standard error
+is taken at the fitted size (the standard error of a mean over calls shrinks as one over the square
+root of their number). Without subsampling the scale is 1 and the rule is unchanged.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ def compare(
     calibration_method: str,
     metric: str = "log_loss",
     prefer_simpler: bool = True,
+    se_scale: float = 1.0,
 ) -> Choice:
     """Cross-validate each candidate with its calibration and choose one (see the module docstring).
 
@@ -71,7 +78,12 @@ def compare(
         At least two folds (the calibration of one fold is learnt on the others).
     calibration_method : {"isotonic", "sigmoid"}
         The method the run uses on its calibration window.
+    se_scale : float in (0, 1]
+        Multiplies the paired differences' standard error in the one-standard-error rule: the
+        standard error at the size the chosen model is fitted on (see the module docstring).
     """
+    if not 0 < se_scale <= 1:
+        raise ValueError(f"se_scale must be in (0, 1], got {se_scale}")
     if metric not in METRICS:
         raise ConfigError(f"model_choice.metric={metric!r}: use one of {sorted(METRICS)}")
     if len(folds) < 2:
@@ -100,7 +112,7 @@ def compare(
         .set_axis([f"{m}_{s}" for m in METRICS for s in ("mean", "std")], axis=1)
         .reset_index()
     )
-    chosen, reason = _decide(candidates, table, metric, prefer_simpler)
+    chosen, reason = _decide(candidates, table, metric, prefer_simpler, se_scale)
     return Choice(chosen, metric, table, summary, reason, oof=oof)
 
 
@@ -110,7 +122,7 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _decide(
-    candidates: list[Candidate], table: pd.DataFrame, metric: str, prefer_simpler: bool
+    candidates: list[Candidate], table: pd.DataFrame, metric: str, prefer_simpler: bool, se_scale: float = 1.0
 ) -> tuple[str, str]:
     sign = 1.0 if METRICS[metric] else -1.0  # "gain": positive is better
     by = {c.name: table.loc[table["model"] == c.name, metric].to_numpy() for c in candidates}
@@ -122,14 +134,18 @@ def _decide(
     gains = sign * (by[best.name] - by[simplest.name])
     se = float(np.std(gains, ddof=1) / np.sqrt(len(gains))) if len(gains) > 1 else float("inf")
     gain = float(np.mean(gains))
-    if gain > se:
-        return best.name, (
-            f"{best.name} is better on mean {metric} by {gain:.4f}, more than one standard error of the "
-            f"paired fold differences ({se:.4f})"
+    what = f"one standard error of the paired fold differences ({se:.4f})"
+    if se_scale < 1:  # the comparison saw a subsample; the error at the size the model is fitted on
+        what = (
+            f"one standard error of the paired fold differences taken at the training window's size "
+            f"({se:.4f} x sqrt(sample / training calls) {se_scale:.3f} = {se * se_scale:.4f})"
         )
+        se *= se_scale
+    if gain > se:
+        return best.name, f"{best.name} is better on mean {metric} by {gain:.4f}, more than {what}"
     return simplest.name, (
-        f"{best.name} is better on mean {metric} by only {gain:.4f}, within one standard error of the paired "
-        f"fold differences ({se:.4f}): the simpler {simplest.name} is kept"
+        f"{best.name} is better on mean {metric} by only {gain:.4f}, within {what}: the simpler "
+        f"{simplest.name} is kept"
     )
 
 
