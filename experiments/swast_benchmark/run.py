@@ -797,7 +797,8 @@ class Evaluation:
             )
         lines.append(
             f"- Time of the default's {year} backtest ({scope}): {wall:.0f} s wall, {cpu:.0f} s CPU, "
-            f"at nice 10 with a load average of {load:.1f} when it started and "
+            f"at a lowered priority (nice; see the notes) with a load average of {load:.1f} when it "
+            "started and "
             f"{timing['load_after']:.1f} when it ended, on 2 cores shared with other jobs; target < "
             f"{TARGET_SECONDS} s on 2 cores: {state}. Its fits run one thread each, so on a quiet "
             "2-core machine the wall time should be near the CPU time; that was not measured here."
@@ -946,7 +947,8 @@ class Evaluation:
             "",
             "## Notes",
             "",
-            "- Wall and CPU times were measured at nice 10 on a shared machine (2 cores, other "
+            "- Wall and CPU times were measured at a lowered priority (nice) on a shared machine (2 "
+            "cores, other "
             "engineers' jobs running; the load average when each backtest started is in the tables "
             "and the CSV): wall times are upper bounds, not what a quiet machine gives. CPU time "
             "counts this process and the worker processes that exited (statsforecast's pool); "
