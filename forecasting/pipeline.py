@@ -217,9 +217,10 @@ def train(cfg: DictConfig, output_dir: Path) -> TrainResult:
             mlflow.log_metrics(summary)
             mlflow.log_metric("data_filled_days", filled_days)  # repairs are counted, never silent
             if selection is not None:  # the registered model: the winner on all the data
-                mlflow.log_params({"auto.winner": final.winner_, "auto.recalibrated": final.recalibrated_})
+                recalibrated = bool(final.recalibrated_)  # False also when not checked (never)
+                mlflow.log_params({"auto.winner": final.winner_, "auto.recalibrated": recalibrated})
             # Whether the registered model's intervals were recalibrated (`intervals` config).
-            mlflow.log_param("intervals.recalibrated", _interval_state(final))
+            mlflow.log_param("intervals.recalibrated", recalibration_state(final))
             if by_level is not None:  # e.g. total.mase, area.coverage_80
                 mlflow.log_metrics(level_metrics(by_level))
                 mlflow.set_tag("reconciliation", final.method_)
@@ -314,16 +315,9 @@ def _describe_choice(final: Forecaster) -> str:
     return f"Auto: chose {final.winner_} by inner MASE{left_out}.\n"
 
 
-def _interval_state(final: Forecaster) -> str:
-    """``recalibrated``, ``own`` (checked, within tolerance) or ``not checked`` (no recalibration)."""
-    if isinstance(final, AutoForecaster) and final.recalibrate in (False, "never"):
-        return "not checked"
-    return recalibration_state(final)
-
-
 def describe_intervals(final: Forecaster) -> str:
     """Where the fitted model's intervals come from, in words (console and model card)."""
-    state = _interval_state(final)
+    state = recalibration_state(final)
     if state == "not checked" and getattr(final, "windows_used_", None) == 0:
         return (
             f"the model's own, not checked: too little history for {final.min_windows} calibration "

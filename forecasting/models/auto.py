@@ -243,7 +243,9 @@ class AutoForecaster(Forecaster):
         inner = forecasts[winner["name"]]
         misses = max(abs(winner[f"coverage_{lv}"] - lv / 100) for lv in self._levels())
         mode = self._recalibration_mode()
-        self.recalibrated_ = mode == "always" or (mode == "auto" and misses > float(self.coverage_tolerance))
+        # None: not checked (``never``), as BacktestConformal says it (conformal.recalibration_state).
+        missed = misses > float(self.coverage_tolerance)
+        self.recalibrated_ = None if mode == "never" else mode == "always" or missed
         scale, band = self.recalibration_scale, int(self.recalibration_band)
         self.residuals_by_h_ = (
             residuals_by_horizon(inner, int(self.horizon), scale, band) if self.recalibrated_ else None
