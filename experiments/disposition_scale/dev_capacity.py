@@ -153,6 +153,9 @@ def run_variant(size: int, variant: str, seed: int) -> dict:
     }
 
 
+RESULTS = "## Results (development seeds)"
+
+
 def write_page(lines: list[dict]) -> None:
     head = (
         "| calls | seed | variant | model | closure (deployed) | oracle procedure | ratio | AUC | oracle AUC "
@@ -173,12 +176,27 @@ def write_page(lines: list[dict]) -> None:
         f"- `{name}` ({' '.join(o) or 'no override'}): {why}" for name, (o, why) in VARIANTS.items()
     )
     protocol = __doc__.split("Protocol", 1)[1].split("Run:", 1)[0].strip()
+    # What follows the table is written by hand after the runs: re-rendering must not drop it.
+    reading = ""
+    if PAGE.exists() and RESULTS in PAGE.read_text():
+        after = PAGE.read_text().split(RESULTS, 1)[1].lstrip("\n").splitlines(keepends=True)
+        while after and after[0].startswith("|"):
+            after.pop(0)
+        reading = "".join(after)
     PAGE.write_text(
         "# Disposition: model capacity at 2 M calls (development runs)\n\n"
         "Produced by `experiments/disposition_scale/dev_capacity.py` (one training run per line, "
         "`nice -n 10`, on a shared 2-core machine: wall times depend on the load shown; CPU time counts "
-        "every thread of the process).\n\nProtocol " + protocol + "\n\nVariants:\n\n" + variants + "\n\n"
-        "## Results (development seeds)\n\n" + "\n".join(rows) + "\n"
+        "every thread of the process).\n\nProtocol "
+        + protocol
+        + "\n\nVariants:\n\n"
+        + variants
+        + "\n\n"
+        + RESULTS
+        + "\n\n"
+        + "\n".join(rows)
+        + "\n"
+        + reading
     )
 
 
