@@ -184,3 +184,36 @@ def test_ets_heuristic_start_forecasts_as_the_estimated_one_and_short_windows_st
         ETS().fit(short).predict(7, LEVELS)["mean"],
         ETS(initialization="estimated").fit(short).predict(7, LEVELS)["mean"],
     )
+
+
+class _ThreadRecordingGLM(CalendarGLM):
+    """A CalendarGLM that notes the thread pools' sizes while it fits and forecasts each series."""
+
+    def _fit_series(self, ds, y, exog):
+        from threadpoolctl import threadpool_info
+
+        self.threads_seen_ = [
+            *getattr(self, "threads_seen_", []),
+            *(p["num_threads"] for p in threadpool_info()),
+        ]
+        return super()._fit_series(ds, y, exog)
+
+    def _forecast_series(self, state, ds, exog, level):
+        from threadpoolctl import threadpool_info
+
+        self.threads_seen_ += [p["num_threads"] for p in threadpool_info()]
+        return super()._forecast_series(state, ds, exog, level)
+
+
+def test_per_series_models_fit_with_one_thread_as_on_a_dask_worker(small_counts):
+    # The GLM's loss runs on OpenMP threads: two of them on a small series spin against other work
+    # (4 x the wall time on a loaded machine); a Dask worker has one (OMP_NUM_THREADS=1).
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(2):  # whatever the process's default, two threads outside the fits
+        outside = [p["num_threads"] for p in threadpool_info()]
+        model = _ThreadRecordingGLM(window_days=365).fit(small_counts)
+        model.predict(7, LEVELS)
+        after = [p["num_threads"] for p in threadpool_info()]
+    assert any(n > 1 for n in outside) and after == outside  # pools present, and restored afterwards
+    assert model.threads_seen_ and set(model.threads_seen_) == {1}

@@ -25,9 +25,11 @@ class LocalForecaster(Forecaster):
     def fit(self, df: pd.DataFrame) -> LocalForecaster:
         self._remember_history(df)
         self.fitted_ = {}
-        # One BLAS thread: per-series matrices are small, and threads on them mostly spin (a
-        # statsmodels ARIMA fit took 5 times the CPU with two OpenBLAS threads on two cores).
-        with threadpool_limits(1, user_api="blas"):
+        # One thread (BLAS and OpenMP): per-series problems are small, and threads on them mostly
+        # spin (a statsmodels ARIMA fit took 5 times the CPU with two OpenBLAS threads on two
+        # cores; the GLM's scikit-learn loss, OpenMP, 4 times the wall time beside other work).
+        # A Dask worker runs the same fits with one thread too (its nanny sets OMP_NUM_THREADS=1).
+        with threadpool_limits(1, user_api=None):
             for uid, rows in df.groupby("unique_id", sort=True):
                 if self.window_days:
                     rows = rows[rows["ds"] > rows["ds"].max() - pd.Timedelta(days=self.window_days)]
@@ -41,7 +43,7 @@ class LocalForecaster(Forecaster):
 
     def _predict(self, frame: pd.DataFrame, h: int, level: list[int]) -> pd.DataFrame:
         parts = []
-        with threadpool_limits(1, user_api="blas"):
+        with threadpool_limits(1, user_api=None):  # one thread, as in fit
             for uid, rows in frame.groupby("unique_id", sort=False):
                 part = rows[["unique_id", "ds"]].reset_index(drop=True)
                 columns = self._forecast_series(self.fitted_[uid], part["ds"], self._exog(rows), level)
