@@ -461,6 +461,8 @@ def report(
         "  the model and its threshold were fitted on the training and calibration windows only, and the",
         "  test window and fresh calls chose nothing. One seed: the bounds below are its uncertainty; the",
         "  spread between seeds is in disposition_safety.md.",
+        "- The same targets at 2 M calls over five seeds (this seed and four held out, training phase only):",
+        "  disposition_scale_seeds.md.",
         f"- Training breakdown (s): {breakdown} (the rest of the total is MLflow logging and",
         "  registration). `classifier=auto`: LightGBM and the logistic regression are each tuned by a",
         "  time-ordered 3-fold grid search and then compared with their calibrations by time-ordered",
