@@ -32,12 +32,14 @@ from experiments.harness import ROOT, BenchmarkReport
 from experiments.scale_benchmark.run import many_series
 from forecasting.backtest import rolling_origin_backtest
 from forecasting.metrics import summary_metrics
-from forecasting.models import CalendarGLM, GlobalLightGBM, PerKey
+from forecasting.models import GlobalLightGBM, PerKey
+from forecasting.task_split import fits_series_alone, task_chunks
 from mlops.batch_scoring import ModelBundle, score_partition
 from mlops.batch_scoring import _bundle as bundle_of
 from mlops.batch_scoring import _load as load_model
 from mlops.batch_scoring import _partitions as partitions_of
 from mlops.engine import LocalEngine, start_engine
+from mlops.errors import ConfigError
 
 CALLS = ROOT / "data" / "synthetic" / "calls.parquet"
 RESULTS = ROOT / "experiments" / "results"
@@ -67,6 +69,14 @@ SAFETY = {
 }
 
 
+# The backtested models: key (benchmark.params.model_areas), label. The per-series models are
+# the toolkit's own configurations (conf/model/<key>.yaml, as `model=<key>` builds them).
+PER_SERIES = {"glm": "CalendarGLM", "ets": "ETS", "arima": "ArimaRegression"}
+MODEL_KEYS = [*PER_SERIES, "lightgbm", "lightgbm_per_key"]
+TARGET_SERIES = 10_000  # issue 13's national scale
+EXTRAPOLATED_WORKERS = (2, 4, 8, 16, 64)
+
+
 def run(
     workdir: Path,
     n_areas: int,
@@ -82,55 +92,52 @@ def run(
     score_copies: int = 1,
     small_classifier: dict | None = None,
     forecasting: bool = True,
+    calls: bool = True,
+    years: float | None = None,
+    model_areas: dict | None = None,
 ) -> BenchmarkReport:
-    """``forecasting=False`` runs only the call-level part; the page keeps the forecasting section
-    (and the forecasting table) committed in experiments/results/ and says from which commit."""
+    """``forecasting=False`` runs only the call-level part, ``calls=False`` only the forecasting
+    part; the page keeps the other section (and its table) as committed in experiments/results/
+    and says from which commit. ``years`` keeps the last years of the generated history;
+    ``model_areas`` backtests a model on its first areas only (e.g. ``{arima: 8}``)."""
+    areas_of = _checked_model_areas(model_areas, n_areas, forecasting, calls)
     load_before = os.getloadavg()[0]
-    data = many_series(n_areas)
+    data = _last_years(many_series(n_areas), years) if forecasting else None
     started = time.perf_counter()
     with start_engine(
         {"kind": "dask", "n_workers": n_workers, "threads_per_worker": 1, "memory_limit": memory_limit}
     ) as engine:
         engine.client.wait_for_workers(n_workers)
         startup = time.perf_counter() - started
-
-        # (label, model, the same model single-threaded or None): the global LightGBM runs with the
-        # configured 2 threads here and is capped at the workers' 1 (OMP_NUM_THREADS) on the cluster;
-        # its 1-thread local time shows how much of the ratio is the shared machine's thread contention.
-        def lightgbm(n_jobs):
-            return GlobalLightGBM(n_estimators=lightgbm_estimators, n_jobs=n_jobs)
-
-        models = [
-            ("CalendarGLM (per series)", CalendarGLM, None),
-            ("GlobalLightGBM (one global model, tasks per origin)", lambda: lightgbm(2), lambda: lightgbm(1)),
-            (
-                "GlobalLightGBM per key (one model per area, tasks per origin x key)",
-                lambda: PerKey(lightgbm(2)),
-                lambda: PerKey(lightgbm(1)),
-            ),
-        ]
-        rows = [
-            _forecast_row(label, make, single, data, engine, horizon, n_origins, step, series_per_task)
-            for label, make, single in models
-            if forecasting
-        ]
-        load_middle = os.getloadavg()[0] if forecasting else None
-        calls_dir = _call_folder(workdir / "train", call_copies, files)
-        score_dir = (
-            calls_dir
-            if score_copies == call_copies
-            else _call_folder(workdir / "score", score_copies, files, later_dates=False)
-        )
-        call_rows, call_notes = _calls(engine, calls_dir, score_dir, small_classifier)
+        rows = []
+        for key, label, make, single in _forecast_models(lightgbm_estimators) if forecasting else []:
+            subset = _first_areas(data, areas_of[key])
+            row = _forecast_row(
+                label, make, single, subset, engine, horizon, n_origins, step, series_per_task
+            )
+            # The workers' peak resident memory so far (it only grows: the peak of this row or earlier).
+            rows.append(
+                {"key": key, **row, "worker_peak_gib": max(engine.client.run(_peak_rss_gib).values())}
+            )
+        load_middle = os.getloadavg()[0] if forecasting and calls else None
+        call_rows, call_notes = [], {}
+        if calls:
+            calls_dir = _call_folder(workdir / "train", call_copies, files)
+            score_dir = (
+                calls_dir
+                if score_copies == call_copies
+                else _call_folder(workdir / "score", score_copies, files, later_dates=False)
+            )
+            call_rows, call_notes = _calls(engine, calls_dir, score_dir, small_classifier)
         peaks = engine.client.run(_peak_rss_gib)
     forecast = pd.DataFrame(rows) if forecasting else pd.read_csv(RESULTS / "dask_scale.csv")
-    calls = pd.DataFrame(call_rows)
+    calls_table = pd.DataFrame(call_rows) if calls else pd.read_csv(RESULTS / "dask_scale_calls.csv")
     load_after = os.getloadavg()[0]
     client_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     markdown = _page(
         data=data,
-        forecast=forecast,
-        calls=calls,
+        forecast=forecast if forecasting else None,
+        calls=calls_table if calls else None,
         notes=call_notes,
         peaks=peaks,
         client_peak=client_peak,
@@ -142,16 +149,99 @@ def run(
         n_workers=n_workers,
         memory_limit=memory_limit,
         load_middle=load_middle,
+        step=step,
+        series_per_task=series_per_task,
     )
     if not forecasting:
         markdown = _kept_forecasting(markdown)
+    if not calls:
+        markdown = _kept_calls(markdown)
     metrics = {
         "startup_seconds": startup,
         "worker_peak_gib_max": max(peaks.values()),
-        **{f"ratio_{i}": r for i, r in enumerate(forecast["ratio"])},
         **{f"calls_{k}": v for k, v in call_notes.items() if isinstance(v, int | float)},
     }
-    return BenchmarkReport(markdown=markdown, metrics=metrics, tables={"": forecast, "calls": calls})
+    if forecasting:
+        metrics.update({f"ratio_{r.key}": r.ratio for r in forecast.itertuples()})
+    return BenchmarkReport(markdown=markdown, metrics=metrics, tables={"": forecast, "calls": calls_table})
+
+
+def _checked_model_areas(model_areas, n_areas: int, forecasting: bool, calls: bool) -> dict[str, int]:
+    """Areas each model is backtested on (default all ``n_areas``); one line for a bad setting."""
+    if not (forecasting or calls):
+        raise ConfigError(
+            "benchmark.params.forecasting and benchmark.params.calls are both false: nothing to run; "
+            "set one of them to true"
+        )
+    given = dict(model_areas or {})
+    unknown = sorted(set(given) - set(MODEL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"benchmark.params.model_areas: unknown model(s) {', '.join(unknown)}; "
+            f"use {', '.join(MODEL_KEYS)}"
+        )
+    for key, areas in given.items():
+        if areas is not None and not (isinstance(areas, int) and 1 <= areas <= n_areas):
+            raise ConfigError(
+                f"benchmark.params.model_areas.{key}={areas}: must be a whole number of areas from 1 "
+                f"to n_areas ({n_areas}), or null for all"
+            )
+    return {key: given.get(key) or n_areas for key in MODEL_KEYS}
+
+
+def _last_years(data: pd.DataFrame, years: float | None) -> pd.DataFrame:
+    """The last ``years`` x 365.25 days of every series (all of them when None)."""
+    if not years:
+        return data
+    first = data["ds"].max() - pd.Timedelta(days=round(years * 365.25)) + pd.Timedelta(days=1)
+    return data[data["ds"] >= first].reset_index(drop=True)
+
+
+def _first_areas(data: pd.DataFrame, areas: int) -> pd.DataFrame:
+    """The series of the first ``areas`` areas (``area00`` ... : the smaller ones, see many_series)."""
+    names = sorted(data["unique_id"].str.split("/").str[0].unique())[:areas]
+    return data[data["unique_id"].str.split("/").str[0].isin(names)].reset_index(drop=True)
+
+
+def _configured(key: str):
+    """The model as ``model=<key>`` configures it (conf/model/<key>.yaml, calendar.nation default)."""
+    from omegaconf import OmegaConf
+
+    from forecasting.pipeline import build_forecaster
+
+    cfg = OmegaConf.create({"model": OmegaConf.load(ROOT / "conf" / "model" / f"{key}.yaml")})
+    return build_forecaster(cfg.model)
+
+
+def _forecast_models(lightgbm_estimators: int) -> list[tuple]:
+    """(key, label, model factory, the same model single-threaded or None) for each row.
+
+    The global LightGBM runs with the configured 2 threads here and is capped at the workers' 1
+    (OMP_NUM_THREADS) on the cluster; its 1-thread local time shows how much of the ratio is the
+    shared machine's thread contention. The per-series models fit with one thread everywhere."""
+
+    def lightgbm(n_jobs):
+        return GlobalLightGBM(n_estimators=lightgbm_estimators, n_jobs=n_jobs)
+
+    per_series = [
+        (key, f"{name} (per series, model={key})", lambda key=key: _configured(key), None)
+        for key, name in PER_SERIES.items()
+    ]
+    return [
+        *per_series,
+        (
+            "lightgbm",
+            "GlobalLightGBM (one global model, tasks per origin)",
+            lambda: lightgbm(2),
+            lambda: lightgbm(1),
+        ),
+        (
+            "lightgbm_per_key",
+            "GlobalLightGBM per key (one model per area, tasks per origin x key)",
+            lambda: PerKey(lightgbm(2)),
+            lambda: PerKey(lightgbm(1)),
+        ),
+    ]
 
 
 def _forecast_row(label, make, single, data, engine, horizon, n_origins, step, per_task) -> dict:
@@ -177,8 +267,15 @@ def _forecast_row(label, make, single, data, engine, horizon, n_origins, step, p
     identical = local.equals(mapped)
     tasks = stream.durations
     fixed = max(dask_s - sum(tasks) / 2, 0.0)
-    return {
+    # Per-series and per-key models split by series (at 10,000 series, into tasks of per_task
+    # series); at a size with fewer series than per_task their tasks here take every series.
+    model = make()
+    chunked = fits_series_alone(model) or isinstance(model, PerKey)
+    ids = np.sort(data["unique_id"].unique())
+    chunk = task_chunks(model, ids, per_task)[0] or tuple(ids[: per_task or len(ids)])
+    row = {
         "model": label,
+        "series": data["unique_id"].nunique(),
         "local_s": local_s,
         "local_1_thread_s": local_1_s,
         "dask_s": dask_s,
@@ -193,8 +290,49 @@ def _forecast_row(label, make, single, data, engine, horizon, n_origins, step, p
         "task_s_sum": sum(tasks),
         "task_s_max": max(tasks, default=0.0),
         "fixed_s": fixed,
-        **{f"extrapolated_{n}_workers_s": sum(tasks) / n + fixed for n in (4, 8, 16)},
+        "select_s": _select_seconds(data, chunk if chunked else None),
+        "history_gib": data.memory_usage(deep=True).sum() / 1024**3,
+        "chunked": chunked,
     }
+    for n in (4, 8, 16):  # at this size: the same formula as _at_target's, k = 1
+        row[f"extrapolated_{n}_workers_s"] = max(sum(tasks) / n, row["task_s_max"]) + fixed
+    return {**row, **_at_target(row)}
+
+
+def _select_seconds(data: pd.DataFrame, chunk) -> float:
+    """Seconds a task spends selecting its series from the whole history (backtest_fold's first
+    step; none when a task takes every series): it grows with the history, not the task."""
+    if chunk is None:
+        return 0.0
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        data[data["unique_id"].isin(chunk)]
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _at_target(row: dict) -> dict:
+    """Wall seconds at TARGET_SERIES series on N workers, from this row's measured tasks.
+
+    k = TARGET_SERIES / series. Chunked models (per series, per key): k times as many tasks of the
+    same size, each also selecting its series from a k times larger history (select_s x k);
+    the global model: the same tasks (origins), each k times longer. The fixed cost (scheduling,
+    sending the history, gathering) grows k times (an upper estimate: part of it is per run).
+    wall(N) = max(sum / N, longest task) + fixed; the local loop: k x the 1-thread local time.
+    """
+    k = TARGET_SERIES / row["series"]
+    local = k * (row["local_s"] if np.isnan(row["local_1_thread_s"]) else row["local_1_thread_s"])
+    if row["chunked"]:
+        extra = row["select_s"] * (k - 1)
+        total = k * (row["task_s_sum"] + row["tasks"] * extra)
+        longest = row["task_s_max"] + extra
+    else:
+        total, longest = k * row["task_s_sum"], k * row["task_s_max"]
+    out = {"target_local_s": local, "target_history_gib": k * row["history_gib"]}
+    for n in EXTRAPOLATED_WORKERS:
+        out[f"target_{n}_workers_s"] = max(total / n, longest) + k * row["fixed_s"]
+    return out
 
 
 class _TaskStream:
@@ -471,9 +609,11 @@ def _page(  # keyword-only: values of like kinds, easy to pass in the wrong orde
     n_workers,
     memory_limit,
     load_middle=None,
+    step=28,
+    series_per_task=None,
 ) -> str:
-    n_series = data["unique_id"].nunique()
-    years = data["ds"].nunique() / 365.25
+    """The results page; ``forecast`` or ``calls`` None: that section is a placeholder that
+    :func:`_kept_forecasting` / :func:`_kept_calls` replace with the committed one."""
     if load_middle is None:
         when = f"{load_before:.1f} before and {load_after:.1f} after"
     else:
@@ -489,41 +629,76 @@ def _page(  # keyword-only: values of like kinds, easy to pass in the wrong orde
         "",
         f"**Machine and load.** {os.cpu_count()} cores; load average {when}. Above {os.cpu_count()}, "
         "other work shared the cores (this machine is shared by several engineers), so every wall time "
-        "and ratio here is noisy; CPU seconds (calls) depend less on the load.",
+        "and ratio here is noisy; CPU seconds depend less on the load.",
         "",
+    ]
+    if forecast is None:
+        lines += ["## Forecasting backtests", "", "(kept from the committed page)", ""]
+    else:
+        lines += _forecast_section(
+            data, forecast, startup, n_origins, horizon, step, series_per_task, n_workers, memory_limit
+        )
+    if calls is None:
+        lines += [
+            "## Call level: out-of-core training and batch scoring",
+            "",
+            "(kept from the committed page)",
+            "",
+        ]
+    else:
+        lines += _calls_section(calls, notes)
+    lines += [
+        "## Memory",
+        "",
+        "Peak resident memory per worker process (GiB, over this run): "
+        + ", ".join(f"{v:.2f}" for v in peaks.values())
+        + f"; the job's own process: {client_peak:.2f} GiB (it also ran the local fits).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _forecast_section(data, forecast, startup, n_origins, horizon, step, per_task, n_workers, memory_limit):
+    years = data["ds"].nunique() / 365.25
+    most = int(forecast["series"].max())
+    fewer = forecast[forecast["series"] < most]
+    fewer_note = "".join(
+        f"; {r.model.split(' (')[0]} on {r.series} (its first {r.series // 4} areas: the smaller ones)"
+        for r in fewer.itertuples()
+    )
+    lines = [
         "## Forecasting backtests",
         "",
-        f"Measured size: {n_series} series x {years:.1f} years, {n_origins} origins, {horizon}-day horizon "
-        f"({len(data):,} rows). Issue target: 10,000 series x 5 years, 12 origins, 84 days: **not run** "
-        f"(about {10_000 // n_series}x the series; it would not fit the time available on this shared "
-        "machine). Cluster "
-        f"start-up: {startup:.1f} s ({n_workers} workers, {memory_limit} each), not included below.",
+        f"Measured size: {most} series x {years:.1f} years{fewer_note}, {n_origins} origins every {step} "
+        f"days, {horizon}-day horizon ({len(data):,} rows for {most} series); tasks of {per_task} series "
+        f"(per series) or whole keys up to {per_task} series (per key). Issue target: "
+        f"{TARGET_SERIES:,} series x 5 years, 12 origins, 84 days: **not run** at that size (about "
+        f"{TARGET_SERIES // most}x the series; it would not fit the time available on this shared machine): "
+        "extrapolated from the measured tasks below. Per-series models are the toolkit's own "
+        "configurations (conf/model/glm.yaml, ets.yaml, arima.yaml); the LightGBM rows use "
+        "conf/model/lightgbm.yaml's defaults with fewer trees (benchmark.params.lightgbm_estimators). "
+        f"Cluster start-up: {startup:.1f} s ({n_workers} workers, {memory_limit} each), not included below.",
         "",
-        "| model | local s (2 threads) | local s (1 thread) | dask s | local / dask | "
+        "| model | series | local s (2 threads) | local s (1 thread) | dask s | local / dask | "
         "local 1 thread / dask | identical table | MASE local / dask | tasks | sum of task s | "
-        "longest task s | fixed s | "
-        "extrapolated s at 4 / 8 / 16 workers |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "longest task s | fixed s | worker peak GiB so far | extrapolated s at 4 / 8 / 16 workers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in forecast.itertuples():
         single = f"{r.local_1_thread_s:.1f}" if np.isfinite(r.local_1_thread_s) else "-"
         single_ratio = f"{r.ratio_1_thread:.2f}" if np.isfinite(r.ratio_1_thread) else "-"
         lines.append(
-            f"| {r.model} | {r.local_s:.1f} | {single} | {r.dask_s:.1f} | {r.ratio:.2f} | {single_ratio} | "
-            f"{'yes' if r.identical else 'NO'} | "
+            f"| {r.model} | {r.series} | {r.local_s:.1f} | {single} | {r.dask_s:.1f} | {r.ratio:.2f} | "
+            f"{single_ratio} | {'yes' if r.identical else '**NO**'} | "
             f"{r.mase_local:.4f} / {r.mase_dask:.4f} | {r.tasks} | {r.task_s_sum:.1f} | {r.task_s_max:.1f} | "
-            f"{r.fixed_s:.1f} | {r.extrapolated_4_workers_s:.1f} / {r.extrapolated_8_workers_s:.1f} / "
-            f"{r.extrapolated_16_workers_s:.1f} |"
+            f"{r.fixed_s:.1f} | {r.worker_peak_gib:.2f} | {r.extrapolated_4_workers_s:.1f} / "
+            f"{r.extrapolated_8_workers_s:.1f} / {r.extrapolated_16_workers_s:.1f} |"
         )
     lines += [
         "",
         "CPU seconds, which the other work on the machine changes less than wall times: the 1-thread "
         "local run (this process) against the cluster run (both workers and this process). On 2 free "
         "cores, with the work split evenly, the cluster would take about its CPU seconds / 2 plus the "
-        "fixed cost above, and the loop about its CPU seconds (1 thread). The loop's CPU seconds also "
-        "count any BLAS threads of this process, while the workers run with one (Dask's nanny sets "
-        "OMP/MKL/OPENBLAS_NUM_THREADS=1): a cluster run using less CPU than the loop (ratio below 1) "
-        "is that, not less work.",
+        "fixed cost above, and the loop about its CPU seconds (1 thread).",
         "",
         "| model | local CPU s (1 thread) | dask CPU s (workers + here) | dask / local CPU | "
         "local / dask on 2 free cores (estimate) |",
@@ -535,31 +710,76 @@ def _page(  # keyword-only: values of like kinds, easy to pass in the wrong orde
             f"| {r.model} | {r.local_1_thread_cpu_s:.1f} | {r.dask_cpu_s:.1f} | "
             f"{r.dask_cpu_s / r.local_1_thread_cpu_s:.2f} | {estimate:.2f} |"
         )
-    glm, one_model, per_key = (forecast.iloc[i] for i in range(3))
+    header = " / ".join(str(n) for n in EXTRAPOLATED_WORKERS)
     lines += [
         "",
-        "The CalendarGLM fits one series at a time (single-threaded here and on the cluster). The global "
-        "LightGBM's configured 2 threads are used here; on the cluster each worker's fits use 1 "
-        "(Dask's nanny sets OMP_NUM_THREADS=1 and the model keeps to it), so the two workers' fits do not "
-        "fight over the 2 cores; the 1-thread column is the same backtest here with 1 thread (identical "
-        "table, checked), the fairer baseline when the machine is loaded.",
+        "Per-series models (ETS, ARIMA, GLM) fit and forecast with one thread of every thread pool, here "
+        "as on a worker (Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1). Until a9a0835 only BLAS was "
+        "capped here: the GLM's scikit-learn loss ran two OpenMP threads that spun against other work, "
+        "which made the loop, not the cluster, the slow side of the earlier pages' GLM ratio (8.88 at "
+        "6b4cff3). The global LightGBM's configured 2 threads are used here; on the cluster each worker's "
+        "fits use 1, so the two workers' fits do not fight over the 2 cores; the 1-thread column is the "
+        "same backtest here with 1 thread (identical table, checked), the fairer baseline when the "
+        "machine is loaded.",
         "",
-        "Targets, at the measured size only (the issue's are at 10,000 series):",
-        f"- per-series models, local / dask >= 1.6: {_verdict(glm.ratio, 1.6)};",
+        f"### Extrapolated to {TARGET_SERIES:,} series",
+        "",
+        f"From each row's measured tasks, with k = {TARGET_SERIES:,} / series. Per-series and per-key "
+        "models: k times as many tasks of the same size, each also selecting its series from a k times "
+        "larger history (every task filters the whole history, which each worker holds: select s, "
+        "measured here on this history, grows k times); the global model: the same 12 tasks (origins), "
+        "each k times longer. The fixed cost (scheduling, sending the history, gathering the folds) is "
+        "taken k times (an upper estimate: part of it is per run). dask s at N workers = max(sum of task "
+        "s / N, longest task) + fixed; the local loop: k x its 1-thread time. Linear in the series: it "
+        "assumes workers as fast as these two and ignores memory pressure; it is an estimate, not a "
+        "measurement.",
+        "",
+        f"| model | k | history GiB on each worker | select s per task (here -> at {TARGET_SERIES:,}) | "
+        f"local s (1 thread) | dask s at {header} workers | local / dask, 2 workers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in forecast.itertuples():
+        k = TARGET_SERIES / r.series
+        walls = " / ".join(f"{getattr(r, f'target_{n}_workers_s'):,.0f}" for n in EXTRAPOLATED_WORKERS)
+        select = f"{r.select_s:.3f} -> {r.select_s * k:.2f}" if r.chunked else "- (tasks: origins)"
+        lines.append(
+            f"| {r.model} | {k:.0f} | {r.target_history_gib:.2f} | {select} | {r.target_local_s:,.0f} | "
+            f"{walls} | {r.target_local_s / r.target_2_workers_s:.2f} |"
+        )
+    by_key = forecast.set_index("key")
+    per_series = [by_key.loc[k] for k in PER_SERIES if k in by_key.index]
+    one_model, per_key = by_key.loc["lightgbm"], by_key.loc["lightgbm_per_key"]
+    lines += [
+        "",
+        "Targets (measured at the sizes above; the issue's are at 10,000 series, where only the "
+        "extrapolation speaks):",
+        *(
+            f"- {r.model.split(' (')[0]} (per series, {r.series} series), local / dask >= 1.6: "
+            f"{_verdict(r.ratio, 1.6)}; extrapolated to {TARGET_SERIES:,} series: "
+            f"{r.target_local_s / r.target_2_workers_s:.2f};"
+            for r in per_series
+        ),
         f"- one global LightGBM, local / dask >= 0.9: {_verdict(one_model.ratio, 0.9)} "
-        f"(against the 1-thread local run: {one_model.ratio_1_thread:.2f});",
+        f"(against the 1-thread local run: {one_model.ratio_1_thread:.2f}); extrapolated: "
+        f"{one_model.target_local_s / one_model.target_2_workers_s:.2f};",
         f"- LightGBM per key (a different model: one per area), local / dask: {per_key.ratio:.2f} "
         f"(1-thread local: {per_key.ratio_1_thread:.2f}); MASE {per_key.mase_local:.4f} against "
         f"{one_model.mase_local:.4f} for the one global model on these origins (not a model choice: "
-        "choose on a backtest of your own series).",
+        "choose on a backtest of your own series);",
+        "- identical tables local / dask: "
+        + ("every row" if forecast["identical"].all() else "**not every row** (see the table)")
+        + "; peak memory per worker: the table's column and the Memory section.",
         "",
-        "Extrapolation: wall(N) = sum of task times / N + fixed, where fixed = dask wall - sum / 2 is what "
-        "the 2-worker run spent outside fold computation (scheduling, sending the history to each worker, "
-        "gathering the folds). It assumes tasks as long as these and workers as fast; it ignores that the "
-        "longest task bounds the wall time (column 'longest task') and that sending the history grows with "
-        "the workers. A global model's tasks are origins (12 in the issue's protocol), so beyond 12 workers "
-        "it cannot gain; per-key tasks are origins x keys.",
+        "Extrapolation at this size (last column of the first table): the same formula with k = 1. A "
+        "global model's tasks are origins (12 here), so beyond 12 workers it cannot gain; per-key tasks "
+        "are origins x keys.",
         "",
+    ]
+    return lines
+
+
+def _calls_section(calls: pd.DataFrame, notes: dict) -> list[str]:
+    lines = [
         "## Call level: out-of-core training and batch scoring",
         "",
         f"Measured size: training on {notes['n_calls']:,} synthetic calls (the committed 150,000, repeated "
@@ -617,35 +837,42 @@ def _page(  # keyword-only: values of like kinds, easy to pass in the wrong orde
         )
         + ".",
         "",
-        "## Memory",
-        "",
-        "Peak resident memory per worker process (GiB, over the whole run): "
-        + ", ".join(f"{v:.2f}" for v in peaks.values())
-        + f"; the job's own process: {client_peak:.2f} GiB (it also ran the local fits).",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _kept_forecasting(markdown: str) -> str:
     """``markdown`` with its forecasting section replaced by the committed page's, which says so."""
-    start, end = "## Forecasting backtests", "## Call level"
+    return _kept_section(markdown, "## Forecasting backtests", "## Call level", "forecasting", "call-level")
+
+
+def _kept_calls(markdown: str) -> str:
+    """``markdown`` with its call-level section replaced by the committed page's, which says so."""
+    return _kept_section(markdown, "## Call level", "## Memory", "calls", "forecasting")
+
+
+def _kept_section(markdown: str, start: str, end: str, switch: str, ran: str) -> str:
+    """``markdown`` with the section from ``start`` to ``end`` taken from the committed page, with a
+    note naming the commit it comes from (kept as it is when it already has one)."""
     committed = (RESULTS / "dask_scale.md").read_text()
-    kept = committed[committed.index(start) : committed.index(end)]
-    if "Not re-run in this run" in kept:  # kept from an earlier run already: its note names that run
-        return markdown[: markdown.index(start)] + kept + markdown[markdown.index(end) :]
-    commit = subprocess.run(
-        ["git", "log", "-1", "--format=%h", "--", "experiments/results/dask_scale.md"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    note = (
-        f"{start}\n\nNot re-run in this run (`benchmark.params.forecasting=false`, only the call-level "
-        f"part ran): the section below is the one committed at {commit or 'the previous commit'}, from "
-        "its own run and load; the machine and load line above is this run's."
-    )
-    kept = kept.replace(start, note, 1)
-    return markdown[: markdown.index(start)] + kept + markdown[markdown.index(end) :]
+    begin = committed.index(start)
+    heading = committed[begin : committed.index("\n", begin)]
+    kept = committed[begin : committed.index(end, begin)]
+    if "Not re-run in this run" not in kept:  # kept from an earlier run already: its note names that run
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "experiments/results/dask_scale.md"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        note = (
+            f"{heading}\n\nNot re-run in this run (`benchmark.params.{switch}=false`, only the {ran} "
+            f"part ran): the section below is the one committed at {commit or 'the previous commit'}, from "
+            "its own run and load; the machine and load line above is this run's."
+        )
+        kept = kept.replace(heading, note, 1)
+    first = markdown.index(start)
+    return markdown[:first] + kept + markdown[markdown.index(end, first) :]
 
 
 def _verdict(value: float, target: float, shown: str = "{:.2f}") -> str:
