@@ -30,6 +30,15 @@ Rule (written and committed before any new seed was scored):
 - Consistency check: seed 1 repeats the training phase of disposition_scale.md's run; its numbers
   should equal that page's test-window rows (the page says whether they do).
 
+Amendment 1 (written after the first run, before its re-run; no setting changed): the first run's
+seeds 31-34 trained while another engineer's uncommitted edits to disposition/ (model.py,
+threshold.py, columns.py, data.py, level_thresholds.py; speed-ups) were appearing in the shared
+working tree, so they did not run the committed code. Every seed is therefore re-run, the same way,
+from a clean checkout of one commit (``git worktree add --detach``); that run is the one reported.
+The page says whether its numbers equal the first run's (kept in
+outputs/bench/disposition_scale_seeds/cache_first_run). Each row now records the commit and whether
+the code the training imports (disposition/, mlops/, conf/) had uncommitted changes.
+
 Each seed is generated and trained in processes of its own (benchmark.py's training phase), one after
 another; its row is cached as ``<cache_dir>/seed<n>.csv`` (with its subgroup table) as soon as it
 finishes, so an interrupted run loses no finished seed and a re-run picks up where it stopped.
@@ -99,8 +108,13 @@ def _phase(name: str, workdir: Path, seed: int, train_calls: int) -> dict:
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return done.stdout.strip() or "?"
+    """The checkout's commit, "+uncommitted" when the code the training imports differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "disposition", "mlops", "conf")
+    return (git("rev-parse", "--short", "HEAD") or "?") + ("+uncommitted" if dirty else "")
 
 
 def seed_row(seed: int, fit: dict, subgroups: pd.DataFrame, limit: float) -> dict:
@@ -139,7 +153,7 @@ def run_seed(workdir: Path, seed: int, train_calls: int, limit: float) -> dict:
     """Generate and train one seed, each in a process of its own; its row."""
     seed_dir = workdir / f"seed{seed}"
     seed_dir.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()[0]
+    load, commit = os.getloadavg()[0], _commit()  # before the phases import the code
     gen = _phase("generate", seed_dir, seed, train_calls)
     fit = _phase("train", seed_dir, seed, train_calls)
     (seed_dir / "train.parquet").unlink(missing_ok=True)  # hundreds of MB; the run folder stays
@@ -151,7 +165,7 @@ def run_seed(workdir: Path, seed: int, train_calls: int, limit: float) -> dict:
             "load before": load,
             "load after": os.getloadavg()[0],
             "nice": os.nice(0),
-            "commit": _commit(),
+            "commit": commit,
             "calls": train_calls,
         }
     )
