@@ -195,7 +195,8 @@ def rolling_origin_backtest(
     if map_tasks is not None:
         chunks = task_chunks(forecaster, df["unique_id"].unique(), series_per_task)
         tasks = [(cutoff, chunk) for cutoff in cutoffs for chunk in chunks]
-        return pd.concat(map_tasks(backtest_fold, tasks, {"df": df, **settings}), ignore_index=True)
+        history = df if chunks == [None] else split_by_chunk(df, chunks)
+        return pd.concat(map_tasks(backtest_fold, tasks, {"df": history, **settings}), ignore_index=True)
     show = progress if progress is not None else n_origins > 4
     folds = [
         backtest_fold((cutoff, None), df, **settings)
@@ -204,9 +205,23 @@ def rolling_origin_backtest(
     return pd.concat(folds, ignore_index=True)
 
 
+def split_by_chunk(
+    df: pd.DataFrame, chunks: Sequence[tuple[str, ...]]
+) -> dict[tuple[str, ...], pd.DataFrame]:
+    """Each chunk's rows of ``df`` (in their order, with their index), in one pass over ``df``.
+
+    Tasks then look their series up instead of each scanning the whole history: at 10,000 series
+    that scan (about 1 s a task) cost more than fitting a chunk of 20 series with ETS or the GLM.
+    """
+    chunk_of = {uid: i for i, chunk in enumerate(chunks) for uid in chunk}
+    labels = df["unique_id"].map(chunk_of)
+    parts = dict(iter(df.groupby(labels, sort=True)))
+    return {chunk: parts.get(i, df.iloc[:0]) for i, chunk in enumerate(chunks)}
+
+
 def backtest_fold(
     task: tuple[pd.Timestamp, Sequence[str] | None],
-    df: pd.DataFrame,
+    df: pd.DataFrame | Mapping[tuple[str, ...], pd.DataFrame],
     forecaster: Forecaster,
     horizon: int,
     level: Sequence[int],
@@ -214,9 +229,12 @@ def backtest_fold(
     mase_scale: str,
 ) -> pd.DataFrame:
     """One fold of :func:`rolling_origin_backtest`: fit at origin ``task[0]`` on the series
-    ``task[1]`` (all when None) and score the next ``horizon`` days."""
+    ``task[1]`` (all when None) and score the next ``horizon`` days. ``df`` is the history, or
+    each chunk's history by chunk (:func:`split_by_chunk`)."""
     cutoff, series = task
-    if series is not None:
+    if isinstance(df, Mapping):
+        df = df[tuple(series)]
+    elif series is not None:
         df = df[df["unique_id"].isin(series)]
     train = df[df["ds"] <= cutoff]
     test = df[(df["ds"] > cutoff) & (df["ds"] <= cutoff + pd.Timedelta(days=horizon))]

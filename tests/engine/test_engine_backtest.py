@@ -58,6 +58,26 @@ def test_a_model_per_key_splits_by_whole_keys():
     assert task_chunks(CalendarGLM(), ids, 2) == [("a/1", "a/2"), ("b/1", "b/2"), ("c/1",)]
 
 
+def test_series_tasks_get_their_chunks_history_split_once(recent_counts):
+    # Each task looks its series up rather than scanning the whole history (at 10,000 series a
+    # scan a task cost more than fitting 20 series of ETS); the table is the loop's.
+    sent = {}
+
+    def record_and_loop(fn, tasks, shared):
+        sent.update(shared)
+        return [fn(task, **shared) for task in tasks]
+
+    loop = rolling_origin_backtest(SeasonalNaive(), recent_counts, **PROTOCOL)
+    mapped = rolling_origin_backtest(
+        SeasonalNaive(), recent_counts, **PROTOCOL, map_tasks=record_and_loop, series_per_task=3
+    )
+    chunks = series_chunks(recent_counts["unique_id"].unique(), 3)
+    assert isinstance(sent["df"], dict) and list(sent["df"]) == chunks
+    for chunk, part in sent["df"].items():
+        assert part.equals(recent_counts[recent_counts["unique_id"].isin(chunk)])
+    assert mapped.equals(loop)
+
+
 def test_lightgbm_threads_follow_the_process_limit(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Dask's nanny gives each worker
     assert allowed_threads(2) == 1
