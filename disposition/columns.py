@@ -67,10 +67,29 @@ def parse_numbers(values: pd.Series, decimal: str = ".") -> pd.Series:
     """Text read as numbers, the file's decimal mark understood (``36,5`` with ``decimal=','``)."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype(float)
+    return by_level(values, lambda levels: _parse_text(levels, decimal)).astype(float)
+
+
+def _parse_text(values: pd.Series, decimal: str) -> pd.Series:
     text = values.astype(str).str.strip()
     if decimal != ".":
         text = text.str.replace(decimal, ".", regex=False)
     return pd.to_numeric(text.where(values.notna()), errors="coerce").astype(float)
+
+
+def by_level(values: pd.Series, transform: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``transform(values)`` for a value-by-value ``transform``, each distinct text value done once.
+
+    A text column of two million calls has a few dozen levels; parsing every row as a number took
+    most of the data checks' time at the 2 M-call benchmark. Only for pandas' string dtype, whose
+    levels are distinct strings (an object column may hold 1 and True, which hash as one level);
+    missing values stay missing. Other columns are transformed as they are.
+    """
+    if not isinstance(values.dtype, pd.StringDtype):
+        return transform(values)
+    codes, levels = pd.factorize(values, use_na_sentinel=True)
+    done = transform(pd.Series(levels, dtype=values.dtype)).to_numpy(dtype=float, na_value=np.nan)
+    return pd.Series(np.append(done, np.nan)[codes], index=values.index, name=values.name)
 
 
 def column_type(values: pd.Series, decimal: str = ".") -> tuple[str, str]:

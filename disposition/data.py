@@ -23,6 +23,7 @@ from disposition.columns import (
     CONSTANT,
     NUMERIC,
     REFUSED_KINDS,
+    by_level,
     inferred_role,
     leakage_warnings,
     parse_numbers,
@@ -627,7 +628,9 @@ def _check_informative(values: pd.Series, column: str, y: np.ndarray, source: st
             "it cannot inform the model, remove it from calls.features"
         )
     numbers = (
-        pd.to_numeric(values, errors="coerce") if not isinstance(values.dtype, pd.CategoricalDtype) else None
+        by_level(values, lambda v: pd.to_numeric(v, errors="coerce"))
+        if not isinstance(values.dtype, pd.CategoricalDtype)
+        else None
     )
     if numbers is not None and numbers.notna().all():
         same = np.array_equal(numbers.to_numpy(), y) or np.array_equal(numbers.to_numpy(), 1 - y)

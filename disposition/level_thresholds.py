@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -61,10 +62,21 @@ def calls_needed(
     limit, or with ``confirm_power`` the confirmable rate); None when no number of calls would do."""
     if rate >= limit:
         return None
-    n = np.unique(np.geomspace(1, 5e7, 4000).astype(int)).astype(float)
-    k = largest_rejected_count(n, tested_rate(n, limit, delta, confirm_power, test_scale), delta)
+    n, k = _rejected_counts(limit, delta, confirm_power, test_scale)
     reach = np.flatnonzero((k >= 0) & (binom.cdf(np.maximum(k, 0), n, rate) >= power))
     return int(n[reach[0]]) if len(reach) else None
+
+
+@cache
+def _rejected_counts(
+    limit: float, delta: float, confirm_power: float | None, test_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate sizes and their largest rejected counts, the same for every level of a run: computed
+    once rather than per level (4,000 exact binomial quantiles each). Read-only, as they are shared."""
+    n = np.unique(np.geomspace(1, 5e7, 4000).astype(int)).astype(float)
+    k = largest_rejected_count(n, tested_rate(n, limit, delta, confirm_power, test_scale), delta)
+    n.flags.writeable = k.flags.writeable = False
+    return n, k
 
 
 def level_walks(

@@ -15,9 +15,12 @@ from disposition.safety import (
 )
 from disposition.threshold import (
     confirmable_rate,
+    first_started,
     largest_rejected_count,
     required_calls,
     smallest_supported_limit,
+    start_calls,
+    tested_rate,
 )
 from mlops.errors import ConfigError
 
@@ -113,6 +116,18 @@ def test_confirm_power_tests_against_a_rate_below_the_limit():
     plain = safety_threshold(p, unsafe, np.ones(20_000, bool), 0.01, 0.05, confirm_power=None)
     confirmed = safety_threshold(p, unsafe, np.ones(20_000, bool), 0.01, 0.05, confirm_power=0.5)
     assert 0 < confirmed.n_recommended < plain.n_recommended and confirmed.under_triage < plain.under_triage
+
+
+@pytest.mark.parametrize(
+    ("limit", "power", "scale", "calls"),
+    [(0.01, 0.5, 1.0, 30_000), (0.01, None, 1.0, 5_000), (0.02, 0.2, 0.5, 9_000), (0.01, 0.5, 1.0, 300)],
+)
+def test_the_chunked_start_opens_the_same_candidate_as_testing_every_one(limit, power, scale, calls):
+    # first_started stops at the first candidate start_calls opens instead of evaluating them all.
+    n = np.arange(1, calls + 1)
+    opened = start_calls(tested_rate(n, limit, 0.05, power, scale), 0.05)
+    expected = int(np.argmax(opened)) if opened.any() else calls
+    assert first_started(calls, limit, 0.05, power, scale) == expected
 
 
 def test_too_few_calls_recommend_nothing_and_say_how_many_are_needed():
