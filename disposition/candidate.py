@@ -21,6 +21,7 @@ from disposition.evaluation import SafetySettings
 from disposition.model import (
     TreeModel,
     fit_classifier,
+    fit_key,
     is_tree,
     make_classifier_pipeline,
     model_input,
@@ -84,9 +85,16 @@ def tuning_folds(calls: PreparedCalls, rows: np.ndarray, n_splits: int, seed: in
 
 
 def tuned_params(
-    classifier_cfg: DictConfig, cfg: DictConfig, calls: PreparedCalls, frame: pd.DataFrame, windows: dict
+    classifier_cfg: DictConfig,
+    cfg: DictConfig,
+    calls: PreparedCalls,
+    frame: pd.DataFrame,
+    windows: dict,
+    fitted: dict | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Grid search of ``classifier.search`` by cross-validation in the training window, folds as the split."""
+    """Grid search of ``classifier.search`` by cross-validation in the training window, folds as the split.
+
+    ``fitted`` receives each fold's fitted pipeline (:func:`disposition.model.tune`)."""
     grid = OmegaConf.to_container(classifier_cfg.get("search") or {}, resolve=True)
     if not (cfg.tuning.enabled and grid):
         return {}, pd.DataFrame()
@@ -105,6 +113,7 @@ def tuned_params(
         len(categorical),
         cv=folds,
         groups=groups,
+        fitted=fitted,
     )
 
 
@@ -234,7 +243,10 @@ def choose_classifier(
             "classifier=auto compares LightGBM (classifier.*) with the logistic regression in baseline.*; "
             "set baseline=logistic, or force one model with classifier=lightgbm or classifier=logistic"
         )
-    tuned = {name: tuned_params(config, cfg, calls, frame, windows) for name, config in configs.items()}
+    # The grid search's fold fits, kept: the comparison below fits the tuned parameters on the same
+    # sample and folds, and reuses them instead of fitting again (a quarter of the model choice's time).
+    fitted: dict[str, dict] = {name: {} for name in configs}
+    tuned = {name: tuned_params(c, cfg, calls, frame, windows, fitted[name]) for name, c in configs.items()}
     settings = cfg.get("model_choice") or {}
     rows = _subsample(windows["training"], cfg.tuning.max_rows, cfg.seed + 1)  # the tuning sample and folds
     sample = frame.iloc[rows]
@@ -251,9 +263,12 @@ def choose_classifier(
         def fit_and_score(train: np.ndarray, valid: np.ndarray) -> np.ndarray:
             part = sample.iloc[train]
             pipeline = make_classifier_pipeline(build_estimator(config), categorical, numeric, part)
-            inputs = model_input(pipeline, part, categorical, numeric)
-            fitted = fit_classifier(pipeline, inputs, y[train], params, len(categorical))
-            model = wrap_fitted(fitted, categorical, numeric, part)
+            # The same fit as the grid search's on this fold (same layout, parameters and rows), if any.
+            pipe = fitted[name].get(fit_key(pipeline, params, sample.index[valid]))
+            if pipe is None:
+                inputs = model_input(pipeline, part, categorical, numeric)
+                pipe = fit_classifier(pipeline, inputs, y[train], params, len(categorical))
+            model = wrap_fitted(pipe, categorical, numeric, part)
             return model.raw_score(model.encode(sample.iloc[valid]))
 
         return Candidate(name, fit_and_score, complexity=0 if name == "logistic" else 1)

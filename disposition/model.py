@@ -20,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
@@ -70,11 +71,13 @@ def tune(
     n_categorical: int,
     cv=None,
     groups: np.ndarray | None = None,
+    fitted: dict | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Grid-search classifier parameters with time-ordered folds; ``X`` must be sorted by call time.
 
     ``cv`` replaces the time-ordered folds (stratified or grouped K-fold for files without dates),
-    with ``groups`` for a grouped one.
+    with ``groups`` for a grouped one. ``fitted`` (a dict) receives every fold's fitted pipeline
+    under :func:`fit_key`, for a later cross-validation on the same rows and folds to reuse.
 
     Returns
     -------
@@ -90,7 +93,7 @@ def tune(
     search = GridSearchCV(
         pipeline,
         {f"model__{name}": list(values) for name, values in grid.items()},
-        scoring=scoring,
+        scoring=scoring if fitted is None else _keeping_fits(pipeline, scoring, list(grid), fitted),
         cv=TimeSeriesSplit(n_splits=n_splits) if cv is None else cv,
         refit=False,
         n_jobs=1,  # LightGBM already uses every core inside each fit
@@ -108,6 +111,31 @@ def tune(
     table = table[keep + folds].rename(columns=lambda c: names.get(c, c.replace("param_model__", "")))
     best = {key.removeprefix("model__"): value for key, value in search.best_params_.items()}
     return best, table.sort_values("mean_test_score", ascending=False, ignore_index=True)
+
+
+def _keeping_fits(pipeline: Pipeline, scoring: str, names: Sequence[str], fitted: dict):
+    """The ``scoring`` scorer, also keeping each fold's fitted pipeline in ``fitted`` (:func:`fit_key`)."""
+    score = get_scorer(scoring)
+
+    def scorer(estimator, X_test, y_test, **kwargs):
+        params = estimator.named_steps["model"].get_params()
+        fitted[fit_key(pipeline, {name: params[name] for name in names}, X_test.index)] = estimator
+        return score(estimator, X_test, y_test, **kwargs)
+
+    return scorer
+
+
+def fit_key(pipeline: Pipeline, params: Mapping, test_rows: pd.Index) -> tuple:
+    """What identifies a fold's fit: the encoder's layout (for the linear path, which numbers are
+    splined, decided on the rows it is built from), the classifier parameters, and the labels of the
+    rows the fold validates on, which with the same splitter over the same calls fix the rows it was
+    fitted on. Two fits with the same key are the same computation on the same data."""
+    encoder = pipeline.named_steps["encode"]
+    if isinstance(encoder, CallEncoder):
+        layout = ("codes", tuple(encoder.categorical), tuple(encoder.numeric))
+    else:  # one short transformer per feature (linear_preprocessor): each repr is complete
+        layout = tuple((name, repr(part), tuple(columns)) for name, part, columns in encoder.transformers)
+    return layout, tuple(sorted(params.items())), np.asarray(test_rows).tobytes()
 
 
 def fit_classifier(

@@ -86,3 +86,44 @@ def test_the_standard_error_is_taken_at_the_size_the_model_is_fitted_on():
     assert larger == "lightgbm" and "at the training window's size" in reason
     with pytest.raises(ValueError, match="se_scale"):
         compare(candidates, np.array([0, 1] * 10), _folds(np.array([0, 1] * 10), 2), "sigmoid", se_scale=0.0)
+
+
+def test_the_comparison_reuses_the_grid_searchs_fold_fits_with_the_same_results(calls, monkeypatch):
+    # The grid search already fitted the tuned parameters on the comparison's folds: the comparison
+    # takes those fits instead of refitting, and every number is the same as refitting gives.
+    import disposition.candidate as candidate
+    from disposition.data import CallSpec, prepare_calls, split_windows
+    from disposition.features import add_time_features
+
+    cfg = compose_disposition(
+        [
+            "calls.path=unused.parquet",
+            "tuning.max_rows=6000",
+            "classifier.estimator.n_estimators=20",
+            "classifier.estimator.n_jobs=1",
+            "classifier.search.num_leaves=[7]",
+            "baseline.search.C=[0.1,1.0]",
+        ]
+    )
+    spec = CallSpec.from_config(dict(cfg.calls))
+    prepared = prepare_calls(calls, spec)
+    train, cal, test, _ = split_windows(prepared, dict(cfg.split), 0)
+    windows = {"training": train, "calibration": cal, "test": test}
+    frame = add_time_features(prepared.frame, spec.date_column, prepared.features.time_features)
+    fits = []
+    fit_classifier = candidate.fit_classifier
+    monkeypatch.setattr(candidate, "fit_classifier", lambda *a: fits.append(1) or fit_classifier(*a))
+    reused = candidate.choose_classifier(cfg, prepared, frame, windows)
+    # A fold whose training part splines fewer numbers than the sample (too few distinct values) is
+    # a different fit, and is refitted; the others are the grid search's.
+    folds = 2 * int(cfg.tuning.n_splits)
+    assert len(fits) < folds
+    fits.clear()
+    monkeypatch.setattr(candidate, "fit_key", lambda *a: object())  # no key matches: every fold refitted
+    refitted = candidate.choose_classifier(cfg, prepared, frame, windows)
+    assert len(fits) == folds
+    pd.testing.assert_frame_equal(reused.choice.folds, refitted.choice.folds, check_exact=True)
+    assert reused.choice.chosen == refitted.choice.chosen and reused.choice.reason == refitted.choice.reason
+    for name, (rows, p) in reused.choice.oof.items():
+        again_rows, again_p = refitted.choice.oof[name]
+        assert np.array_equal(rows, again_rows) and np.array_equal(p, again_p)

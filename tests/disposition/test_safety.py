@@ -20,8 +20,8 @@ from disposition.threshold import (
     required_calls,
     smallest_supported_limit,
     start_calls,
-    tested_rate,
 )
+from disposition.threshold import tested_rate as rate_tested  # a name pytest would collect as a test
 from mlops.errors import ConfigError
 
 
@@ -125,7 +125,7 @@ def test_confirm_power_tests_against_a_rate_below_the_limit():
 def test_the_chunked_start_opens_the_same_candidate_as_testing_every_one(limit, power, scale, calls):
     # first_started stops at the first candidate start_calls opens instead of evaluating them all.
     n = np.arange(1, calls + 1)
-    opened = start_calls(tested_rate(n, limit, 0.05, power, scale), 0.05)
+    opened = start_calls(rate_tested(n, limit, 0.05, power, scale), 0.05)
     expected = int(np.argmax(opened)) if opened.any() else calls
     assert first_started(calls, limit, 0.05, power, scale) == expected
 
