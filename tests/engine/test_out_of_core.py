@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from disposition.distributed import columns_from, fixed_encoder, read_calls, window_bounds
+from disposition.distributed import (
+    columns_from,
+    encoded_features,
+    fixed_encoder,
+    read_calls,
+    training_arrays,
+    window_bounds,
+)
 from disposition.distributed_pipeline import train_distributed
 from disposition.features import CallEncoder
 from disposition.safety import rules_from_mapping
@@ -43,6 +51,23 @@ def test_levels_are_fixed_across_partitions_and_windows_cut_whole_days(dask_engi
     assert cal_start == cal_start.normalize() and test_start == test_start.normalize()
     share_before = (calls["call_time"] < cal_start).mean(), (calls["call_time"] < test_start).mean()
     assert share_before[0] == pytest.approx(0.6, abs=0.01) and share_before[1] == pytest.approx(0.8, abs=0.01)
+
+
+def test_training_arrays_keep_every_training_call_with_labels_aligned(tmp_path):
+    """Nine files: dask-expr fuses Parquet partitions by the share of the columns a graph reads, so
+    counts or labels taken from another graph than the features' did not line up (calls dropped)."""
+    calls = pd.read_parquet(SYNTHETIC_CALLS).iloc[:45_000].reset_index(drop=True)
+    for k in range(9):
+        calls.iloc[k * 5_000 : (k + 1) * 5_000].to_parquet(tmp_path / f"part{k}.parquet", index=False)
+    frame = read_calls(str(tmp_path), _columns())
+    cut = calls["call_time"].iloc[28_000]  # files 6-8 hold no training call
+    encoder = fixed_encoder(frame, _columns().features)
+    X, y = training_arrays(frame[frame["call_time"] < cut], encoder, _columns())
+    train = calls[calls["call_time"] < cut]
+    assert X.shape == (len(train), len(encoder.feature_names_)) and X.chunks[0] == y.chunks[0]
+    expected = encoded_features(train, encoder, _columns().features).to_numpy()
+    np.testing.assert_array_equal(X.compute(), expected)
+    np.testing.assert_array_equal(y.compute(), train["safe_remote"].to_numpy(dtype="int8"))
 
 
 @pytest.mark.slow
