@@ -19,8 +19,11 @@ Library code: no Hydra, no MLflow. It needs a ``distributed.Client`` for the Lig
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import dask.dataframe as dd
 import numpy as np
@@ -33,6 +36,9 @@ from disposition.features import CallEncoder, add_time_features, categorical_str
 from disposition.model import TreeModel
 from disposition.safety import ClosureResult, HardRule, excluded_by_rules
 from disposition.scorer import FeatureSpec, RemoteClosureScorer
+from mlops.engine import ClusterError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,13 +108,76 @@ def fit_booster(client, train: dd.DataFrame, encoder: CallEncoder, columns: Call
     # Not persisted here: lightgbm.dask computes and waits for every part itself before it sets up
     # its network (and a persisted dask-expr frame handed to it lost its parts in our tests).
     model = DaskLGBMClassifier(client=client, **params)
-    model.fit(
-        X,
-        y,
-        feature_name=list(encoder.feature_names_),
-        categorical_feature=list(range(len(encoder.categorical))),
+    watching_workers(
+        client,
+        lambda: model.fit(
+            X,
+            y,
+            feature_name=list(encoder.feature_names_),
+            categorical_feature=list(range(len(encoder.categorical))),
+        ),
     )
     return model.to_local().booster_
+
+
+class WorkerLostError(ClusterError):
+    """A worker the distributed fit started with is gone; the fit cannot finish without it."""
+
+
+def watching_workers(client, fit: Callable[[], T], poll_seconds: float = 1.0) -> T:
+    """``fit()`` (a lightgbm.dask fit) while watching the cluster's workers.
+
+    lightgbm.dask has no fault tolerance (LightGBM issue #5920): when a worker dies mid-fit (killed,
+    or restarted by its nanny at the memory limit, as a 50 M-call fit did at 4 GiB), the others wait
+    for it in LightGBM's network until its socket time-out (hours), and the job hangs. So the fit
+    runs in a thread, and the job fails with what to do as soon as a worker it started with is gone;
+    the remaining workers are restarted to free them. Nothing is registered: that comes after.
+    """
+    workers = set(client.scheduler_info()["workers"])
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fit()
+        except BaseException as error:  # re-raised in the caller's thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="lightgbm-dask-fit", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(poll_seconds)
+        lost = workers - set(client.scheduler_info()["workers"])
+        if lost and thread.is_alive():
+            _free(client, workers - lost)
+            raise WorkerLostError(_lost_message(lost))
+    if "error" in outcome:
+        # A survivor may notice first, as a LightGBM socket error, before the scheduler has
+        # removed the dead worker: give the scheduler a few seconds, then say what happened.
+        lost = workers - set(client.scheduler_info()["workers"])
+        deadline = time.monotonic() + (10 if "socket" in str(outcome["error"]).lower() else 0)
+        while not lost and time.monotonic() < deadline:
+            time.sleep(poll_seconds)
+            lost = workers - set(client.scheduler_info()["workers"])
+        if lost:
+            raise WorkerLostError(_lost_message(lost)) from outcome["error"]
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _lost_message(lost: set[str]) -> str:
+    return (
+        f"the Dask cluster lost worker(s) {sorted(lost)} during the out-of-core LightGBM fit, which "
+        "cannot continue without them (lightgbm.dask has no fault tolerance); nothing was "
+        "registered: give each worker more memory (engine.memory_limit) or add workers, and run again"
+    )
+
+
+def _free(client, workers: set[str]) -> None:
+    """Restart the workers still blocked in the abandoned fit (best effort: needs their nannies)."""
+    try:
+        client.restart_workers(sorted(workers), timeout=60, raise_for_error=False)
+    except Exception:  # noqa: BLE001 - the job already fails with the lost worker's message
+        pass
 
 
 def training_arrays(train: dd.DataFrame, encoder: CallEncoder, columns: CallColumns):
