@@ -65,7 +65,7 @@ def fit_threads(pipeline: Pipeline) -> AbstractContextManager:
     (6.8 s wall against 15.6 s beside other work). It also makes the fit independent of the
     machine's core count: OpenBLAS splits the product's rows between its threads and sums the rows
     at the split differently, so two threads gave coefficients up to 1.7e-9 away from one thread's
-    on a 2 M-call training window (no threshold, share or reported figure moved). As
+    on a 2 M-call training window (metrics of a full run moved by about 1e-12). As
     forecasting/models/local.py does for its small fits.
     """
     if is_tree(pipeline.named_steps["model"]):
