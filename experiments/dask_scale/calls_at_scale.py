@@ -38,19 +38,18 @@ import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
-from disposition.distributed import columns_from, encoded_features, read_calls
-from disposition.safety import rules_from_mapping
+from disposition.distributed import encoded_features, read_calls
 from disposition.synthetic_chunks import plan_chunks, write_chunk
 from experiments.dask_scale.run import (
     CATEGORICAL,
-    NUMERIC,
-    RULES,
+    OUT_OF_CORE_PARAMS,
     _cpu_seconds,
     _peak_rss_gib,
     _saved_bundle,
     _train,
     _verdict,
     _where_time_goes,
+    out_of_core_columns,
 )
 from experiments.harness import ROOT, BenchmarkReport
 from mlops.batch_scoring import _load as load_model
@@ -162,17 +161,7 @@ def _one_size(
     )
     loads["generated"] = os.getloadavg()[0]
 
-    columns = columns_from(
-        CATEGORICAL, NUMERIC, "call_time", ["hour", "day_of_week"], "safe_remote", rules_from_mapping(RULES)
-    )
-    params = {
-        "n_estimators": 200,
-        "learning_rate": 0.05,
-        "num_leaves": 31,
-        "min_child_samples": 50,
-        "random_state": 0,
-        "verbose": -1,
-    }
+    columns, params = out_of_core_columns(), dict(OUT_OF_CORE_PARAMS)
     with start_engine(settings) as engine:
         engine.client.wait_for_workers(n_workers)
         idle_gib = engine.client.run(_rss_gib)

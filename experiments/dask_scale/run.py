@@ -371,18 +371,27 @@ def _call_folder(workdir: Path, copies: int, files: int, later_dates: bool = Tru
     return folder
 
 
-def _calls(engine, folder: Path, score_dir: Path, small_classifier: dict | None) -> tuple[list[dict], dict]:
-    columns = columns_from(
+# The out-of-core trainer's model (conf/disposition_distributed.yaml's classifier), for every
+# call-level benchmark (this one and calls_at_scale.py).
+OUT_OF_CORE_PARAMS = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 50,
+    "random_state": 0,
+    "verbose": -1,
+}
+
+
+def out_of_core_columns():
+    """The committed synthetic calls' columns and hard rules, as the call-level benchmarks use them."""
+    return columns_from(
         CATEGORICAL, NUMERIC, "call_time", ["hour", "day_of_week"], "safe_remote", rules_from_mapping(RULES)
     )
-    params = {
-        "n_estimators": 200,
-        "learning_rate": 0.05,
-        "num_leaves": 31,
-        "min_child_samples": 50,
-        "random_state": 0,
-        "verbose": -1,
-    }
+
+
+def _calls(engine, folder: Path, score_dir: Path, small_classifier: dict | None) -> tuple[list[dict], dict]:
+    columns, params = out_of_core_columns(), dict(OUT_OF_CORE_PARAMS)
     frame = read_calls(str(folder), columns)
     start = time.perf_counter()
     result = _train(engine, frame, columns, params)
